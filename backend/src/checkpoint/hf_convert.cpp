@@ -1,0 +1,219 @@
+#include "checkpoint/hf_convert.h"
+
+#include <map>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "checkpoint/model_config.h"
+#include "checkpoint/safetensors.h"
+#include "common/error.h"
+#include "common/half.h"
+
+namespace llm {
+
+using nlohmann::json;
+
+void convert_elements(DType from, const void* src, DType to, void* dst, size_t count) {
+  auto load = [&](size_t i) -> float {
+    switch (from) {
+      case DType::F32: return static_cast<const float*>(src)[i];
+      case DType::F16: return fp16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(src)[i]);
+      default: throw_error("cannot convert from dtype ", safetensors_name(from));
+    }
+  };
+  for (size_t i = 0; i < count; ++i) {
+    const float v = load(i);
+    switch (to) {
+      case DType::F32: static_cast<float*>(dst)[i] = v; break;
+      case DType::F16: static_cast<uint16_t*>(dst)[i] = f32_to_fp16(v); break;
+      case DType::BF16: static_cast<uint16_t*>(dst)[i] = f32_to_bf16(v); break;
+      default: throw_error("cannot convert to dtype ", safetensors_name(to));
+    }
+  }
+}
+
+namespace {
+
+// The Hugging Face weights, possibly sharded, looked up by tensor name.
+class HfWeights {
+ public:
+  explicit HfWeights(const std::filesystem::path& dir) {
+    const auto index = dir / "model.safetensors.index.json";
+    const auto single = dir / "model.safetensors";
+    if (std::filesystem::exists(index)) {
+      const json j = read_json_file(index);
+      if (!j.contains("weight_map") || !j["weight_map"].is_object())
+        throw_error(index.string(), ": missing \"weight_map\" object");
+      std::set<std::string> shards;
+      for (const auto& [name, shard] : j["weight_map"].items()) {
+        if (!shard.is_string()) throw_error(index.string(), ": weight_map entry for ", name, " is not a file name");
+        shards.insert(shard.get<std::string>());
+      }
+      for (const auto& shard : shards) {
+        if (!std::filesystem::exists(dir / shard))
+          throw_error(index.string(), " names shard ", shard, ", which is missing from ", dir.string());
+        files_.push_back(std::make_unique<SafetensorsFile>(dir / shard));
+      }
+    } else if (std::filesystem::exists(single)) {
+      files_.push_back(std::make_unique<SafetensorsFile>(single));
+    } else if (std::filesystem::exists(dir / "pytorch_model.bin") ||
+               std::filesystem::exists(dir / "pytorch_model.bin.index.json")) {
+      throw_error(dir.string(), " holds PyTorch .bin weights; only safetensors are read. Re-save them with "
+                  "model.save_pretrained(dir, safe_serialization=True)");
+    } else {
+      throw_error("no model.safetensors or model.safetensors.index.json in ", dir.string());
+    }
+    for (const auto& file : files_) {
+      for (const auto& [name, view] : file->tensors()) by_name_[name] = &view;
+    }
+  }
+
+  const TensorView* find(const std::string& name) const {
+    const auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+  }
+
+  const TensorView& get(const std::string& name, const std::vector<size_t>& shape) const {
+    const TensorView* view = find(name);
+    if (view == nullptr) throw_error("tensor ", name, " is missing from the Hugging Face checkpoint in ", dir_string());
+    if (view->shape != shape) {
+      TensorView expected;
+      expected.shape = shape;
+      throw_error("tensor ", name, " has shape ", view->shape_string(), ", expected ", expected.shape_string(),
+                  " from config.json");
+    }
+    if (view->dtype != DType::F32 && view->dtype != DType::F16 && view->dtype != DType::BF16)
+      throw_error("tensor ", name, " has dtype ", safetensors_name(view->dtype), "; expected F32, F16 or BF16");
+    return *view;
+  }
+
+ private:
+  std::string dir_string() const { return files_.empty() ? "" : files_.front()->path().parent_path().string(); }
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, const TensorView*> by_name_;
+};
+
+int64_t hf_int(const json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || !j[key].is_number_integer()) throw_error(where, ": missing integer field \"", key, "\"");
+  return j[key].get<int64_t>();
+}
+
+ModelConfig config_from_hf(const json& hf, DType dtype, const std::string& where) {
+  bool is_llama = hf.value("model_type", "") == "llama";
+  if (hf.contains("architectures") && hf["architectures"].is_array()) {
+    for (const auto& a : hf["architectures"]) is_llama = is_llama || a == "LlamaForCausalLM";
+  }
+  if (!is_llama) {
+    throw_error(where, ": not a Llama checkpoint (model_type ", hf.value("model_type", json("missing")).dump(),
+                ", architectures ", hf.value("architectures", json("missing")).dump(), "); expected LlamaForCausalLM");
+  }
+  if (hf.contains("hidden_act") && hf["hidden_act"] != "silu")
+    throw_error(where, ": hidden_act ", hf["hidden_act"].dump(), " is not supported (expected \"silu\")");
+  if (hf.contains("rope_scaling") && !hf["rope_scaling"].is_null())
+    throw_error(where, ": rope_scaling ", hf["rope_scaling"].dump(), " is not supported yet");
+  if (hf.value("attention_bias", false) || hf.value("mlp_bias", false))
+    throw_error(where, ": attention/MLP biases are not supported");
+
+  ModelConfig c;
+  c.dtype = dtype;
+  c.vocab_size = hf_int(hf, "vocab_size", where);
+  c.hidden_size = hf_int(hf, "hidden_size", where);
+  c.num_hidden_layers = hf_int(hf, "num_hidden_layers", where);
+  c.num_attention_heads = hf_int(hf, "num_attention_heads", where);
+  c.num_key_value_heads = hf.contains("num_key_value_heads") && !hf["num_key_value_heads"].is_null()
+                              ? hf_int(hf, "num_key_value_heads", where)
+                              : c.num_attention_heads;
+  c.head_size = hf.contains("head_dim") && !hf["head_dim"].is_null()
+                    ? hf_int(hf, "head_dim", where)
+                    : (c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+  c.intermediate_size = hf_int(hf, "intermediate_size", where);
+  c.max_position_embeddings = hf_int(hf, "max_position_embeddings", where);
+  c.norm_epsilon = hf.value("rms_norm_eps", 1e-6);
+  c.rotary_base = hf.value("rope_theta", 10000.0);
+  c.validate(where);
+  return c;
+}
+
+}  // namespace
+
+void convert_hf_checkpoint(const HfConvertOptions& options) {
+  const auto& dir = options.hf_dir;
+  auto log = [&](const std::string& message) {
+    if (options.log) options.log(message);
+  };
+  const auto config_path = dir / "config.json";
+  if (!std::filesystem::exists(config_path))
+    throw_error("no config.json in ", dir.string(), ": expected a Hugging Face Llama checkpoint directory");
+  const json hf = read_json_file(config_path);
+  const ModelConfig config = config_from_hf(hf, options.dtype, config_path.string());
+  const HfWeights weights(dir);
+
+  const size_t hidden = static_cast<size_t>(config.hidden_size);
+  const size_t inter = static_cast<size_t>(config.intermediate_size);
+  const size_t vocab = static_cast<size_t>(config.vocab_size);
+  const size_t q_rows = static_cast<size_t>(config.q_size());
+  const size_t kv_rows = static_cast<size_t>(config.kv_size());
+  const DType out = options.dtype;
+
+  SafetensorsWriter writer;
+  writer.set_metadata("producer", "triton-llm convert");
+  // Copies tensors (converted to the output dtype) stacked along the first dimension.
+  auto add = [&](const std::string& name, std::vector<const TensorView*> parts, std::vector<size_t> shape) {
+    writer.add(name, out, std::move(shape), [parts, out](std::span<uint8_t> dst) {
+      size_t offset = 0;
+      for (const TensorView* part : parts) {
+        convert_elements(part->dtype, part->bytes.data(), out, dst.data() + offset, part->numel());
+        offset += part->numel() * dtype_size(out);
+      }
+    });
+  };
+
+  const TensorView& embed = weights.get("model.embed_tokens.weight", {vocab, hidden});
+  add("transformer.vocab_embedding.weight", {&embed}, {vocab, hidden});
+  for (size_t i = 0; i < static_cast<size_t>(config.num_hidden_layers); ++i) {
+    const std::string hf = "model.layers." + std::to_string(i) + ".";
+    const std::string trt = "transformer.layers." + std::to_string(i) + ".";
+    add(trt + "input_layernorm.weight", {&weights.get(hf + "input_layernorm.weight", {hidden})}, {hidden});
+    // Fused QKV stacks q, k, v on the output dimension. Hugging Face's rotate-half layout is
+    // what rope_gpt_neox expects, so q/k rows are taken without permutation.
+    add(trt + "attention.qkv.weight",
+        {&weights.get(hf + "self_attn.q_proj.weight", {q_rows, hidden}),
+         &weights.get(hf + "self_attn.k_proj.weight", {kv_rows, hidden}),
+         &weights.get(hf + "self_attn.v_proj.weight", {kv_rows, hidden})},
+        {q_rows + 2 * kv_rows, hidden});
+    add(trt + "attention.dense.weight", {&weights.get(hf + "self_attn.o_proj.weight", {hidden, q_rows})}, {hidden, q_rows});
+    add(trt + "post_layernorm.weight", {&weights.get(hf + "post_attention_layernorm.weight", {hidden})}, {hidden});
+    // TensorRT-LLM's fc is the SiLU branch (gate_proj); its gate is up_proj.
+    add(trt + "mlp.fc.weight", {&weights.get(hf + "mlp.gate_proj.weight", {inter, hidden})}, {inter, hidden});
+    add(trt + "mlp.gate.weight", {&weights.get(hf + "mlp.up_proj.weight", {inter, hidden})}, {inter, hidden});
+    add(trt + "mlp.proj.weight", {&weights.get(hf + "mlp.down_proj.weight", {hidden, inter})}, {hidden, inter});
+  }
+  add("transformer.ln_f.weight", {&weights.get("model.norm.weight", {hidden})}, {hidden});
+  const bool tied = hf.value("tie_word_embeddings", false);
+  const TensorView* lm_head = tied ? nullptr : weights.find("lm_head.weight");
+  if (lm_head == nullptr) {
+    if (!tied) log("warning: lm_head.weight is missing; using the tied input embedding as TensorRT-LLM does");
+    lm_head = &embed;
+  } else {
+    lm_head = &weights.get("lm_head.weight", {vocab, hidden});
+  }
+  // lm_head is written out even when tied, so the checkpoint stands alone (as TensorRT-LLM's converter does).
+  add("lm_head.weight", {lm_head}, {vocab, hidden});
+
+  std::filesystem::create_directories(options.out_dir);
+  writer.write(options.out_dir / "rank0.safetensors");
+  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
+                           "generation_config.json"}) {
+    if (std::filesystem::exists(dir / name)) {
+      std::filesystem::copy_file(dir / name, options.out_dir / name, std::filesystem::copy_options::overwrite_existing);
+    }
+  }
+  if (!std::filesystem::exists(dir / "tokenizer.model"))
+    log("warning: no tokenizer.model in " + dir.string() + "; `llm generate` will need --tokenizer");
+  // config.json last: a directory with it is a complete checkpoint.
+  write_json_file(options.out_dir / "config.json", config.to_json());
+}
+
+}  // namespace llm

@@ -1,0 +1,170 @@
+#include "checkpoint/model_config.h"
+
+#include <fstream>
+
+#include "common/error.h"
+
+namespace llm {
+
+using nlohmann::json;
+
+json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw_error("cannot open ", path.string());
+  try {
+    return json::parse(in);
+  } catch (const json::exception& e) {
+    throw_error(path.string(), ": not valid JSON (", e.what(), ")");
+  }
+}
+
+void write_json_file(const std::filesystem::path& path, const json& j) {
+  std::ofstream out(path, std::ios::trunc);
+  out << j.dump(4) << '\n';
+  if (!out) throw_error("cannot write ", path.string());
+}
+
+namespace {
+
+const json& required(const json& j, const char* key, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) throw_error(where, ": missing field \"", key, "\"");
+  return j[key];
+}
+
+int64_t required_int(const json& j, const char* key, const std::string& where) {
+  const json& v = required(j, key, where);
+  if (!v.is_number_integer()) throw_error(where, ": field \"", key, "\" must be an integer, got ", v.dump());
+  return v.get<int64_t>();
+}
+
+double number_or(const json& j, const char* key, double fallback, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_number()) throw_error(where, ": field \"", key, "\" must be a number, got ", j[key].dump());
+  return j[key].get<double>();
+}
+
+}  // namespace
+
+void ModelConfig::validate(const std::string& where) const {
+  auto positive = [&](const char* name, int64_t value) {
+    if (value <= 0) throw_error(where, ": field \"", name, "\" must be positive, got ", value);
+  };
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("num_attention_heads", num_attention_heads);
+  positive("num_key_value_heads", num_key_value_heads);
+  positive("head_size", head_size);
+  positive("intermediate_size", intermediate_size);
+  positive("max_position_embeddings", max_position_embeddings);
+  if (num_attention_heads % num_key_value_heads != 0) {
+    throw_error(where, ": num_attention_heads (", num_attention_heads, ") must be a multiple of num_key_value_heads (",
+                num_key_value_heads, ")");
+  }
+  if (head_size % 2 != 0) throw_error(where, ": head_size must be even for rotary embeddings, got ", head_size);
+  if (!(norm_epsilon > 0)) throw_error(where, ": field \"norm_epsilon\" must be positive");
+  if (!(rotary_base > 0)) throw_error(where, ": field \"rotary_base\" must be positive");
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
+    throw_error(where, ": field \"dtype\" must be float32, float16 or bfloat16");
+}
+
+json ModelConfig::to_json() const {
+  return json{
+      {"architecture", architecture},
+      {"dtype", std::string(config_name(dtype))},
+      {"logits_dtype", "float32"},
+      {"vocab_size", vocab_size},
+      {"max_position_embeddings", max_position_embeddings},
+      {"hidden_size", hidden_size},
+      {"num_hidden_layers", num_hidden_layers},
+      {"num_attention_heads", num_attention_heads},
+      {"num_key_value_heads", num_key_value_heads},
+      {"head_size", head_size},
+      {"hidden_act", "silu"},
+      {"intermediate_size", intermediate_size},
+      {"norm_epsilon", norm_epsilon},
+      {"position_embedding_type", "rope_gpt_neox"},
+      {"rotary_base", rotary_base},
+      {"rotary_scaling", nullptr},
+      {"use_parallel_embedding", false},
+      {"embedding_sharding_dim", 0},
+      {"share_embedding_table", share_embedding_table},
+      {"attn_bias", false},
+      {"mlp_bias", false},
+      {"mapping", {{"world_size", 1}, {"tp_size", 1}, {"pp_size", 1}}},
+      {"quantization", {{"quant_algo", nullptr}, {"kv_cache_quant_algo", nullptr}}},
+  };
+}
+
+ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
+  if (!j.is_object()) throw_error(where, ": expected a JSON object");
+  ModelConfig c;
+  const json& arch = required(j, "architecture", where);
+  if (!arch.is_string()) throw_error(where, ": field \"architecture\" must be a string");
+  c.architecture = arch.get<std::string>();
+  if (c.architecture != "LlamaForCausalLM") {
+    throw_error(where, ": unsupported architecture \"", c.architecture,
+                "\"; the CPU engine runs LlamaForCausalLM checkpoints");
+  }
+  const json& dtype = required(j, "dtype", where);
+  const auto parsed_dtype = dtype.is_string() ? dtype_from_config(dtype.get<std::string>()) : std::nullopt;
+  if (!parsed_dtype) throw_error(where, ": field \"dtype\" must be float32, float16 or bfloat16, got ", dtype.dump());
+  c.dtype = *parsed_dtype;
+  c.vocab_size = required_int(j, "vocab_size", where);
+  c.hidden_size = required_int(j, "hidden_size", where);
+  c.num_hidden_layers = required_int(j, "num_hidden_layers", where);
+  c.num_attention_heads = required_int(j, "num_attention_heads", where);
+  c.num_key_value_heads = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null()
+                              ? required_int(j, "num_key_value_heads", where)
+                              : c.num_attention_heads;
+  c.head_size = j.contains("head_size") && !j["head_size"].is_null()
+                    ? required_int(j, "head_size", where)
+                    : (c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+  c.intermediate_size = required_int(j, "intermediate_size", where);
+  c.max_position_embeddings = required_int(j, "max_position_embeddings", where);
+  c.norm_epsilon = number_or(j, "norm_epsilon", 1e-5, where);
+  c.rotary_base = number_or(j, "rotary_base", 10000.0, where);
+  c.share_embedding_table = j.value("share_embedding_table", false);
+
+  if (j.contains("hidden_act") && j["hidden_act"] != "silu")
+    throw_error(where, ": hidden_act ", j["hidden_act"].dump(), " is not supported (Llama uses \"silu\")");
+  if (j.contains("position_embedding_type") && j["position_embedding_type"] != "rope_gpt_neox") {
+    throw_error(where, ": position_embedding_type ", j["position_embedding_type"].dump(),
+                " is not supported (Llama checkpoints use \"rope_gpt_neox\")");
+  }
+  if (j.contains("rotary_scaling") && !j["rotary_scaling"].is_null())
+    throw_error(where, ": rotary_scaling ", j["rotary_scaling"].dump(), " is not supported yet");
+  if (j.value("attn_bias", false) || j.value("mlp_bias", false) || j.value("bias", false))
+    throw_error(where, ": attention/MLP biases are not supported (Llama has none)");
+  if (j.contains("mapping") && j["mapping"].is_object()) {
+    const json& m = j["mapping"];
+    for (const char* key : {"world_size", "tp_size", "pp_size", "cp_size"}) {
+      if (m.contains(key) && m[key] != 1) {
+        throw_error(where, ": mapping.", key, " = ", m[key].dump(),
+                    "; the CPU engine needs a single-rank checkpoint (convert with tp_size 1 and pp_size 1)");
+      }
+    }
+  }
+  if (j.contains("quantization") && j["quantization"].is_object()) {
+    const json& q = j["quantization"];
+    if (q.contains("quant_algo") && !q["quant_algo"].is_null()) {
+      throw_error(where, ": quantization.quant_algo ", q["quant_algo"].dump(),
+                  " is not supported by this build (float checkpoints only)");
+    }
+    if (q.contains("kv_cache_quant_algo") && !q["kv_cache_quant_algo"].is_null())
+      throw_error(where, ": quantization.kv_cache_quant_algo ", q["kv_cache_quant_algo"].dump(), " is not supported");
+  }
+  c.validate(where);
+  return c;
+}
+
+ModelConfig ModelConfig::load(const std::filesystem::path& checkpoint_dir) {
+  const auto path = checkpoint_dir / "config.json";
+  if (!std::filesystem::exists(path)) {
+    throw_error("no config.json in ", checkpoint_dir.string(),
+                ": expected a TensorRT-LLM checkpoint (config.json + rank0.safetensors); make one with `llm convert`");
+  }
+  return from_json(read_json_file(path), path.string());
+}
+
+}  // namespace llm

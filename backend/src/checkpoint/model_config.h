@@ -1,0 +1,44 @@
+#pragma once
+// The config.json of a TensorRT-LLM checkpoint (LlamaForCausalLM), as written by TensorRT-LLM's
+// convert_checkpoint.py and by this project's converter.
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/dtype.h"
+
+namespace llm {
+
+struct ModelConfig {
+  std::string architecture = "LlamaForCausalLM";
+  DType dtype = DType::F16;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t max_position_embeddings = 0;
+  double norm_epsilon = 1e-5;
+  double rotary_base = 10000.0;
+  bool share_embedding_table = false;  // lm_head reuses transformer.vocab_embedding
+
+  int64_t q_size() const { return num_attention_heads * head_size; }
+  int64_t kv_size() const { return num_key_value_heads * head_size; }
+
+  // Checks every field the engine relies on; throws Error naming the field and `where`.
+  void validate(const std::string& where) const;
+  nlohmann::json to_json() const;
+  // Parses and validates. Unsupported features (tensor parallelism, quantization not yet
+  // implemented, other architectures, rotary scaling) are clear errors.
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& where);
+  static ModelConfig load(const std::filesystem::path& checkpoint_dir);
+};
+
+// Reads a JSON file, with errors naming it.
+nlohmann::json read_json_file(const std::filesystem::path& path);
+void write_json_file(const std::filesystem::path& path, const nlohmann::json& j);
+
+}  // namespace llm

@@ -1,0 +1,90 @@
+#pragma once
+// The project's Llama runtime: a forward pass over a TensorRT-LLM checkpoint on the CPU.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "checkpoint/model_config.h"
+#include "common/mapped_file.h"
+#include "common/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace llm {
+
+// Keys and values of one sequence for every layer, float32, sized once for the positions the
+// sequence may reach (prompt + max new tokens), so decode never reallocates.
+class KvCache {
+ public:
+  KvCache(const ModelConfig& config, size_t capacity);
+
+  size_t capacity() const { return capacity_; }
+  size_t length() const { return length_; }
+  float* keys(size_t layer, size_t position) { return k_.data() + (layer * capacity_ + position) * kv_size_; }
+  float* values(size_t layer, size_t position) { return v_.data() + (layer * capacity_ + position) * kv_size_; }
+
+ private:
+  friend class LlamaModel;
+  size_t capacity_;
+  size_t kv_size_;
+  size_t length_ = 0;
+  std::vector<float> k_;
+  std::vector<float> v_;
+};
+
+class LlamaModel {
+ public:
+  struct Options {
+    size_t threads = 0;  // 0: one per core
+  };
+
+  // Loads config.json + rank0.safetensors from a TensorRT-LLM checkpoint directory. The file is
+  // memory-mapped to parse and validate it; weights are then kept in huge-page memory in their
+  // stored dtype. Every problem is an Error naming the file, tensor or field.
+  static std::unique_ptr<LlamaModel> load(const std::filesystem::path& checkpoint_dir, Options options);
+
+  const ModelConfig& config() const { return config_; }
+  kernels::Isa isa() const { return context_.isa; }
+  size_t threads() const { return pool_.size(); }
+  size_t weight_bytes() const { return weight_bytes_; }
+
+  // Runs `tokens` at positions cache.length() ... and appends their keys/values to the cache.
+  // With all_logits, writes tokens.size() rows of vocab_size logits; otherwise only the last
+  // token's row. Several tokens run as matrix-matrix work (prefill), one as decode.
+  // Not thread-safe: one forward at a time per model (it owns the thread pool and scratch).
+  void forward(KvCache& cache, std::span<const int32_t> tokens, std::span<float> logits, bool all_logits);
+
+ private:
+  struct Layer {
+    std::vector<float> input_norm;
+    std::vector<float> post_norm;
+    kernels::WeightView qkv;
+    kernels::WeightView dense;
+    kernels::WeightView fc;    // Hugging Face gate_proj: the SiLU branch
+    kernels::WeightView gate;  // Hugging Face up_proj
+    kernels::WeightView proj;  // Hugging Face down_proj
+  };
+
+  LlamaModel(ModelConfig config, Options options);
+  void attention(KvCache& cache, size_t layer, size_t first_position, size_t n_tokens);
+  void compute_rotary(size_t position);
+  void apply_rotary(float* head_vectors, size_t n_heads) const;
+
+  ModelConfig config_;
+  ThreadPool pool_;
+  kernels::Context context_;
+  HugePageBuffer weights_;
+  size_t weight_bytes_ = 0;
+  kernels::WeightView embedding_;
+  kernels::WeightView lm_head_;
+  std::vector<float> final_norm_;
+  std::vector<Layer> layers_;
+  std::vector<double> inv_freq_;
+  std::vector<float> rotary_cos_, rotary_sin_;  // for the position being processed
+
+  // Scratch reused across calls; grown to the largest token count seen.
+  std::vector<float> x_, normed_, qkv_, attn_out_, mlp_a_, mlp_b_, scores_;
+};
+
+}  // namespace llm

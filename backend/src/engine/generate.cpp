@@ -1,0 +1,119 @@
+#include "engine/generate.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "common/error.h"
+
+namespace llm {
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::None: return "none";
+    case FinishReason::Length: return "length";
+    case FinishReason::EndId:
+    case FinishReason::StopString: return "stop";
+  }
+  return "none";
+}
+
+namespace {
+
+size_t checked_capacity(const LlamaModel& model, const GenerationRequest& request) {
+  const int64_t context = model.config().max_position_embeddings;
+  const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
+  if (prompt == 0) throw Error("the prompt is empty: it needs at least one token");
+  if (request.max_tokens <= 0) throw_error("max_tokens must be at least 1, got ", request.max_tokens);
+  if (request.min_tokens < 0) throw_error("min_tokens must be >= 0, got ", request.min_tokens);
+  if (prompt + request.max_tokens > context) {
+    throw_error("the prompt (", prompt, " tokens) plus max_tokens (", request.max_tokens, ") is ",
+                prompt + request.max_tokens, " tokens, beyond the model's context of ", context,
+                " tokens (max_position_embeddings): shorten the prompt or lower max_tokens");
+  }
+  for (const auto& stop : request.stop_strings)
+    if (stop.empty()) throw Error("stop strings must not be empty");
+  return static_cast<size_t>(prompt + request.max_tokens);
+}
+
+}  // namespace
+
+Generation::Generation(LlamaModel& model, const Tokenizer& tokenizer, GenerationRequest request)
+    : model_(model),
+      request_(std::move(request)),
+      cache_(model.config(), checked_capacity(model, request_)),
+      sampler_(request_.sampling),
+      decoder_(tokenizer) {
+  logits_.resize(static_cast<size_t>(model.config().vocab_size));
+  history_ = request_.prompt_ids;
+  history_.reserve(history_.size() + static_cast<size_t>(request_.max_tokens));
+  output_ids_.reserve(static_cast<size_t>(request_.max_tokens));
+}
+
+std::string Generation::step() {
+  if (finished()) return {};
+  if (cache_.length() == 0) {
+    model_.forward(cache_, request_.prompt_ids, logits_, false);
+  } else {
+    const int32_t last = output_ids_.back();
+    model_.forward(cache_, std::span<const int32_t>(&last, 1), logits_, false);
+  }
+  const bool can_end = !request_.ignore_eos && static_cast<int32_t>(output_ids_.size()) >= request_.min_tokens;
+  if (!can_end) {
+    for (int32_t id : request_.end_ids) {
+      if (id >= 0 && static_cast<size_t>(id) < logits_.size()) logits_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+    }
+  }
+  const int32_t token = sampler_.sample(logits_, history_);
+  if (can_end && std::find(request_.end_ids.begin(), request_.end_ids.end(), token) != request_.end_ids.end()) {
+    finish(FinishReason::EndId);
+    return accept_text(decoder_.finish(), true);
+  }
+  output_ids_.push_back(token);
+  history_.push_back(token);
+  std::string delta = decoder_.push(token);
+  const bool at_limit = static_cast<int32_t>(output_ids_.size()) >= request_.max_tokens;
+  if (at_limit) delta += decoder_.finish();
+  std::string visible = accept_text(std::move(delta), at_limit);
+  if (at_limit && !finished()) finish(FinishReason::Length);
+  return visible;
+}
+
+std::string Generation::accept_text(std::string delta, bool final) {
+  std::string pending = held_back_ + delta;
+  held_back_.clear();
+  if (!request_.stop_strings.empty()) {
+    // Stop strings may straddle chunks: search from where the longest one could have begun.
+    size_t longest = 0;
+    for (const auto& s : request_.stop_strings) longest = std::max(longest, s.size());
+    const std::string window = text_.substr(text_.size() - std::min(text_.size(), longest - 1)) + pending;
+    const size_t carried = window.size() - pending.size();
+    size_t earliest = std::string::npos;
+    for (const auto& s : request_.stop_strings) earliest = std::min(earliest, window.find(s));
+    if (earliest != std::string::npos) {
+      // The stop string and what follows are dropped; text before it is emitted. A match always
+      // starts inside `pending`: earlier text never ends with a held-back stop-string prefix.
+      std::string visible = pending.substr(0, earliest - std::min(earliest, carried));
+      text_ += visible;
+      finish(FinishReason::StopString);
+      return visible;
+    }
+    if (!final) {
+      // Hold back the longest suffix that could still grow into a stop string.
+      size_t hold = 0;
+      for (const auto& s : request_.stop_strings) {
+        for (size_t len = std::min(s.size() - 1, pending.size()); len > hold; --len) {
+          if (pending.compare(pending.size() - len, len, s, 0, len) == 0) {
+            hold = len;
+            break;
+          }
+        }
+      }
+      held_back_ = pending.substr(pending.size() - hold);
+      pending.resize(pending.size() - hold);
+    }
+  }
+  text_ += pending;
+  return pending;
+}
+
+}  // namespace llm

@@ -1,0 +1,62 @@
+#pragma once
+// One generation request from prompt ids to text: prefill, decode steps, sampling, stop
+// conditions and streaming text. The backend's scheduler steps several of these in turn; the
+// CLI runs one to completion.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/cpu/llama_model.h"
+#include "engine/sampling.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llm {
+
+enum class FinishReason { None, Length, EndId, StopString };
+// "length" (max_tokens reached) or "stop" (end id or stop string), as OpenAI-style APIs say.
+const char* finish_reason_name(FinishReason reason);
+
+struct GenerationRequest {
+  std::vector<int32_t> prompt_ids;
+  int32_t max_tokens = 16;
+  int32_t min_tokens = 0;  // end ids are masked until this many tokens exist
+  SamplingParams sampling;
+  std::vector<int32_t> end_ids;  // generation stops at any of these (not part of the output)
+  bool ignore_eos = false;       // benchmarks: always generate max_tokens
+  std::vector<std::string> stop_strings;  // output stops before the first occurrence
+};
+
+class Generation {
+ public:
+  // Checks the request against the model (lengths, ids) and sizes the KV cache; throws Error.
+  Generation(LlamaModel& model, const Tokenizer& tokenizer, GenerationRequest request);
+
+  bool finished() const { return finish_ != FinishReason::None; }
+  FinishReason finish_reason() const { return finish_; }
+  // Runs the prefill (first call) or one decode step and returns the newly visible text.
+  std::string step();
+
+  const std::vector<int32_t>& output_ids() const { return output_ids_; }
+  const std::string& text() const { return text_; }
+  size_t prompt_tokens() const { return request_.prompt_ids.size(); }
+
+ private:
+  std::string accept_text(std::string delta, bool final);
+  void finish(FinishReason reason) { finish_ = reason; }
+
+  LlamaModel& model_;
+  GenerationRequest request_;
+  KvCache cache_;
+  Sampler sampler_;
+  StreamDecoder decoder_;
+  std::vector<float> logits_;
+  std::vector<int32_t> history_;  // prompt + output, for the repetition penalty
+  std::vector<int32_t> output_ids_;
+  std::string text_;       // text emitted so far
+  std::string held_back_;  // decoded text that may be the start of a stop string
+  FinishReason finish_ = FinishReason::None;
+};
+
+}  // namespace llm

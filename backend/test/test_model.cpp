@@ -1,0 +1,315 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "checkpoint/hf_convert.h"
+#include "checkpoint/safetensors.h"
+#include "checkpoint/synth.h"
+#include "common/error.h"
+#include "engine/cpu/llama_model.h"
+#include "engine/generate.h"
+#include "test_util.h"
+#include "tiny_hf_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llm {
+namespace {
+
+using test::TempDir;
+using test::TinyHfModel;
+
+const std::vector<int> kTokens = {1, 7, 33, 2, 63, 15, 15, 40, 9, 0, 22, 51};
+
+// Largest |a - b| over all logits, relative to the largest |b|.
+double relative_error(const std::vector<float>& engine, const std::vector<std::vector<double>>& reference) {
+  double max_diff = 0, max_ref = 0;
+  const size_t vocab = reference[0].size();
+  for (size_t t = 0; t < reference.size(); ++t) {
+    for (size_t i = 0; i < vocab; ++i) {
+      max_diff = std::max(max_diff, std::abs(double(engine[t * vocab + i]) - reference[t][i]));
+      max_ref = std::max(max_ref, std::abs(reference[t][i]));
+    }
+  }
+  return max_diff / max_ref;
+}
+
+std::vector<float> all_logits(LlamaModel& model, const std::vector<int>& tokens) {
+  KvCache cache(model.config(), tokens.size());
+  std::vector<float> logits(tokens.size() * size_t(model.config().vocab_size));
+  const std::vector<int32_t> ids(tokens.begin(), tokens.end());
+  model.forward(cache, ids, logits, true);
+  return logits;
+}
+
+std::unique_ptr<LlamaModel> convert_and_load(const TinyHfModel& hf, const TempDir& dir, DType dtype, int shards = 1,
+                                             size_t threads = 2) {
+  hf.write(dir.path() / "hf", shards);
+  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "trt", dtype, {}});
+  return LlamaModel::load(dir.path() / "trt", {threads});
+}
+
+TEST(Converter, Float32LogitsMatchHuggingFaceReference) {
+  const TinyHfModel hf(1);
+  TempDir dir;
+  auto model = convert_and_load(hf, dir, DType::F32);
+  const auto reference = hf.reference_logits(kTokens);
+  EXPECT_LT(relative_error(all_logits(*model, kTokens), reference), 1e-5);
+}
+
+TEST(Converter, ShardedTiedAndSingleThreadedGiveTheSameLogits) {
+  const TinyHfModel hf(2, /*tie=*/true);
+  TempDir dir;
+  auto model = convert_and_load(hf, dir, DType::F32, /*shards=*/3, /*threads=*/1);
+  EXPECT_LT(relative_error(all_logits(*model, kTokens), hf.reference_logits(kTokens)), 1e-5);
+}
+
+TEST(Converter, HalfPrecisionOutputsStayCloseToReference) {
+  const TinyHfModel hf(3);
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    TempDir dir;
+    auto model = convert_and_load(hf, dir, dtype);
+    EXPECT_EQ(model->config().dtype, dtype);
+    // Weight rounding alone: 2^-11 (fp16) or 2^-8 (bf16) relative per weight, accumulated.
+    EXPECT_LT(relative_error(all_logits(*model, kTokens), hf.reference_logits(kTokens)), dtype == DType::F16 ? 5e-3 : 4e-2);
+  }
+}
+
+TEST(Converter, WritesTensorRtLlmSchema) {
+  const TinyHfModel hf(4);
+  TempDir dir;
+  hf.write(dir.path() / "hf");
+  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "trt", DType::F32, {}});
+  const auto config = read_json_file(dir.path() / "trt" / "config.json");
+  EXPECT_EQ(config["architecture"], "LlamaForCausalLM");
+  EXPECT_EQ(config["position_embedding_type"], "rope_gpt_neox");
+  EXPECT_EQ(config["num_key_value_heads"], 2);
+  EXPECT_EQ(config["head_size"], 8);
+  EXPECT_EQ(config["mapping"]["world_size"], 1);
+  EXPECT_TRUE(config["quantization"]["quant_algo"].is_null());
+
+  const SafetensorsFile file(dir.path() / "trt" / "rank0.safetensors");
+  // qkv stacks q, k, v rows; mlp.fc is gate_proj and mlp.gate is up_proj.
+  const auto& qkv = file.get("transformer.layers.1.attention.qkv.weight", {32 + 2 * 16, 32});
+  const float* qkv_data = reinterpret_cast<const float*>(qkv.bytes.data());
+  const auto& q = hf.tensors.at("model.layers.1.self_attn.q_proj.weight");
+  const auto& k = hf.tensors.at("model.layers.1.self_attn.k_proj.weight");
+  const auto& v = hf.tensors.at("model.layers.1.self_attn.v_proj.weight");
+  EXPECT_EQ(qkv_data[0], q[0]);
+  EXPECT_EQ(qkv_data[q.size()], k[0]);
+  EXPECT_EQ(qkv_data[q.size() + k.size() + 5], v[5]);
+  const auto& fc = file.get("transformer.layers.0.mlp.fc.weight");
+  EXPECT_EQ(reinterpret_cast<const float*>(fc.bytes.data())[3], hf.tensors.at("model.layers.0.mlp.gate_proj.weight")[3]);
+  const auto& gate = file.get("transformer.layers.0.mlp.gate.weight");
+  EXPECT_EQ(reinterpret_cast<const float*>(gate.bytes.data())[3], hf.tensors.at("model.layers.0.mlp.up_proj.weight")[3]);
+  for (const char* name : {"transformer.vocab_embedding.weight", "transformer.ln_f.weight", "lm_head.weight",
+                           "transformer.layers.0.attention.dense.weight", "transformer.layers.0.mlp.proj.weight",
+                           "transformer.layers.0.input_layernorm.weight", "transformer.layers.0.post_layernorm.weight"}) {
+    EXPECT_NE(file.find(name), nullptr) << name;
+  }
+}
+
+TEST(Converter, BadInputNamesWhatIsWrong) {
+  TempDir dir;
+  const TinyHfModel hf(5);
+  auto expect_error = [&](const std::function<void()>& f, const std::string& fragment) {
+    try {
+      f();
+      ADD_FAILURE() << "no error for " << fragment;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  const auto src = dir.path() / "hf";
+  const auto out = dir.path() / "out";
+  expect_error([&] { convert_hf_checkpoint({src, out, DType::F16, {}}); }, "no config.json in");
+
+  TinyHfModel missing = hf;
+  missing.tensors.erase("model.layers.1.mlp.up_proj.weight");
+  missing.write(src);
+  expect_error([&] { convert_hf_checkpoint({src, out, DType::F16, {}}); }, "tensor model.layers.1.mlp.up_proj.weight is missing");
+
+  TinyHfModel wrong_shape = hf;
+  wrong_shape.shapes["model.layers.0.self_attn.k_proj.weight"] = {8, 32};
+  wrong_shape.tensors["model.layers.0.self_attn.k_proj.weight"].resize(8 * 32);
+  std::filesystem::remove_all(src);
+  wrong_shape.write(src);
+  expect_error([&] { convert_hf_checkpoint({src, out, DType::F16, {}}); },
+               "model.layers.0.self_attn.k_proj.weight has shape [8, 32], expected [16, 32]");
+
+  auto config = hf.config();
+  config["model_type"] = "gpt2";
+  config["architectures"] = {"GPT2LMHeadModel"};
+  write_json_file(src / "config.json", config);
+  expect_error([&] { convert_hf_checkpoint({src, out, DType::F16, {}}); }, "not a Llama checkpoint");
+  EXPECT_FALSE(std::filesystem::exists(out / "config.json")) << "a failed conversion must not look complete";
+}
+
+TEST(Model, IncrementalDecodeMatchesFullPrefill) {
+  const TinyHfModel hf(6);
+  TempDir dir;
+  auto model = convert_and_load(hf, dir, DType::F32);
+  const auto full = all_logits(*model, kTokens);
+  const size_t vocab = size_t(model->config().vocab_size);
+  KvCache cache(model->config(), kTokens.size());
+  std::vector<float> logits(vocab);
+  const std::vector<int32_t> ids(kTokens.begin(), kTokens.end());
+  model->forward(cache, std::span(ids).first(5), logits, false);  // prefill 5, then decode one by one
+  for (size_t i = 0; i < vocab; ++i) EXPECT_NEAR(logits[i], full[4 * vocab + i], 1e-4);
+  for (size_t t = 5; t < ids.size(); ++t) {
+    model->forward(cache, std::span(ids).subspan(t, 1), logits, false);
+    for (size_t i = 0; i < vocab; ++i) ASSERT_NEAR(logits[i], full[t * vocab + i], 1e-4) << "position " << t;
+  }
+  EXPECT_EQ(cache.length(), ids.size());
+}
+
+TEST(Model, LoadErrorsNameTheProblem) {
+  TempDir dir;
+  auto expect_error = [&](const std::function<void()>& f, const std::string& fragment) {
+    try {
+      f();
+      ADD_FAILURE() << "no error for " << fragment;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_error([&] { LlamaModel::load(dir.path(), {1}); }, "no config.json in");
+  const TinyHfModel hf(7);
+  hf.write(dir.path() / "hf");
+  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "trt", DType::F16, {}});
+  std::filesystem::rename(dir.path() / "trt" / "rank0.safetensors", dir.path() / "moved.safetensors");
+  expect_error([&] { LlamaModel::load(dir.path() / "trt", {1}); }, "no rank0.safetensors in");
+  // A checkpoint whose config disagrees with its tensors.
+  std::filesystem::rename(dir.path() / "moved.safetensors", dir.path() / "trt" / "rank0.safetensors");
+  auto config = read_json_file(dir.path() / "trt" / "config.json");
+  config["intermediate_size"] = 50;
+  write_json_file(dir.path() / "trt" / "config.json", config);
+  expect_error([&] { LlamaModel::load(dir.path() / "trt", {1}); }, "transformer.layers.0.mlp.fc.weight has shape [48, 32], expected [50, 32]");
+  // Truncated weights file.
+  config["intermediate_size"] = 48;
+  write_json_file(dir.path() / "trt" / "config.json", config);
+  std::filesystem::resize_file(dir.path() / "trt" / "rank0.safetensors", 2000);
+  expect_error([&] { LlamaModel::load(dir.path() / "trt", {1}); }, "truncated");
+}
+
+TEST(Model, RejectsTokenIdsOutsideTheVocabulary) {
+  const TinyHfModel hf(8);
+  TempDir dir;
+  auto model = convert_and_load(hf, dir, DType::F32);
+  KvCache cache(model->config(), 4);
+  std::vector<float> logits(64);
+  const std::vector<int32_t> bad = {1, 64};
+  EXPECT_THROW(model->forward(cache, bad, logits, false), Error);
+}
+
+// A 32000-piece Llama-style vocabulary without any downloaded file: specials, 256 byte pieces,
+// then made-up pieces.
+std::filesystem::path write_fake_llama_tokenizer(const std::filesystem::path& dir) {
+  std::map<std::string, int32_t> vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  char name[16];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    vocab[name] = 3 + b;
+  }
+  for (int id = 259; id < 32000; ++id) vocab["\xE2\x96\x81p" + std::to_string(id)] = id;
+  const auto path = dir / "tokenizer.model";
+  write_llama2_tokenizer_model(vocab, path);
+  return path;
+}
+
+TEST(Synth, DeterministicFiniteAndOfTheRequestedShape) {
+  TempDir dir;
+  const auto tokenizer = write_fake_llama_tokenizer(dir.path());
+  SynthOptions options;
+  options.shape = "tiny";
+  options.seed = 42;
+  options.tokenizer_model = tokenizer;
+  options.out_dir = dir.path() / "a";
+  write_synthetic_checkpoint(options);
+  options.out_dir = dir.path() / "b";
+  options.threads = 1;
+  write_synthetic_checkpoint(options);
+  options.out_dir = dir.path() / "c";
+  options.seed = 43;
+  write_synthetic_checkpoint(options);
+  auto read_all = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const auto a = read_all(dir.path() / "a" / "rank0.safetensors");
+  EXPECT_EQ(a, read_all(dir.path() / "b" / "rank0.safetensors")) << "same seed, different thread count";
+  EXPECT_NE(a, read_all(dir.path() / "c" / "rank0.safetensors"));
+
+  auto model = LlamaModel::load(dir.path() / "a", {2});
+  EXPECT_EQ(model->config().num_key_value_heads, 4);
+  EXPECT_EQ(model->config().num_attention_heads, 8);
+  const std::vector<int> tokens = {1, 500, 9000, 31999, 42, 42, 7};
+  const auto logits = all_logits(*model, tokens);
+  float max_abs = 0;
+  for (float v : logits) {
+    ASSERT_TRUE(std::isfinite(v));
+    max_abs = std::max(max_abs, std::abs(v));
+  }
+  EXPECT_GT(max_abs, 0.5f) << "logits should not collapse to zero";
+  EXPECT_LT(max_abs, 100.0f);
+  EXPECT_THROW(synth_shape("13b"), Error);
+}
+
+TEST(Generation, ContextOverflowIsAClearError) {
+  TempDir dir;
+  const auto tokenizer_path = write_fake_llama_tokenizer(dir.path());
+  const TinyHfModel hf(9);  // context 64, vocab 64: the tokenizer is only needed for decoding here
+  auto model = convert_and_load(hf, dir, DType::F32);
+  const Tokenizer tokenizer(tokenizer_path);
+  GenerationRequest request;
+  request.prompt_ids = std::vector<int32_t>(60, 5);
+  request.max_tokens = 5;
+  try {
+    Generation g(*model, tokenizer, request);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("beyond the model's context of 64 tokens"), std::string::npos) << e.what();
+  }
+  request.prompt_ids.clear();
+  EXPECT_THROW(Generation(*model, tokenizer, request), Error);
+  request.prompt_ids = {1, 2};
+  request.max_tokens = 0;
+  EXPECT_THROW(Generation(*model, tokenizer, request), Error);
+}
+
+TEST(Generation, GreedyMatchesArgmaxOfReferenceAndStopsOnLengthOrEndId) {
+  TempDir dir;
+  const auto tokenizer_path = write_fake_llama_tokenizer(dir.path());
+  const TinyHfModel hf(10);
+  auto model = convert_and_load(hf, dir, DType::F32);
+  const Tokenizer tokenizer(tokenizer_path);
+  GenerationRequest request;
+  request.prompt_ids = {1, 20, 30};
+  request.max_tokens = 6;
+  request.sampling.temperature = 0;
+  Generation g(*model, tokenizer, request);
+  while (!g.finished()) g.step();
+  ASSERT_EQ(g.output_ids().size(), 6u);
+  EXPECT_EQ(g.finish_reason(), FinishReason::Length);
+  // Each greedy token is the argmax of the reference forward over the growing sequence.
+  std::vector<int> sequence(request.prompt_ids.begin(), request.prompt_ids.end());
+  for (int32_t id : g.output_ids()) {
+    const auto logits = hf.reference_logits(sequence).back();
+    EXPECT_EQ(id, std::max_element(logits.begin(), logits.end()) - logits.begin());
+    sequence.push_back(id);
+  }
+  // Declaring the third greedy token an end id stops before it.
+  request.end_ids = {g.output_ids()[2]};
+  Generation stopped(*model, tokenizer, request);
+  while (!stopped.finished()) stopped.step();
+  EXPECT_EQ(stopped.finish_reason(), FinishReason::EndId);
+  EXPECT_EQ(stopped.output_ids().size(), 2u);
+  // ...unless ignore_eos or min_tokens keep it going.
+  request.ignore_eos = true;
+  Generation ignoring(*model, tokenizer, request);
+  while (!ignoring.finished()) ignoring.step();
+  EXPECT_EQ(ignoring.output_ids().size(), 6u);
+}
+
+}  // namespace
+}  // namespace llm

@@ -1,0 +1,158 @@
+// The engine against ../shared: real trained Llamas and greedy continuations from an
+// independent float64 implementation, checked token for token.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/hf_convert.h"
+#include "checkpoint/model_config.h"
+#include "engine/cpu/llama_model.h"
+#include "engine/generate.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llm {
+namespace {
+
+using test::shared_dir;
+using test::TempDir;
+
+struct ReferenceCase {
+  std::string prompt;
+  std::vector<int32_t> prompt_ids;
+  std::vector<int32_t> generated_ids;
+  std::string text;
+};
+
+std::vector<ReferenceCase> load_cases(const std::string& file) {
+  const auto j = read_json_file(shared_dir() / "reference" / file);
+  std::vector<ReferenceCase> cases;
+  for (const auto& c : j.at("cases")) {
+    cases.push_back({c.at("prompt"), c.at("prompt_ids"), c.at("generated_ids"), c.at("text")});
+  }
+  return cases;
+}
+
+void check_greedy_continuations(const std::string& model_name, const std::string& reference_file, DType dtype) {
+  TempDir dir;
+  convert_hf_checkpoint({shared_dir() / "models" / model_name, dir.path(), dtype, {}});
+  const Tokenizer tokenizer(dir.path() / "tokenizer.model");
+  auto model = LlamaModel::load(dir.path(), {2});
+  const auto cases = load_cases(reference_file);
+  ASSERT_FALSE(cases.empty());
+  for (const auto& c : cases) {
+    ASSERT_EQ(tokenizer.encode(c.prompt), c.prompt_ids) << c.prompt;
+    GenerationRequest request;
+    request.prompt_ids = c.prompt_ids;
+    request.max_tokens = static_cast<int32_t>(c.generated_ids.size());
+    request.sampling.temperature = 0;
+    request.end_ids = {tokenizer.eos_id()};
+    Generation generation(*model, tokenizer, request);
+    std::string streamed;
+    while (!generation.finished()) streamed += generation.step();
+    EXPECT_EQ(generation.output_ids(), c.generated_ids) << model_name << " " << config_name(dtype) << ": " << c.prompt;
+    EXPECT_EQ(generation.text(), c.text) << c.prompt;
+    EXPECT_EQ(streamed, c.text) << "streamed chunks must concatenate to the text";
+    EXPECT_EQ(generation.finish_reason(), FinishReason::Length);
+  }
+}
+
+TEST(Reference, Aidreams260KFloat32GreedyTokenForToken) {
+  LLM_REQUIRE_SHARED("models/aidreams260K-hf/model.safetensors");
+  LLM_REQUIRE_SHARED("reference/aidreams260K-greedy.json");
+  check_greedy_continuations("aidreams260K-hf", "aidreams260K-greedy.json", DType::F32);
+}
+
+TEST(Reference, ShakespeareGqaLlama2TokenizerGreedyTokenForToken) {
+  LLM_REQUIRE_SHARED("models/shakespeare-llama-hf/model.safetensors");
+  LLM_REQUIRE_SHARED("reference/shakespeare-llama-greedy.json");
+  // Its weights are float16: converting to float16 or float32 is exact, so both must match.
+  check_greedy_continuations("shakespeare-llama-hf", "shakespeare-llama-greedy.json", DType::F16);
+  check_greedy_continuations("shakespeare-llama-hf", "shakespeare-llama-greedy.json", DType::F32);
+}
+
+// Teacher-forced next-token argmax agreement between two checkpoints over the reference texts.
+double argmax_agreement(LlamaModel& a, LlamaModel& b, const std::vector<ReferenceCase>& cases) {
+  size_t agree = 0, total = 0;
+  const size_t vocab = size_t(a.config().vocab_size);
+  for (const auto& c : cases) {
+    std::vector<int32_t> ids = c.prompt_ids;
+    ids.insert(ids.end(), c.generated_ids.begin(), c.generated_ids.end());
+    std::vector<float> la(ids.size() * vocab), lb(ids.size() * vocab);
+    KvCache ca(a.config(), ids.size()), cb(b.config(), ids.size());
+    a.forward(ca, ids, la, true);
+    b.forward(cb, ids, lb, true);
+    for (size_t t = 0; t < ids.size(); ++t) {
+      const auto ra = la.begin() + long(t * vocab), rb = lb.begin() + long(t * vocab);
+      agree += std::max_element(ra, ra + long(vocab)) - ra == std::max_element(rb, rb + long(vocab)) - rb;
+      ++total;
+    }
+  }
+  return double(agree) / double(total);
+}
+
+TEST(Reference, Aidreams260KFloat16AgreesWithFloat32) {
+  LLM_REQUIRE_SHARED("models/aidreams260K-hf/model.safetensors");
+  LLM_REQUIRE_SHARED("reference/aidreams260K-greedy.json");
+  TempDir f32, f16;
+  convert_hf_checkpoint({shared_dir() / "models" / "aidreams260K-hf", f32.path(), DType::F32, {}});
+  convert_hf_checkpoint({shared_dir() / "models" / "aidreams260K-hf", f16.path(), DType::F16, {}});
+  auto a = LlamaModel::load(f32.path(), {2});
+  auto b = LlamaModel::load(f16.path(), {2});
+  const double agreement = argmax_agreement(*a, *b, load_cases("aidreams260K-greedy.json"));
+  std::printf("float16 vs float32 teacher-forced argmax agreement: %.2f%%\n", 100 * agreement);
+  EXPECT_GE(agreement, 0.97);
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string run_command(const std::string& command, int* status) {
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) throw std::runtime_error("popen failed");
+  std::string out;
+  char buffer[4096];
+  size_t n;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
+  *status = ::pclose(pipe);
+  return out;
+}
+
+TEST(Reference, CliGenerateJsonGivesExactlyTheReferenceTokens) {
+  LLM_REQUIRE_SHARED("models/aidreams260K-hf/model.safetensors");
+  TempDir dir;
+  const std::string cli = LLM_CLI_PATH;
+  int status = 0;
+  run_command(cli + " convert --hf " + shell_quote((shared_dir() / "models" / "aidreams260K-hf").string()) + " --out " +
+                  shell_quote(dir.path().string()) + " --dtype float32 2>&1",
+              &status);
+  ASSERT_EQ(status, 0);
+  for (const auto& c : load_cases("aidreams260K-greedy.json")) {
+    const std::string command = cli + " generate --checkpoint " + shell_quote(dir.path().string()) + " --prompt " +
+                                shell_quote(c.prompt) + " --temperature 0 --max-tokens " +
+                                std::to_string(c.generated_ids.size());
+    const std::string text = run_command(command + " 2>/dev/null", &status);
+    ASSERT_EQ(status, 0);
+    EXPECT_EQ(text, c.text) << "plain output is exactly the generated text";
+    const auto j = nlohmann::json::parse(run_command(command + " --json", &status));
+    ASSERT_EQ(status, 0);
+    EXPECT_EQ(j.at("token_ids").get<std::vector<int32_t>>(), c.generated_ids);
+    EXPECT_EQ(j.at("text"), c.text);
+    EXPECT_EQ(j.at("prompt_tokens"), c.prompt_ids.size());
+    EXPECT_EQ(j.at("completion_tokens"), c.generated_ids.size());
+    EXPECT_GT(j.at("timings").at("decode_tokens_per_s").get<double>(), 0.0);
+  }
+  // Bad input: a clear error and a non-zero exit, never a crash.
+  const std::string err = run_command(cli + " generate --checkpoint " + shell_quote(dir.path().string()) +
+                                          " --prompt \"$(printf '\\377\\376')\" 2>&1",
+                                      &status);
+  EXPECT_NE(status, 0);
+  EXPECT_NE(err.find("UTF-8"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace llm

@@ -1,0 +1,156 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/model_config.h"
+#include "checkpoint/safetensors.h"
+#include "common/error.h"
+#include "test_util.h"
+
+namespace llm {
+namespace {
+
+using test::TempDir;
+
+void write_bytes(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string with_header(const std::string& header, const std::string& data) {
+  const uint64_t len = header.size();
+  std::string out(reinterpret_cast<const char*>(&len), 8);
+  return out + header + data;
+}
+
+// Expects an Error whose message contains every fragment.
+template <typename F>
+void expect_error(F&& f, std::initializer_list<std::string> fragments) {
+  try {
+    f();
+    FAIL() << "no error thrown";
+  } catch (const Error& e) {
+    for (const auto& fragment : fragments) EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(Safetensors, RoundTripKeepsNamesShapesAndBytes) {
+  TempDir dir;
+  const auto path = dir.path() / "t.safetensors";
+  SafetensorsWriter writer;
+  const std::vector<float> a = {1.5f, -2.0f, 3.25f, 0.0f, 7.0f, 8.0f};
+  const std::vector<uint16_t> b = {1, 2, 3};
+  writer.add_copy("a.weight", DType::F32, {2, 3}, {reinterpret_cast<const uint8_t*>(a.data()), a.size() * 4});
+  writer.add_copy("b", DType::F16, {3}, {reinterpret_cast<const uint8_t*>(b.data()), b.size() * 2});
+  writer.set_metadata("format", "pt");
+  writer.write(path);
+
+  const SafetensorsFile file(path);
+  EXPECT_EQ(file.tensors().size(), 2u);
+  EXPECT_EQ(file.metadata().at("format"), "pt");
+  const auto& ta = file.get("a.weight", {2, 3});
+  EXPECT_EQ(ta.dtype, DType::F32);
+  EXPECT_EQ(std::memcmp(ta.bytes.data(), a.data(), 24), 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(ta.bytes.data()) % 8, 0u) << "tensor data should be 8-byte aligned";
+  const auto& tb = file.get("b");
+  EXPECT_EQ(tb.shape, std::vector<size_t>{3});
+  EXPECT_EQ(std::memcmp(tb.bytes.data(), b.data(), 6), 0);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "t.safetensors.partial"));
+}
+
+TEST(Safetensors, TruncatedFileNamesTheFile) {
+  TempDir dir;
+  const auto path = dir.path() / "short.safetensors";
+  write_bytes(path, "abc");
+  expect_error([&] { SafetensorsFile f(path); }, {path.string(), "truncated"});
+}
+
+TEST(Safetensors, HeaderLengthBeyondFile) {
+  TempDir dir;
+  const auto path = dir.path() / "h.safetensors";
+  std::string bytes = with_header("{}", "");
+  const uint64_t huge = 1 << 20;
+  std::memcpy(bytes.data(), &huge, 8);
+  write_bytes(path, bytes);
+  expect_error([&] { SafetensorsFile f(path); }, {path.string(), "header length 1048576", "beyond the end"});
+}
+
+TEST(Safetensors, DataCutShortNamesTheTensor) {
+  TempDir dir;
+  const auto path = dir.path() / "cut.safetensors";
+  write_bytes(path, with_header(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, '\0')));
+  expect_error([&] { SafetensorsFile f(path); }, {"tensor w", "truncated"});
+}
+
+TEST(Safetensors, UnknownDtype) {
+  TempDir dir;
+  const auto path = dir.path() / "d.safetensors";
+  write_bytes(path, with_header(R"({"w":{"dtype":"F8_E9","shape":[1],"data_offsets":[0,1]}})", std::string(1, '\0')));
+  expect_error([&] { SafetensorsFile f(path); }, {"tensor w", "unsupported dtype \"F8_E9\""});
+}
+
+TEST(Safetensors, ShapeInconsistentWithBytes) {
+  TempDir dir;
+  const auto path = dir.path() / "s.safetensors";
+  write_bytes(path, with_header(R"({"w":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}})", std::string(4, '\0')));
+  expect_error([&] { SafetensorsFile f(path); }, {"tensor w", "do not match dtype F16 and shape [3]"});
+}
+
+TEST(Safetensors, NotJsonHeader) {
+  TempDir dir;
+  const auto path = dir.path() / "j.safetensors";
+  write_bytes(path, with_header("{not json", ""));
+  expect_error([&] { SafetensorsFile f(path); }, {path.string(), "not valid JSON"});
+}
+
+TEST(Safetensors, MissingTensorAndShapeMismatch) {
+  TempDir dir;
+  const auto path = dir.path() / "m.safetensors";
+  SafetensorsWriter writer;
+  const std::vector<float> a(6, 1.0f);
+  writer.add_copy("a", DType::F32, {2, 3}, {reinterpret_cast<const uint8_t*>(a.data()), 24});
+  writer.write(path);
+  const SafetensorsFile file(path);
+  expect_error([&] { file.get("lm_head.weight"); }, {"tensor lm_head.weight is missing from", path.string()});
+  expect_error([&] { file.get("a", {3, 2}); }, {"tensor a has shape [2, 3], expected [3, 2]"});
+}
+
+TEST(Safetensors, MissingFile) {
+  expect_error([] { SafetensorsFile f("/nonexistent/x.safetensors"); }, {"cannot open /nonexistent/x.safetensors"});
+}
+
+TEST(ModelConfig, RejectsUnknownArchitectureAndMissingFields) {
+  nlohmann::json j = ModelConfig{}.to_json();
+  j["vocab_size"] = 10;
+  j["hidden_size"] = 8;
+  j["num_hidden_layers"] = 1;
+  j["num_attention_heads"] = 2;
+  j["num_key_value_heads"] = 2;
+  j["head_size"] = 4;
+  j["intermediate_size"] = 16;
+  j["max_position_embeddings"] = 32;
+  EXPECT_NO_THROW(ModelConfig::from_json(j, "config.json"));
+
+  auto bad = j;
+  bad["architecture"] = "GPT2LMHeadModel";
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"cfg.json", "unsupported architecture \"GPT2LMHeadModel\""});
+  bad = j;
+  bad.erase("hidden_size");
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"missing field \"hidden_size\""});
+  bad = j;
+  bad["num_key_value_heads"] = 3;
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"multiple of num_key_value_heads"});
+  bad = j;
+  bad["mapping"]["tp_size"] = 2;
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"mapping.tp_size", "single-rank"});
+  bad = j;
+  bad["dtype"] = "int4";
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"field \"dtype\""});
+  bad = j;
+  bad["quantization"]["quant_algo"] = "FP8";
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"quant_algo \"FP8\""});
+}
+
+}  // namespace
+}  // namespace llm
