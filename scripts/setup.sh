@@ -36,16 +36,18 @@ echo "setup: building (build/)"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
 
-# The Llama-2 vocabulary comes from an MIT-licensed npm package; the project builds
-# tokenizer.model from it, so nothing is downloaded and Meta's file is never shipped.
-if [[ ! -f build/llama2-vocab.json ]]; then
-  node scripts/export-llama2-vocab.mjs build/llama2-vocab.json
+# The Llama-2 vocabulary comes from an MIT-licensed npm package (llama-tokenizer-js); the project
+# builds tokenizer.model from it, so nothing is downloaded and Meta's file is never shipped.
+# Re-made when the npm lock changes; checkpoints are re-made when the vocabulary changes.
+vocab=build/llama2-vocab.json
+if [[ ! -f $vocab || package-lock.json -nt $vocab ]]; then
+  node scripts/export-llama2-vocab.mjs "$vocab"
 fi
 for shape in tiny 110m; do
   out=build/models/synth-$shape-float16
-  if [[ ! -f $out/config.json ]]; then
+  if [[ ! -f $out/config.json || $vocab -nt $out/config.json ]]; then
     echo "setup: synthetic $shape checkpoint -> $out"
-    build/bin/llm synth --shape "$shape" --dtype float16 --seed 0 --vocab build/llama2-vocab.json --out "$out"
+    build/bin/llm synth --shape "$shape" --dtype float16 --seed 0 --vocab "$vocab" --out "$out"
   fi
 done
 echo "setup: done"
