@@ -18,6 +18,7 @@ namespace {
 
 using test::TempDir;
 using test::TinyHfModel;
+using test::write_fake_llama_tokenizer;
 
 const std::vector<int> kTokens = {1, 7, 33, 2, 63, 15, 15, 40, 9, 0, 22, 51};
 
@@ -200,21 +201,6 @@ TEST(Model, RejectsTokenIdsOutsideTheVocabulary) {
   std::vector<float> logits(64);
   const std::vector<int32_t> bad = {1, 64};
   EXPECT_THROW(model->forward(cache, bad, logits, false), Error);
-}
-
-// A 32000-piece Llama-style vocabulary without any downloaded file: specials, 256 byte pieces,
-// then made-up pieces.
-std::filesystem::path write_fake_llama_tokenizer(const std::filesystem::path& dir) {
-  std::map<std::string, int32_t> vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
-  char name[16];
-  for (int b = 0; b < 256; ++b) {
-    std::snprintf(name, sizeof name, "<0x%02X>", b);
-    vocab[name] = 3 + b;
-  }
-  for (int id = 259; id < 32000; ++id) vocab["\xE2\x96\x81p" + std::to_string(id)] = id;
-  const auto path = dir / "tokenizer.model";
-  write_llama2_tokenizer_model(vocab, path);
-  return path;
 }
 
 TEST(Synth, DeterministicFiniteAndOfTheRequestedShape) {

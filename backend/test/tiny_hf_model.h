@@ -3,6 +3,7 @@
 // independent double-precision forward pass over its Hugging Face tensors (separate q/k/v,
 // gate/up/down; rotate-half rotary) to check the converter and the engine against.
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 
 #include "checkpoint/model_config.h"
 #include "checkpoint/safetensors.h"
+#include "tokenizer/tokenizer.h"
 
 namespace llm::test {
 
@@ -161,5 +163,20 @@ struct TinyHfModel {
     return logits;
   }
 };
+
+// A 32000-piece Llama-style vocabulary written without any downloaded file: specials, 256 byte
+// pieces, then made-up pieces. Returns the tokenizer.model path.
+inline std::filesystem::path write_fake_llama_tokenizer(const std::filesystem::path& dir) {
+  std::map<std::string, int32_t> vocab = {{"<unk>", 0}, {"<s>", 1}, {"</s>", 2}};
+  char name[16];
+  for (int b = 0; b < 256; ++b) {
+    std::snprintf(name, sizeof name, "<0x%02X>", b);
+    vocab[name] = 3 + b;
+  }
+  for (int id = 259; id < 32000; ++id) vocab["\xE2\x96\x81p" + std::to_string(id)] = id;
+  const auto path = dir / "tokenizer.model";
+  write_llama2_tokenizer_model(vocab, path);
+  return path;
+}
 
 }  // namespace llm::test
