@@ -1,0 +1,126 @@
+#include "kernels/kernels.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/error.h"
+#include "common/half.h"
+#include "kernels/matmul_impl.h"
+
+namespace llm::kernels {
+namespace {
+
+// Threads split the output rows in multiples of this: whole decode groups (4, 8 or 16 rows) for
+// every ISA, and 64-byte pieces of each y row so threads never write the same cache line.
+constexpr size_t kRowsPerChunkMultiple = 16;
+
+// Handing a call to the pool wakes its sleeping workers, which cost 20-60 us per call on the 2-core
+// VM measured; calls one core finishes in about that time are faster on the caller alone. One
+// core's time is estimated from streaming the weights (~20 GB/s) or the arithmetic (~80 GFLOP/s).
+constexpr double kMinMicrosecondsToSplit = 100.0;
+constexpr double kWeightBytesPerMicrosecond = 20e3;
+constexpr double kFlopsPerMicrosecond = 80e3;
+
+bool worth_splitting(size_t m, const WeightView& w) {
+  const double weights = static_cast<double>(w.rows) * static_cast<double>(w.cols);
+  const double streaming_us = weights * static_cast<double>(dtype_size(w.dtype)) / kWeightBytesPerMicrosecond;
+  const double arithmetic_us = 2.0 * static_cast<double>(m) * weights / kFlopsPerMicrosecond;
+  return std::max(streaming_us, arithmetic_us) >= kMinMicrosecondsToSplit;
+}
+
+detail::MatmulRowsFn matmul_rows_for(Isa isa) {
+  switch (isa) {
+    case Isa::Avx512: return detail::matmul_rows_avx512;
+    case Isa::Avx2: return detail::matmul_rows_avx2;
+    case Isa::Scalar: break;
+  }
+  return detail::matmul_rows_scalar;
+}
+
+}  // namespace
+
+void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, float* y) {
+  if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16) {
+    throw_error("matmul: weights of dtype ", safetensors_name(w.dtype), " are not supported (F32, F16 or BF16 only)");
+  }
+  // Running kernels the CPU lacks would die with SIGILL; a clear error is cheap at this size of call.
+  if (!isa_supported(ctx.isa)) throw_error("matmul: this CPU does not support ", isa_name(ctx.isa), " kernels");
+  if (m == 0 || w.rows == 0) return;
+
+  const detail::MatmulRowsFn matmul_rows = matmul_rows_for(ctx.isa);
+  if (ctx.pool == nullptr || ctx.pool->size() == 1 || !worth_splitting(m, w)) {
+    matmul_rows(x, m, w, y, 0, w.rows);
+    return;
+  }
+  ctx.pool->parallel_for(w.rows, kRowsPerChunkMultiple,
+                         [&](size_t row_begin, size_t row_end) { matmul_rows(x, m, w, y, row_begin, row_end); });
+}
+
+void weight_row_to_f32(const WeightView& w, size_t row, float* out) {
+  const size_t offset = row * w.cols;
+  switch (w.dtype) {
+    case DType::F32: {
+      const auto* values = static_cast<const float*>(w.data) + offset;
+      std::copy(values, values + w.cols, out);
+      return;
+    }
+    case DType::F16: {
+      const auto* bits = static_cast<const uint16_t*>(w.data) + offset;
+      std::transform(bits, bits + w.cols, out, fp16_to_f32);
+      return;
+    }
+    case DType::BF16: {
+      const auto* bits = static_cast<const uint16_t*>(w.data) + offset;
+      std::transform(bits, bits + w.cols, out, bf16_to_f32);
+      return;
+    }
+    default: break;
+  }
+  throw_error("weight_row_to_f32: weights of dtype ", safetensors_name(w.dtype),
+              " are not supported (F32, F16 or BF16 only)");
+}
+
+void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* out) {
+  if (n == 0) return;
+  // Double keeps the sum of squares exact enough for any hidden size; out may alias x.
+  double sum_of_squares = 0.0;
+  for (size_t i = 0; i < n; ++i) sum_of_squares += static_cast<double>(x[i]) * x[i];
+  const auto scale = static_cast<float>(1.0 / std::sqrt(sum_of_squares / static_cast<double>(n) + eps));
+  for (size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+}
+
+void silu_mul(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+float dot(Isa isa, const float* a, const float* b, size_t n) {
+  switch (isa) {
+    case Isa::Avx512: return detail::dot_avx512(a, b, n);
+    case Isa::Avx2: return detail::dot_avx2(a, b, n);
+    case Isa::Scalar: break;
+  }
+  return detail::dot_scalar(a, b, n);
+}
+
+void axpy(Isa isa, float a, const float* x, float* y, size_t n) {
+  switch (isa) {
+    case Isa::Avx512: return detail::axpy_avx512(a, x, y, n);
+    case Isa::Avx2: return detail::axpy_avx2(a, x, y, n);
+    case Isa::Scalar: break;
+  }
+  detail::axpy_scalar(a, x, y, n);
+}
+
+void softmax(float* x, size_t n) {
+  if (n == 0) return;
+  const float max_value = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max_value);  // subtracting the maximum keeps exp() from overflowing
+    sum += x[i];
+  }
+  const auto inverse_sum = static_cast<float>(1.0 / sum);
+  for (size_t i = 0; i < n; ++i) x[i] *= inverse_sum;
+}
+
+}  // namespace llm::kernels

@@ -1,0 +1,166 @@
+// AVX2 kernels (with FMA and F16C). Only this file is compiled for AVX2; see matmul_impl.h for
+// why everything here apart from the exported functions is internal.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/matmul_impl.h"
+
+namespace llm::kernels::detail {
+namespace {
+
+constexpr size_t kLanes = 8;
+
+// AVX2 has no masked 16-bit loads, so a tail of fewer than kLanes elements is copied into a
+// zero-padded vector; this happens once per tile, not per weight.
+template <typename T>
+struct Padded {
+  alignas(32) T values[kLanes] = {};
+  Padded(const T* p, size_t count) { std::memcpy(values, p, count * sizeof(T)); }
+};
+
+__m256 load_first_f32(const float* p, size_t count) { return _mm256_load_ps(Padded<float>(p, count).values); }
+
+struct F32Weights {
+  using Element = float;
+  static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+  static __m256 load_first(const float* p, size_t count) { return load_first_f32(p, count); }
+};
+
+struct F16Weights {
+  using Element = uint16_t;
+  static __m256 load(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static __m256 load_first(const uint16_t* p, size_t count) {
+    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(Padded<uint16_t>(p, count).values)));
+  }
+};
+
+// bfloat16 is the upper half of a float32: widen to 32 bits and shift into place.
+struct BF16Weights {
+  using Element = uint16_t;
+  static __m256 widen(__m128i bits) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16)); }
+  static __m256 load(const uint16_t* p) { return widen(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static __m256 load_first(const uint16_t* p, size_t count) {
+    return widen(_mm_load_si128(reinterpret_cast<const __m128i*>(Padded<uint16_t>(p, count).values)));
+  }
+};
+
+float horizontal_sum(__m256 v) {
+  __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
+  sum = _mm_add_ss(sum, _mm_movehdup_ps(sum));
+  return _mm_cvtss_f32(sum);
+}
+
+template <class Weights>
+struct Avx2Tile {
+  using Element = typename Weights::Element;
+  // Decode: eight weight rows in flight keep enough memory streams busy and leave registers for
+  // the accumulators and a line of input.
+  static constexpr size_t kDecodeWeightRows = 8;
+  // Prefill: 4 x 3 accumulators + 3 converted weight vectors + 1 input vector fill the 16
+  // registers exactly; 12 independent FMA chains cover FMA latency, where 4 x 2 ran at half speed.
+  static constexpr size_t kPrefillWeightRows = 3;
+  // Decode steps consume whole 64-byte lines of every weight row with back-to-back loads: rows whose
+  // size is a multiple of 4 KiB all map to the same L1 set, where a half-used line is evicted by
+  // the other rows' lines before the next step (measured on 2048-column F16 rows: twice the speed).
+  // Prefill has no registers to spare for this.
+  static constexpr size_t kVectorsPerLine = 64 / (kLanes * sizeof(Element));
+
+  template <size_t InputRows, size_t WeightRows>
+  static void run(const float* x, const Element* w, size_t cols, float* y, size_t y_stride, const Element* next_w) {
+    __m256 acc[InputRows][WeightRows];
+#pragma GCC unroll 16
+    for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) acc[i][j] = _mm256_setzero_ps();
+    }
+    // Each weight vector is converted once and used for every input row of the tile.
+    const auto accumulate = [&]<size_t Vectors>(size_t c, auto load_weights, auto load_input) {
+      __m256 input[InputRows][Vectors];
+#pragma GCC unroll 16
+      for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
+        for (size_t v = 0; v < Vectors; ++v) input[i][v] = load_input(x + i * cols + c + v * kLanes);
+      }
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+#pragma GCC unroll 16
+        for (size_t v = 0; v < Vectors; ++v) {
+          const __m256 weight = load_weights(w + j * cols + c + v * kLanes);
+#pragma GCC unroll 16
+          for (size_t i = 0; i < InputRows; ++i) acc[i][j] = _mm256_fmadd_ps(input[i][v], weight, acc[i][j]);
+        }
+      }
+    };
+    const auto load_weights = [](const Element* p) { return Weights::load(p); };
+    const auto load_input = [](const float* p) { return _mm256_loadu_ps(p); };
+    constexpr size_t kVectorsPerStep = InputRows == 1 ? kVectorsPerLine : 1;
+    constexpr size_t kStepColumns = kLanes * kVectorsPerStep;
+    size_t c = 0;
+    for (; c + kStepColumns <= cols; c += kStepColumns) {
+      if (next_w != nullptr) {  // into L2: a whole group of rows would not fit L1
+#pragma GCC unroll 16
+        for (size_t j = 0; j < WeightRows; ++j) {
+          _mm_prefetch(reinterpret_cast<const char*>(next_w + j * cols + c), _MM_HINT_T1);
+        }
+      }
+      accumulate.template operator()<kVectorsPerStep>(c, load_weights, load_input);
+    }
+    for (; c + kLanes <= cols; c += kLanes) accumulate.template operator()<1>(c, load_weights, load_input);
+    if (c < cols) {
+      const size_t count = cols - c;
+      accumulate.template operator()<1>(
+          c, [count](const Element* p) { return Weights::load_first(p, count); },
+          [count](const float* p) { return load_first_f32(p, count); });
+    }
+#pragma GCC unroll 16
+    for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
+    }
+  }
+};
+
+}  // namespace
+
+void matmul_rows_avx2(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
+  switch (w.dtype) {
+    case DType::F32: return matmul_rows_tiled<Avx2Tile<F32Weights>>(x, m, w, y, row_begin, row_end);
+    case DType::F16: return matmul_rows_tiled<Avx2Tile<F16Weights>>(x, m, w, y, row_begin, row_end);
+    case DType::BF16: return matmul_rows_tiled<Avx2Tile<BF16Weights>>(x, m, w, y, row_begin, row_end);
+    default: return;  // kernels.cpp rejects other dtypes before dispatching
+  }
+}
+
+float dot_avx2(const float* a, const float* b, size_t n) {
+  // Two accumulators hide the FMA latency for the short vectors attention uses (head_dim 64-128).
+  __m256 sum0 = _mm256_setzero_ps();
+  __m256 sum1 = _mm256_setzero_ps();
+  size_t i = 0;
+  for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
+    sum0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), sum0);
+    sum1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + kLanes), _mm256_loadu_ps(b + i + kLanes), sum1);
+  }
+  for (; i + kLanes <= n; i += kLanes) sum0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), sum0);
+  if (i < n) sum1 = _mm256_fmadd_ps(load_first_f32(a + i, n - i), load_first_f32(b + i, n - i), sum1);
+  return horizontal_sum(_mm256_add_ps(sum0, sum1));
+}
+
+void axpy_avx2(float a, const float* x, float* y, size_t n) {
+  const __m256 scale = _mm256_set1_ps(a);
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  if (i < n) {
+    Padded<float> tail(y + i, n - i);
+    _mm256_store_ps(tail.values, _mm256_fmadd_ps(scale, load_first_f32(x + i, n - i), _mm256_load_ps(tail.values)));
+    std::memcpy(y + i, tail.values, (n - i) * sizeof(float));
+  }
+}
+
+}  // namespace llm::kernels::detail

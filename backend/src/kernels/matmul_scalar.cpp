@@ -1,0 +1,77 @@
+// Portable kernels for CPUs without AVX2: the same blocking as the SIMD versions, one element
+// at a time.
+#include <cstdint>
+
+#include "common/half.h"
+#include "kernels/matmul_impl.h"
+
+namespace llm::kernels::detail {
+namespace {
+
+struct F32Weights {
+  using Element = float;
+  static float to_f32(float value) { return value; }
+};
+
+struct F16Weights {
+  using Element = uint16_t;
+  static float to_f32(uint16_t bits) { return fp16_to_f32(bits); }
+};
+
+struct BF16Weights {
+  using Element = uint16_t;
+  static float to_f32(uint16_t bits) { return bf16_to_f32(bits); }
+};
+
+template <class Weights>
+struct ScalarTile {
+  using Element = typename Weights::Element;
+  static constexpr size_t kDecodeWeightRows = 4;
+  static constexpr size_t kPrefillWeightRows = 4;
+
+  template <size_t InputRows, size_t WeightRows>
+  // Scalar code is compute-bound, so it needs no prefetching of the next weight group.
+  static void run(const float* x, const Element* w, size_t cols, float* y, size_t y_stride, const Element* /*next_w*/) {
+    float acc[InputRows][WeightRows] = {};
+    for (size_t c = 0; c < cols; ++c) {
+      // Each weight is converted once and used for every input row of the tile.
+      float weight[WeightRows];
+      for (size_t j = 0; j < WeightRows; ++j) weight[j] = Weights::to_f32(w[j * cols + c]);
+      for (size_t i = 0; i < InputRows; ++i) {
+        const float input = x[i * cols + c];
+        for (size_t j = 0; j < WeightRows; ++j) acc[i][j] += input * weight[j];
+      }
+    }
+    for (size_t i = 0; i < InputRows; ++i) {
+      for (size_t j = 0; j < WeightRows; ++j) y[i * y_stride + j] = acc[i][j];
+    }
+  }
+};
+
+}  // namespace
+
+void matmul_rows_scalar(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
+  switch (w.dtype) {
+    case DType::F32: return matmul_rows_tiled<ScalarTile<F32Weights>>(x, m, w, y, row_begin, row_end);
+    case DType::F16: return matmul_rows_tiled<ScalarTile<F16Weights>>(x, m, w, y, row_begin, row_end);
+    case DType::BF16: return matmul_rows_tiled<ScalarTile<BF16Weights>>(x, m, w, y, row_begin, row_end);
+    default: return;  // kernels.cpp rejects other dtypes before dispatching
+  }
+}
+
+float dot_scalar(const float* a, const float* b, size_t n) {
+  // Four partial sums: shorter dependency chains and better accuracy than one running sum.
+  float sum[4] = {};
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (size_t k = 0; k < 4; ++k) sum[k] += a[i + k] * b[i + k];
+  }
+  for (; i < n; ++i) sum[0] += a[i] * b[i];
+  return (sum[0] + sum[1]) + (sum[2] + sum[3]);
+}
+
+void axpy_scalar(float a, const float* x, float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace llm::kernels::detail

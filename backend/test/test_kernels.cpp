@@ -1,0 +1,629 @@
+// Kernels against naive double-precision references, for every ISA this CPU (and LLM_ISA)
+// allows and every weight dtype; plus the scalar fp16/bf16 conversions and the thread pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "common/error.h"
+#include "common/half.h"
+#include "common/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace llm::kernels {
+namespace {
+
+// Weights are generated in their stored dtype and the reference uses exactly those (dequantised)
+// values, so for every dtype the only difference is float32 accumulation in a different order.
+// The error is measured relative to sum |x_c * w_c|, which bounds it independently of
+// cancellation; float32 summation over the sizes used here stays far below these bounds, while a
+// lost or doubled term (about 1/cols of that sum) exceeds them.
+double matmul_tolerance(DType dtype) {
+  switch (dtype) {
+    case DType::F32: return 1e-5;
+    case DType::F16: return 1e-5;
+    case DType::BF16: return 1e-5;
+    default: break;
+  }
+  throw std::logic_error("no matmul tolerance for this dtype");
+}
+constexpr double kDotTolerance = 1e-5;  // relative to sum |a_i * b_i|, like matmul
+
+// ISAs to exercise: those the CPU supports, up to the one LLM_ISA selects (so running the suite
+// with LLM_ISA=avx2 behaves as on an AVX2-only machine).
+std::vector<Isa> isas_under_test() {
+  std::vector<Isa> isas;
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (isa_supported(isa) && isa <= detect_isa()) isas.push_back(isa);
+  }
+  return isas;
+}
+
+bool is_under_test(Isa isa) {
+  for (Isa tested : isas_under_test()) {
+    if (tested == isa) return true;
+  }
+  return false;
+}
+#define SKIP_UNLESS_UNDER_TEST(isa) \
+  if (!is_under_test(isa)) GTEST_SKIP() << isa_name(isa) << " is not supported by this CPU or is above LLM_ISA"
+
+std::vector<float> random_floats(size_t n, std::mt19937& rng, float low = -1.0f, float high = 1.0f) {
+  std::uniform_real_distribution<float> dist(low, high);
+  std::vector<float> values(n);
+  for (float& v : values) v = dist(rng);
+  return values;
+}
+
+// A weight matrix stored in `dtype`, together with its exact float values for the reference.
+class StoredWeights {
+ public:
+  StoredWeights(DType dtype, size_t rows, size_t cols, std::mt19937& rng)
+      : dtype_(dtype), rows_(rows), cols_(cols), values_(random_floats(rows * cols, rng)) {
+    if (dtype == DType::F32) return;
+    bits_.resize(values_.size());
+    for (size_t i = 0; i < values_.size(); ++i) {
+      bits_[i] = dtype == DType::F16 ? f32_to_fp16(values_[i]) : f32_to_bf16(values_[i]);
+      values_[i] = dtype == DType::F16 ? fp16_to_f32(bits_[i]) : bf16_to_f32(bits_[i]);
+    }
+  }
+
+  WeightView view() const {
+    const void* data = dtype_ == DType::F32 ? static_cast<const void*>(values_.data()) : bits_.data();
+    return WeightView{dtype_, data, rows_, cols_};
+  }
+  float value(size_t row, size_t col) const { return values_[row * cols_ + col]; }
+
+ private:
+  DType dtype_;
+  size_t rows_;
+  size_t cols_;
+  std::vector<float> values_;  // what the kernels must see, after rounding to dtype
+  std::vector<uint16_t> bits_;
+};
+
+// Expects |y[i][r] - sum_c x[i][c] w[r][c]| <= tolerance * sum_c |x[i][c] w[r][c]|.
+void expect_matches_reference(const std::vector<float>& x, size_t m, const StoredWeights& w, size_t rows, size_t cols,
+                              const std::vector<float>& y, double tolerance) {
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t r = 0; r < rows; ++r) {
+      double exact = 0.0;
+      double magnitude = 0.0;
+      for (size_t c = 0; c < cols; ++c) {
+        const double term = static_cast<double>(x[i * cols + c]) * w.value(r, c);
+        exact += term;
+        magnitude += std::fabs(term);
+      }
+      ASSERT_LE(std::fabs(y[i * rows + r] - exact), tolerance * magnitude)
+          << "y[" << i << "][" << r << "] = " << y[i * rows + r] << ", reference " << exact;
+    }
+  }
+}
+
+// Pools to run matmul with: none (the caller's thread), one thread, and three. matmul keeps calls
+// as small as these on the caller anyway; MatchesReferenceWhenSplitOverThreads covers splitting.
+struct PoolCase {
+  const char* name;
+  std::unique_ptr<ThreadPool> pool;
+};
+std::vector<PoolCase> pool_cases() {
+  std::vector<PoolCase> cases;
+  cases.push_back({"no pool", nullptr});
+  cases.push_back({"1 thread", std::make_unique<ThreadPool>(1)});
+  cases.push_back({"3 threads", std::make_unique<ThreadPool>(3)});
+  return cases;
+}
+
+std::string dtype_label(DType dtype) { return std::string(safetensors_name(dtype)); }
+
+class MatmulTest : public ::testing::TestWithParam<std::tuple<Isa, DType>> {};
+
+TEST_P(MatmulTest, MatchesReferenceForOddShapes) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  const double tolerance = matmul_tolerance(dtype);
+  std::mt19937 rng(1234);
+  for (const PoolCase& pool_case : pool_cases()) {
+    const Context ctx{isa, pool_case.pool.get()};
+    for (size_t cols : {1, 7, 16, 33, 130, 515, 1024}) {  // 1024: rows a multiple of 2 KiB apart
+      for (size_t rows : {1, 3, 17, 64}) {
+        const StoredWeights w(dtype, rows, cols, rng);
+        for (size_t m : {1, 2, 3, 5, 8, 9, 11}) {
+          SCOPED_TRACE(::testing::Message() << pool_case.name << ", m=" << m << " rows=" << rows << " cols=" << cols);
+          const std::vector<float> x = random_floats(m * cols, rng);
+          std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
+          matmul(ctx, x.data(), m, w.view(), y.data());
+          expect_matches_reference(x, m, w, rows, cols, y, tolerance);
+          if (m == 1) continue;
+
+          // Prefill must agree with decoding the same rows one at a time.
+          std::vector<float> y_row_by_row(m * rows);
+          for (size_t i = 0; i < m; ++i) matmul(ctx, x.data() + i * cols, 1, w.view(), y_row_by_row.data() + i * rows);
+          for (size_t i = 0; i < m * rows; ++i) {
+            double magnitude = 0.0;
+            for (size_t c = 0; c < cols; ++c) magnitude += std::fabs(x[i / rows * cols + c] * w.value(i % rows, c));
+            ASSERT_LE(std::fabs(y[i] - y_row_by_row[i]), 2 * tolerance * magnitude) << "element " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Enough rows of x that prefill walks them in several cache blocks.
+TEST_P(MatmulTest, MatchesReferenceForLongPrefill) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(99);
+  const size_t m = 70, rows = 37, cols = 1100;
+  const StoredWeights w(dtype, rows, cols, rng);
+  const std::vector<float> x = random_floats(m * cols, rng);
+  ThreadPool pool(3);
+  std::vector<float> y(m * rows);
+  matmul(Context{isa, &pool}, x.data(), m, w.view(), y.data());
+  expect_matches_reference(x, m, w, rows, cols, y, matmul_tolerance(dtype));
+}
+
+// Large enough that matmul splits it over the pool (small calls run on the caller), with a row
+// count that leaves uneven chunks.
+TEST_P(MatmulTest, MatchesReferenceWhenSplitOverThreads) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(21);
+  const size_t rows = 1037, cols = 1030;
+  const StoredWeights w(dtype, rows, cols, rng);
+  ThreadPool pool(3);
+  for (size_t m : {1, 9}) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m);
+    const std::vector<float> x = random_floats(m * cols, rng);
+    std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
+    matmul(Context{isa, &pool}, x.data(), m, w.view(), y.data());
+    expect_matches_reference(x, m, w, rows, cols, y, matmul_tolerance(dtype));
+  }
+}
+
+TEST_P(MatmulTest, ZeroColumnsGiveZeros) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  const uint32_t unused_weight = 0;  // never read: there are no columns
+  const float unused_input = 0.0f;
+  const WeightView w{dtype, &unused_weight, 5, 0};
+  for (size_t m : {1, 6}) {
+    std::vector<float> y(m * 5, 1.0f);
+    matmul(Context{isa, nullptr}, &unused_input, m, w, y.data());
+    for (float v : y) EXPECT_EQ(v, 0.0f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, MatmulTest,
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
+                                            ::testing::Values(DType::F32, DType::F16, DType::BF16)),
+                         [](const auto& info) {
+                           return std::string(isa_name(std::get<0>(info.param))) + "_" +
+                                  dtype_label(std::get<1>(info.param));
+                         });
+
+TEST(Matmul, RejectsUnsupportedWeightDtype) {
+  const std::vector<int8_t> weights(4);
+  float x[2] = {1, 2};
+  float y[2];
+  EXPECT_THROW(matmul(Context{}, x, 1, WeightView{DType::I8, weights.data(), 2, 2}, y), Error);
+}
+
+TEST(WeightRowToF32, ConvertsEveryDtypeExactly) {
+  std::mt19937 rng(5);
+  for (DType dtype : {DType::F32, DType::F16, DType::BF16}) {
+    SCOPED_TRACE(dtype_label(dtype));
+    const size_t rows = 3, cols = 37;
+    const StoredWeights w(dtype, rows, cols, rng);
+    for (size_t r = 0; r < rows; ++r) {
+      std::vector<float> row(cols);
+      weight_row_to_f32(w.view(), r, row.data());
+      for (size_t c = 0; c < cols; ++c) ASSERT_EQ(row[c], w.value(r, c)) << "row " << r << " col " << c;
+    }
+  }
+}
+
+class VectorKernelTest : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(VectorKernelTest, DotMatchesReference) {
+  const Isa isa = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(7);
+  for (size_t n : {0, 1, 7, 15, 16, 17, 31, 32, 33, 64, 100, 128, 1000}) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    const std::vector<float> a = random_floats(n, rng);
+    const std::vector<float> b = random_floats(n, rng);
+    double exact = 0.0;
+    double magnitude = 0.0;
+    for (size_t i = 0; i < n; ++i) {
+      exact += static_cast<double>(a[i]) * b[i];
+      magnitude += std::fabs(static_cast<double>(a[i]) * b[i]);
+    }
+    EXPECT_LE(std::fabs(dot(isa, a.data(), b.data(), n) - exact), kDotTolerance * magnitude);
+  }
+}
+
+TEST_P(VectorKernelTest, AxpyMatchesReferenceAndLeavesTheRestAlone) {
+  const Isa isa = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(8);
+  const float a = 0.37f;
+  for (size_t n : {0, 1, 7, 15, 16, 17, 33, 100, 1000}) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    const std::vector<float> x = random_floats(n, rng);
+    const std::vector<float> y_before = random_floats(n, rng);
+    std::vector<float> y = y_before;
+    y.push_back(42.0f);  // a sentinel just past the end must survive the tail
+    axpy(isa, a, x.data(), y.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      const double exact = y_before[i] + static_cast<double>(a) * x[i];
+      // One or two roundings of float32 (with or without FMA).
+      const double bound = 2 * std::numeric_limits<float>::epsilon() * (std::fabs(y_before[i]) + std::fabs(a * x[i]));
+      ASSERT_LE(std::fabs(y[i] - exact), bound) << "element " << i;
+    }
+    EXPECT_EQ(y[n], 42.0f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, VectorKernelTest, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+TEST(Rmsnorm, MatchesReferenceAndWorksInPlace) {
+  std::mt19937 rng(11);
+  const float eps = 1e-5f;
+  for (size_t n : {1, 7, 64, 2048}) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    const std::vector<float> x = random_floats(n, rng, -3.0f, 3.0f);
+    const std::vector<float> weight = random_floats(n, rng, 0.5f, 1.5f);
+    double sum_of_squares = 0.0;
+    for (float v : x) sum_of_squares += static_cast<double>(v) * v;
+    const double inverse_rms = 1.0 / std::sqrt(sum_of_squares / n + eps);
+
+    std::vector<float> out(n);
+    rmsnorm(x.data(), weight.data(), n, eps, out.data());
+    std::vector<float> in_place = x;
+    rmsnorm(in_place.data(), weight.data(), n, eps, in_place.data());
+    for (size_t i = 0; i < n; ++i) {
+      const double exact = x[i] * inverse_rms * weight[i];
+      ASSERT_NEAR(out[i], exact, 1e-6 * (std::fabs(exact) + 1e-6)) << "element " << i;
+      ASSERT_EQ(in_place[i], out[i]) << "element " << i;
+    }
+  }
+}
+
+TEST(SiluMul, MatchesReference) {
+  std::mt19937 rng(12);
+  const size_t n = 301;
+  std::vector<float> gate = random_floats(n, rng, -20.0f, 20.0f);
+  gate[0] = -200.0f;  // exp(200) overflows to inf; the result must still be -0, not nan
+  gate[1] = 0.0f;
+  const std::vector<float> up = random_floats(n, rng, -2.0f, 2.0f);
+  const std::vector<float> gate_before = gate;
+  silu_mul(gate.data(), up.data(), n);
+  for (size_t i = 0; i < n; ++i) {
+    const double g = gate_before[i];
+    const double exact = g / (1.0 + std::exp(-g)) * up[i];
+    ASSERT_NEAR(gate[i], exact, 1e-6 * std::fabs(exact) + 1e-30) << "element " << i;
+  }
+}
+
+TEST(Softmax, MatchesReferenceAndIsStableForLargeInputs) {
+  std::mt19937 rng(13);
+  for (float offset : {0.0f, 1000.0f, -1000.0f}) {
+    for (size_t n : {1, 2, 17, 500}) {
+      SCOPED_TRACE(::testing::Message() << "n=" << n << " offset=" << offset);
+      std::vector<float> x = random_floats(n, rng, -10.0f, 10.0f);
+      for (float& v : x) v += offset;
+      double max_value = -std::numeric_limits<double>::infinity();
+      for (float v : x) max_value = std::max<double>(max_value, v);
+      double sum = 0.0;
+      for (float v : x) sum += std::exp(v - max_value);
+      const std::vector<float> before = x;
+      softmax(x.data(), n);
+      double total = 0.0;
+      for (size_t i = 0; i < n; ++i) {
+        const double exact = std::exp(before[i] - max_value) / sum;
+        ASSERT_NEAR(x[i], exact, 1e-6 * exact + 1e-12) << "element " << i;
+        total += x[i];
+      }
+      EXPECT_NEAR(total, 1.0, 1e-5);
+    }
+  }
+}
+
+// Sets or clears LLM_ISA for one test and restores what was there before.
+class ScopedIsaEnv {
+ public:
+  explicit ScopedIsaEnv(const char* value) {
+    if (const char* old = std::getenv("LLM_ISA")) saved_ = old;
+    if (value) {
+      ::setenv("LLM_ISA", value, 1);
+    } else {
+      ::unsetenv("LLM_ISA");
+    }
+  }
+  ~ScopedIsaEnv() {
+    if (saved_) {
+      ::setenv("LLM_ISA", saved_->c_str(), 1);
+    } else {
+      ::unsetenv("LLM_ISA");
+    }
+  }
+  ScopedIsaEnv(const ScopedIsaEnv&) = delete;
+  ScopedIsaEnv& operator=(const ScopedIsaEnv&) = delete;
+
+ private:
+  std::optional<std::string> saved_;
+};
+
+TEST(Isa, NamesAndScalarAlwaysSupported) {
+  EXPECT_STREQ(isa_name(Isa::Scalar), "scalar");
+  EXPECT_STREQ(isa_name(Isa::Avx2), "avx2");
+  EXPECT_STREQ(isa_name(Isa::Avx512), "avx512");
+  EXPECT_TRUE(isa_supported(Isa::Scalar));
+  // Every AVX-512 CPU the kernels accept also has AVX2.
+  if (isa_supported(Isa::Avx512)) {
+    EXPECT_TRUE(isa_supported(Isa::Avx2));
+  }
+}
+
+TEST(Isa, DetectPicksTheBestSupportedWithoutOverride) {
+  const ScopedIsaEnv env(nullptr);
+  const Isa best = isa_supported(Isa::Avx512) ? Isa::Avx512 : isa_supported(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar;
+  EXPECT_EQ(detect_isa(), best);
+  std::cout << "[          ] this CPU: " << isa_name(best) << "\n";
+}
+
+TEST(Isa, OverrideMayLowerTheChoice) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (!isa_supported(isa)) continue;
+    const ScopedIsaEnv env(isa_name(isa));
+    EXPECT_EQ(detect_isa(), isa);
+  }
+  const ScopedIsaEnv upper_case("SCALAR");
+  EXPECT_EQ(detect_isa(), Isa::Scalar);
+}
+
+TEST(Isa, OverrideRejectsUnknownValuesWithAClearMessage) {
+  const ScopedIsaEnv env("avx1024");
+  try {
+    detect_isa();
+    FAIL() << "LLM_ISA=avx1024 was accepted";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("LLM_ISA"), std::string::npos) << message;
+    EXPECT_NE(message.find("avx1024"), std::string::npos) << message;
+    EXPECT_NE(message.find("scalar, avx2 or avx512"), std::string::npos) << message;
+  }
+}
+
+TEST(Isa, OverrideRejectsMoreThanTheCpuHas) {
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (isa_supported(isa)) continue;
+    const ScopedIsaEnv env(isa_name(isa));
+    EXPECT_THROW(detect_isa(), Error) << isa_name(isa);
+  }
+  if (isa_supported(Isa::Avx512)) std::cout << "[          ] every ISA is supported here; nothing to reject\n";
+}
+
+TEST(Isa, MatmulRejectsAnIsaTheCpuLacks) {
+  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+    if (isa_supported(isa)) continue;
+    const std::vector<float> weights(4);
+    float x[2] = {1, 2};
+    float y[2];
+    EXPECT_THROW(matmul(Context{isa, nullptr}, x, 1, WeightView{DType::F32, weights.data(), 2, 2}, y), Error);
+  }
+}
+
+// ---- fp16 / bf16 scalar conversions ----
+
+float float_from_bits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+uint32_t bits_of(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+TEST(Half, KnownValues) {
+  struct Known {
+    uint16_t bits;
+    float value;
+  };
+  const Known known[] = {
+      {0x0000, 0.0f},
+      {0x3c00, 1.0f},
+      {0xc000, -2.0f},
+      {0x3555, 0.333251953125f},
+      {0x7bff, 65504.0f},                 // largest finite
+      {0x0400, std::ldexp(1.0f, -14)},    // smallest normal
+      {0x0001, std::ldexp(1.0f, -24)},    // smallest subnormal
+      {0x03ff, std::ldexp(1023.0f, -24)}, // largest subnormal
+      {0x8001, -std::ldexp(1.0f, -24)},
+      {0x7c00, std::numeric_limits<float>::infinity()},
+      {0xfc00, -std::numeric_limits<float>::infinity()},
+  };
+  for (const Known& k : known) {
+    SCOPED_TRACE(::testing::Message() << std::hex << "0x" << k.bits);
+    EXPECT_EQ(fp16_to_f32(k.bits), k.value);
+    EXPECT_EQ(f32_to_fp16(k.value), k.bits);
+  }
+  EXPECT_EQ(f32_to_fp16(-0.0f), 0x8000);
+  EXPECT_TRUE(std::signbit(fp16_to_f32(0x8000)));
+  EXPECT_TRUE(std::isnan(fp16_to_f32(0x7e00)));
+  EXPECT_TRUE(std::isnan(fp16_to_f32(0x7c01)));  // signalling pattern is still nan
+  const uint16_t nan_bits = f32_to_fp16(std::numeric_limits<float>::quiet_NaN());
+  EXPECT_EQ(nan_bits & 0x7c00, 0x7c00);
+  EXPECT_NE(nan_bits & 0x03ff, 0);
+  EXPECT_EQ(f32_to_fp16(float_from_bits(0xff800001u)) & 0xfc00, 0xfc00);  // signalling nan stays nan, keeps sign
+  EXPECT_NE(f32_to_fp16(float_from_bits(0xff800001u)) & 0x03ff, 0);
+}
+
+TEST(Half, RoundsToNearestEven) {
+  // Ties between neighbours go to the even mantissa.
+  EXPECT_EQ(f32_to_fp16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // 1 + half ulp -> 1
+  EXPECT_EQ(f32_to_fp16(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // 1 + 1.5 ulp -> 1 + 2 ulp
+  EXPECT_EQ(f32_to_fp16(std::nextafter(1.0f + std::ldexp(1.0f, -11), 2.0f)), 0x3c01);
+  EXPECT_EQ(f32_to_fp16(2048.0f + 1.0f), 0x6800);  // ulp is 2 above 2048: 2049 ties to 2048
+  EXPECT_EQ(f32_to_fp16(2048.0f + 3.0f), 0x6802);  // 2051 ties to 2052
+  // Overflow: 65520 is the tie between 65504 and 65536 (odd mantissa), so it becomes inf.
+  EXPECT_EQ(f32_to_fp16(65519.996f), 0x7bff);
+  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);
+  EXPECT_EQ(f32_to_fp16(-1e6f), 0xfc00);
+  // Subnormals: 2^-25 ties between 0 and the smallest subnormal and goes to 0; 3 * 2^-25 goes to 2 * 2^-24.
+  EXPECT_EQ(f32_to_fp16(std::ldexp(1.0f, -25)), 0x0000);
+  EXPECT_EQ(f32_to_fp16(std::nextafter(std::ldexp(1.0f, -25), 1.0f)), 0x0001);
+  EXPECT_EQ(f32_to_fp16(3 * std::ldexp(1.0f, -25)), 0x0002);
+  EXPECT_EQ(f32_to_fp16(-std::ldexp(1.0f, -30)), 0x8000);
+  EXPECT_EQ(f32_to_fp16(std::ldexp(1.0f, -140)), 0x0000);  // a float32 subnormal
+  // The largest subnormal plus half an ulp rounds up into the smallest normal.
+  EXPECT_EQ(f32_to_fp16(std::ldexp(2047.0f, -25)), 0x0400);
+}
+
+TEST(Half, EveryHalfRoundTrips) {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    const float value = fp16_to_f32(static_cast<uint16_t>(bits));
+    if (std::isnan(value)) {
+      ASSERT_EQ((bits & 0x7c00), 0x7c00u);
+      ASSERT_NE((bits & 0x03ff), 0u);
+      continue;
+    }
+    ASSERT_EQ(f32_to_fp16(value), bits) << std::hex << bits;
+  }
+}
+
+// For every pair of adjacent positive halves, the floats at, just below and just above their
+// midpoint must round to the nearer one, ties to the even one. Covers subnormals and the
+// normal/subnormal boundary.
+TEST(Half, MidpointsBetweenAllNeighboursRoundCorrectly) {
+  for (uint16_t low = 0; low < 0x7bff; ++low) {
+    const uint16_t high = low + 1;
+    const double midpoint = (static_cast<double>(fp16_to_f32(low)) + fp16_to_f32(high)) / 2;
+    const auto tie = static_cast<float>(midpoint);  // exact: halves have 11 significant bits
+    ASSERT_EQ(static_cast<double>(tie), midpoint);
+    const uint16_t even = (low & 1) == 0 ? low : high;
+    ASSERT_EQ(f32_to_fp16(tie), even) << std::hex << low;
+    ASSERT_EQ(f32_to_fp16(std::nextafter(tie, 0.0f)), low) << std::hex << low;
+    ASSERT_EQ(f32_to_fp16(std::nextafter(tie, 1e9f)), high) << std::hex << low;
+    ASSERT_EQ(f32_to_fp16(-tie), even | 0x8000) << std::hex << low;
+  }
+}
+
+TEST(Bfloat16, KnownValuesAndRounding) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(bf16_to_f32(0x3f80), 1.0f);
+  EXPECT_EQ(f32_to_bf16(-2.0f), 0xc000);
+  EXPECT_EQ(f32_to_bf16(-0.0f), 0x8000);
+  // 1 + 2^-8 is the tie between 1 and 1 + 2^-7: goes to even (1); 1 + 3 * 2^-8 goes to 1 + 2^-6.
+  EXPECT_EQ(f32_to_bf16(1.0f + std::ldexp(1.0f, -8)), 0x3f80);
+  EXPECT_EQ(f32_to_bf16(1.0f + 3 * std::ldexp(1.0f, -8)), 0x3f82);
+  EXPECT_EQ(f32_to_bf16(std::nextafter(1.0f + std::ldexp(1.0f, -8), 2.0f)), 0x3f81);
+  // Subnormals round like everything else.
+  EXPECT_EQ(f32_to_bf16(float_from_bits(0x00008000u)), 0x0000);  // tie to even 0
+  EXPECT_EQ(f32_to_bf16(float_from_bits(0x00018000u)), 0x0002);  // tie to even 2
+  EXPECT_EQ(bf16_to_f32(0x0001), float_from_bits(0x00010000u));
+  // The largest finite float rounds up to inf; inf stays inf.
+  EXPECT_EQ(f32_to_bf16(std::numeric_limits<float>::max()), 0x7f80);
+  EXPECT_EQ(f32_to_bf16(std::numeric_limits<float>::infinity()), 0x7f80);
+  EXPECT_EQ(f32_to_bf16(-std::numeric_limits<float>::infinity()), 0xff80);
+  EXPECT_EQ(f32_to_bf16(float_from_bits(0x7f7f7fffu)), 0x7f7f);  // just below the tie stays finite
+  // nan stays nan (even a payload only in the low bits, which plain truncation would turn into inf).
+  for (uint32_t nan_bits : {0x7fc00000u, 0x7f800001u, 0xff800001u, 0x7fffffffu}) {
+    const uint16_t b = f32_to_bf16(float_from_bits(nan_bits));
+    EXPECT_TRUE(std::isnan(bf16_to_f32(b))) << std::hex << nan_bits;
+    EXPECT_EQ(b & 0x8000, (nan_bits >> 16) & 0x8000) << std::hex << nan_bits;
+  }
+}
+
+TEST(Bfloat16, EveryBfloat16RoundTripsAndMidpointsRoundToEven) {
+  for (uint32_t bits = 0; bits <= 0xffff; ++bits) {
+    const float value = bf16_to_f32(static_cast<uint16_t>(bits));
+    if (std::isnan(value)) continue;
+    ASSERT_EQ(f32_to_bf16(value), bits) << std::hex << bits;
+  }
+  for (uint32_t low = 0; low < 0x7f7f; ++low) {
+    // Midpoint of low and low + 1 in float32 bits is low << 16 | 0x8000.
+    const float tie = float_from_bits(low << 16 | 0x8000u);
+    const uint32_t even = (low & 1) == 0 ? low : low + 1;
+    ASSERT_EQ(f32_to_bf16(tie), even) << std::hex << low;
+    ASSERT_EQ(f32_to_bf16(float_from_bits(bits_of(tie) - 1)), low) << std::hex << low;
+    ASSERT_EQ(f32_to_bf16(float_from_bits(bits_of(tie) + 1)), low + 1) << std::hex << low;
+  }
+}
+
+// ---- ThreadPool ----
+
+TEST(ThreadPool, RunCallsEveryTaskExactlyOnce) {
+  for (size_t threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(pool.size(), threads);
+    for (size_t n_tasks : {0, 1, 2, 5, 100}) {
+      // Repeated runs catch a worker that wakes late and sees the next job.
+      for (int repeat = 0; repeat < 50; ++repeat) {
+        std::vector<std::atomic<int>> calls(n_tasks);
+        pool.run(n_tasks, [&](size_t i) { calls[i].fetch_add(1); });
+        for (size_t i = 0; i < n_tasks; ++i) ASSERT_EQ(calls[i].load(), 1) << threads << " threads, task " << i;
+      }
+    }
+  }
+}
+
+TEST(ThreadPool, ParallelForCoversTheRangeOnceInAlignedChunks) {
+  ThreadPool pool(3);
+  for (size_t n : {0, 1, 15, 16, 17, 100, 1000}) {
+    for (size_t align : {0, 1, 4, 16}) {
+      SCOPED_TRACE(::testing::Message() << "n=" << n << " align=" << align);
+      std::vector<std::atomic<int>> covered(n);
+      std::atomic<size_t> chunks{0};
+      pool.parallel_for(n, align, [&](size_t begin, size_t end) {
+        EXPECT_LT(begin, end);
+        if (align > 1) {
+          EXPECT_EQ(begin % align, 0u);
+        }
+        for (size_t i = begin; i < end; ++i) covered[i].fetch_add(1);
+        chunks.fetch_add(1);
+      });
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(covered[i].load(), 1) << "index " << i;
+      EXPECT_LE(chunks.load(), pool.size());
+    }
+  }
+}
+
+TEST(ThreadPool, RethrowsATaskExceptionAndStaysUsable) {
+  for (size_t threads : {1, 3}) {
+    ThreadPool pool(threads);
+    try {
+      pool.run(20, [&](size_t i) {
+        if (i == 7) throw std::runtime_error("task 7 failed");
+      });
+      FAIL() << "no exception";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "task 7 failed");
+    }
+    EXPECT_THROW(pool.parallel_for(10, 1, [](size_t, size_t) { throw Error("chunk failed"); }), Error);
+
+    std::atomic<int> calls{0};
+    pool.run(10, [&](size_t) { calls.fetch_add(1); });
+    EXPECT_EQ(calls.load(), 10);
+  }
+}
+
+}  // namespace
+}  // namespace llm::kernels
