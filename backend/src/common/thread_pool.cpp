@@ -2,7 +2,22 @@
 
 #include <algorithm>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define LLM_CPU_RELAX() _mm_pause()
+#else
+#define LLM_CPU_RELAX() std::this_thread::yield()
+#endif
+
 namespace llm {
+
+namespace {
+// About 50-100 microseconds of polling: longer than the gap between a decode step's kernels,
+// far shorter than the time between tokens of an idle server.
+constexpr int kSpinIterations = 20000;
+
+uint32_t generation_of(uint64_t ticket) { return static_cast<uint32_t>(ticket >> 32); }
+}  // namespace
 
 ThreadPool::ThreadPool(size_t threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -12,71 +27,94 @@ ThreadPool::ThreadPool(size_t threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard lock(mutex_);
-    stopping_ = true;
+    std::lock_guard lock(sleep_mutex_);
+    stopping_.store(true);
   }
-  job_ready_.notify_all();
+  wake_.notify_all();
   for (auto& worker : workers_) worker.join();
 }
 
-void ThreadPool::work_on_current_job() {
-  // Called with mutex_ unlocked; claims tasks one at a time until none remain.
+void ThreadPool::work_on(uint32_t generation) {
+  // The ticket is read first: once it shows this generation, the job's fields below are this
+  // job's; a later job rewrites them only after closing the ticket, which makes the CAS fail.
+  uint64_t ticket = ticket_.load(std::memory_order_acquire);
+  if (generation_of(ticket) != generation) return;
+  const auto* task = task_.load(std::memory_order_acquire);
+  const size_t n_tasks = n_tasks_.load(std::memory_order_acquire);
   for (;;) {
-    size_t index;
-    const std::function<void(size_t)>* task;
-    {
-      std::lock_guard lock(mutex_);
-      if (task_ == nullptr || next_task_ >= n_tasks_) return;
-      index = next_task_++;
-      task = task_;
-    }
-    std::exception_ptr failure;
+    if (generation_of(ticket) != generation) return;
+    const size_t index = static_cast<uint32_t>(ticket);
+    if (index >= n_tasks) return;
+    if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel)) continue;
     try {
       (*task)(index);
     } catch (...) {
-      failure = std::current_exception();
+      std::lock_guard lock(error_mutex_);
+      if (!error_) error_ = std::current_exception();
     }
-    std::lock_guard lock(mutex_);
-    if (failure && !error_) error_ = failure;
-    if (++tasks_finished_ == n_tasks_) job_done_.notify_all();
+    unfinished_.fetch_sub(1, std::memory_order_acq_rel);
+    ticket = ticket_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::worker_loop() {
-  size_t seen_generation = 0;
+  uint32_t seen = 0;
   for (;;) {
-    {
-      std::unique_lock lock(mutex_);
-      job_ready_.wait(lock, [&] { return stopping_ || generation_ != seen_generation; });
-      if (stopping_) return;
-      seen_generation = generation_;
+    uint32_t generation = generation_of(ticket_.load(std::memory_order_acquire));
+    for (int i = 0; i < kSpinIterations && generation == seen && !stopping_.load(std::memory_order_relaxed); ++i) {
+      LLM_CPU_RELAX();
+      generation = generation_of(ticket_.load(std::memory_order_acquire));
     }
-    work_on_current_job();
+    if (generation == seen) {
+      std::unique_lock lock(sleep_mutex_);
+      wake_.wait(lock, [&] {
+        return stopping_.load() || generation_of(ticket_.load(std::memory_order_acquire)) != seen;
+      });
+      generation = generation_of(ticket_.load(std::memory_order_acquire));
+    }
+    if (stopping_.load()) return;
+    seen = generation;
+    work_on(generation);
   }
 }
 
 void ThreadPool::run(size_t n_tasks, const std::function<void(size_t)>& task) {
   if (n_tasks == 0) return;
   if (workers_.empty() || n_tasks == 1) {
-    for (size_t i = 0; i < n_tasks; ++i) task(i);
+    std::exception_ptr failure;
+    for (size_t i = 0; i < n_tasks; ++i) {
+      try {
+        task(i);
+      } catch (...) {
+        if (!failure) failure = std::current_exception();
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
     return;
   }
+  // Close the ticket (a generation with no claimable task) before rewriting the job's fields,
+  // then open the job under the next generation.
+  const uint32_t closed = generation_of(ticket_.load(std::memory_order_relaxed)) + 1;
+  ticket_.store((static_cast<uint64_t>(closed) << 32) | 0xffffffffu, std::memory_order_release);
+  task_.store(&task, std::memory_order_release);
+  n_tasks_.store(n_tasks, std::memory_order_release);
+  unfinished_.store(n_tasks, std::memory_order_release);
   {
-    std::lock_guard lock(mutex_);
-    task_ = &task;
-    n_tasks_ = n_tasks;
-    next_task_ = 0;
-    tasks_finished_ = 0;
+    std::lock_guard lock(error_mutex_);
     error_ = nullptr;
-    ++generation_;
   }
-  job_ready_.notify_all();
-  work_on_current_job();
+  const uint32_t generation = closed + 1;
+  {
+    // Under the sleep mutex so a worker deciding to sleep cannot miss this job.
+    std::lock_guard lock(sleep_mutex_);
+    ticket_.store(static_cast<uint64_t>(generation) << 32, std::memory_order_release);
+  }
+  wake_.notify_all();
+  work_on(generation);
+  while (unfinished_.load(std::memory_order_acquire) != 0) LLM_CPU_RELAX();
   std::exception_ptr failure;
   {
-    std::unique_lock lock(mutex_);
-    job_done_.wait(lock, [&] { return tasks_finished_ == n_tasks_; });
-    task_ = nullptr;
+    std::lock_guard lock(error_mutex_);
     failure = error_;
   }
   if (failure) std::rethrow_exception(failure);
