@@ -21,11 +21,11 @@ class RecordingObserver : public GenerationObserver {
  public:
   explicit RecordingObserver(int cancel_after_steps = -1) : cancel_after_(cancel_after_steps) {}
   bool cancelled() override { return cancel_after_ >= 0 && steps_ >= cancel_after_; }
-  void on_step(std::span<const int32_t> new_ids, std::string_view text, FinishReason finish) override {
+  void on_step(const StepOutput& step) override {
     ++steps_;
-    ids_.insert(ids_.end(), new_ids.begin(), new_ids.end());
-    text_ += text;
-    if (finish != FinishReason::None) end(std::string("finished:") + finish_reason_name(finish));
+    ids_.insert(ids_.end(), step.new_ids.begin(), step.new_ids.end());
+    text_ += step.text;
+    if (step.finish != FinishReason::None) end(std::string("finished:") + finish_reason_name(step.finish));
   }
   void on_error(const std::string& message) override { end("error:" + message); }
   void on_cancelled() override { end("cancelled"); }

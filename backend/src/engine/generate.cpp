@@ -1,6 +1,7 @@
 #include "engine/generate.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "common/error.h"
@@ -32,6 +33,18 @@ size_t checked_capacity(const LlamaModel& model, const GenerationRequest& reques
   }
   for (const auto& stop : request.stop_strings)
     if (stop.empty()) throw Error("stop strings must not be empty");
+  const int64_t vocab = model.config().vocab_size;
+  auto check_ids = [&](const std::vector<std::vector<int32_t>>& sequences, const char* what) {
+    for (const auto& sequence : sequences) {
+      if (sequence.empty()) throw_error(what, " must not contain empty sequences");
+      for (int32_t id : sequence)
+        if (id < 0 || id >= vocab) throw_error(what, " holds token id ", id, ", outside the vocabulary [0, ", vocab, ")");
+    }
+  };
+  check_ids(request.stop_token_sequences, "stop words");
+  check_ids(request.bad_token_sequences, "bad words");
+  for (int32_t id : request.prompt_ids)
+    if (id < 0 || id >= vocab) throw_error("prompt token id ", id, " is outside the vocabulary [0, ", vocab, ")");
   return static_cast<size_t>(prompt + request.max_tokens);
 }
 
@@ -63,7 +76,15 @@ std::string Generation::step() {
       if (id >= 0 && static_cast<size_t>(id) < logits_.size()) logits_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
     }
   }
-  const int32_t token = sampler_.sample(logits_, history_);
+  mask_bad_tokens();
+  const int32_t token = sampler_.sample(logits_, history_, request_.prompt_ids.size());
+  if (request_.return_log_probs) {
+    // log softmax of the penalised logits at the chosen token.
+    const float max_logit = *std::max_element(logits_.begin(), logits_.end());
+    double total = 0;
+    for (float l : logits_) total += std::exp(static_cast<double>(l - max_logit));
+    log_probs_.push_back(static_cast<float>(static_cast<double>(logits_[static_cast<size_t>(token)] - max_logit) - std::log(total)));
+  }
   if (can_end && std::find(request_.end_ids.begin(), request_.end_ids.end(), token) != request_.end_ids.end()) {
     finish(FinishReason::EndId);
     return accept_text(decoder_.finish(), true);
@@ -71,11 +92,32 @@ std::string Generation::step() {
   output_ids_.push_back(token);
   history_.push_back(token);
   std::string delta = decoder_.push(token);
+  bool stop_tokens = false;
+  for (const auto& sequence : request_.stop_token_sequences) stop_tokens = stop_tokens || ends_with(sequence);
   const bool at_limit = static_cast<int32_t>(output_ids_.size()) >= request_.max_tokens;
-  if (at_limit) delta += decoder_.finish();
-  std::string visible = accept_text(std::move(delta), at_limit);
-  if (at_limit && !finished()) finish(FinishReason::Length);
+  const bool last = at_limit || stop_tokens;
+  if (last) delta += decoder_.finish();
+  std::string visible = accept_text(std::move(delta), last);
+  if (!finished() && stop_tokens) finish(FinishReason::StopString);
+  if (!finished() && at_limit) finish(FinishReason::Length);
   return visible;
+}
+
+bool Generation::ends_with(const std::vector<int32_t>& sequence) const {
+  return sequence.size() <= output_ids_.size() &&
+         std::equal(sequence.rbegin(), sequence.rend(), output_ids_.rbegin());
+}
+
+void Generation::mask_bad_tokens() {
+  for (const auto& sequence : request_.bad_token_sequences) {
+    const size_t prefix = sequence.size() - 1;
+    if (prefix > history_.size() ||
+        !std::equal(sequence.begin(), sequence.begin() + static_cast<std::ptrdiff_t>(prefix),
+                    history_.end() - static_cast<std::ptrdiff_t>(prefix))) {
+      continue;
+    }
+    logits_[static_cast<size_t>(sequence.back())] = -std::numeric_limits<float>::infinity();
+  }
 }
 
 std::string Generation::accept_text(std::string delta, bool final) {

@@ -26,6 +26,12 @@ struct GenerationRequest {
   std::vector<int32_t> end_ids;  // generation stops at any of these (not part of the output)
   bool ignore_eos = false;       // benchmarks: always generate max_tokens
   std::vector<std::string> stop_strings;  // output stops before the first occurrence
+  // Token sequences that end generation once the output ends with one (the tokens stay in the output).
+  std::vector<std::vector<int32_t>> stop_token_sequences;
+  // Token sequences never to complete: the last token is masked whenever the text so far ends
+  // with the others.
+  std::vector<std::vector<int32_t>> bad_token_sequences;
+  bool return_log_probs = false;  // record log p(token) for each generated token
 };
 
 class Generation {
@@ -39,12 +45,17 @@ class Generation {
   std::string step();
 
   const std::vector<int32_t>& output_ids() const { return output_ids_; }
+  // Natural-log probability of each generated token under the (penalised) model distribution;
+  // filled only when the request asked for it.
+  const std::vector<float>& output_log_probs() const { return log_probs_; }
   const std::string& text() const { return text_; }
   size_t prompt_tokens() const { return request_.prompt_ids.size(); }
 
  private:
   std::string accept_text(std::string delta, bool final);
   void finish(FinishReason reason) { finish_ = reason; }
+  void mask_bad_tokens();
+  bool ends_with(const std::vector<int32_t>& sequence) const;
 
   LlamaModel& model_;
   GenerationRequest request_;
@@ -54,6 +65,7 @@ class Generation {
   std::vector<float> logits_;
   std::vector<int32_t> history_;  // prompt + output, for the repetition penalty
   std::vector<int32_t> output_ids_;
+  std::vector<float> log_probs_;
   std::string text_;       // text emitted so far
   std::string held_back_;  // decoded text that may be the start of a stop string
   FinishReason finish_ = FinishReason::None;

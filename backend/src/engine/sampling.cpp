@@ -15,6 +15,8 @@ void SamplingParams::validate() const {
   if (!(top_p > 0.0f && top_p <= 1.0f)) throw_error("top_p must be in (0, 1], got ", top_p);
   if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty))
     throw_error("repetition_penalty must be a finite number > 0 (1 = off), got ", repetition_penalty);
+  if (!std::isfinite(presence_penalty)) throw_error("presence_penalty must be a finite number, got ", presence_penalty);
+  if (!std::isfinite(frequency_penalty)) throw_error("frequency_penalty must be a finite number, got ", frequency_penalty);
 }
 
 namespace {
@@ -47,7 +49,22 @@ double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
 
 Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) { params_.validate(); }
 
-int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history) {
+int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> history, size_t prompt_length) {
+  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
+    // OpenAI's definition: logit -= frequency * count + presence * (count > 0), generated tokens only.
+    std::vector<int32_t> generated(history.begin() + static_cast<std::ptrdiff_t>(std::min(prompt_length, history.size())),
+                                   history.end());
+    std::sort(generated.begin(), generated.end());
+    for (size_t i = 0; i < generated.size();) {
+      size_t j = i;
+      while (j < generated.size() && generated[j] == generated[i]) ++j;
+      const int32_t id = generated[i];
+      if (id >= 0 && static_cast<size_t>(id) < logits.size()) {
+        logits[static_cast<size_t>(id)] -= params_.frequency_penalty * static_cast<float>(j - i) + params_.presence_penalty;
+      }
+      i = j;
+    }
+  }
   if (params_.repetition_penalty != 1.0f) {
     // As Hugging Face's RepetitionPenaltyLogitsProcessor: once per distinct token.
     std::vector<int32_t> seen(history.begin(), history.end());

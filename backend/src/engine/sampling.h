@@ -13,6 +13,8 @@ struct SamplingParams {
   int32_t top_k = 0;                // 0: no limit
   float top_p = 1.0f;               // nucleus mass in (0, 1]
   float repetition_penalty = 1.0f;  // > 1 discourages tokens already in the prompt or output
+  float presence_penalty = 0.0f;    // subtracted once from every token already generated
+  float frequency_penalty = 0.0f;   // subtracted per occurrence in the generated tokens
   uint64_t seed = 0;
 
   // Throws Error naming the field and its allowed range.
@@ -34,9 +36,10 @@ class Rng {
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
-  // Picks a token from logits (modified in place). `history` holds the prompt and generated ids
-  // for the repetition penalty.
-  int32_t sample(std::span<float> logits, std::span<const int32_t> history);
+  // Picks a token from logits (modified in place: penalties applied). `history` holds the
+  // prompt and generated ids; its first `prompt_length` are the prompt (the repetition penalty
+  // covers both, presence and frequency penalties only generated tokens).
+  int32_t sample(std::span<float> logits, std::span<const int32_t> history, size_t prompt_length);
 
  private:
   SamplingParams params_;

@@ -55,7 +55,13 @@ bool Scheduler::step(Sequence& sequence) {
     return false;
   }
   const auto& ids = generation.output_ids();
-  sequence.observer->on_step(std::span<const int32_t>(ids).subspan(before), text, generation.finish_reason());
+  const auto& log_probs = generation.output_log_probs();
+  StepOutput output;
+  output.new_ids = std::span<const int32_t>(ids).subspan(before);
+  output.text = text;
+  if (!log_probs.empty()) output.log_probs = std::span<const float>(log_probs).subspan(before);
+  output.finish = generation.finish_reason();
+  sequence.observer->on_step(output);
   return !generation.finished();
 }
 

@@ -18,6 +18,14 @@
 
 namespace llm {
 
+// What one step of a sequence produced.
+struct StepOutput {
+  std::span<const int32_t> new_ids;   // the token made by this step (empty when it ended on an end id)
+  std::string_view text;              // newly visible text
+  std::span<const float> log_probs;   // log p of new_ids, when the request asked for them
+  FinishReason finish = FinishReason::None;  // set on the sequence's last step
+};
+
 // Receives one sequence's output on the engine thread. Exactly one of the last three calls
 // ends every sequence: on_step with a finish reason, on_error or on_cancelled.
 class GenerationObserver {
@@ -25,9 +33,7 @@ class GenerationObserver {
   virtual ~GenerationObserver() = default;
   // Polled before every step; true stops the sequence within one step and frees its state.
   virtual bool cancelled() = 0;
-  // new_ids: the token made by this step (empty when it ended on an end id); text: newly
-  // visible text; finish != None on the sequence's last step.
-  virtual void on_step(std::span<const int32_t> new_ids, std::string_view text, FinishReason finish) = 0;
+  virtual void on_step(const StepOutput& step) = 0;
   virtual void on_error(const std::string& message) = 0;
   virtual void on_cancelled() = 0;
 };

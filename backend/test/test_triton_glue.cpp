@@ -1,0 +1,194 @@
+// The Triton glue's pure parts: model settings from config JSON and request parsing, both
+// tensor styles, and every bad input named.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "common/error.h"
+#include "test_util.h"
+#include "tiny_hf_model.h"
+#include "triton/model_settings.h"
+#include "triton/request_parser.h"
+
+namespace llm::triton {
+namespace {
+
+using nlohmann::json;
+
+json config_with(json parameters) {
+  json config = {{"name", "m"}, {"max_batch_size", "1"}, {"model_transaction_policy", {{"decoupled", true}}}};
+  json p = json::object();
+  for (const auto& [k, v] : parameters.items()) p[k] = {{"string_value", v}};
+  config["parameters"] = p;
+  return config;
+}
+
+std::string settings_error(const json& config) {
+  try {
+    ModelSettings::parse(config, "/models/m/1");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelSettings, ParsesParametersAndResolvesPaths) {
+  const auto s = ModelSettings::parse(config_with({{"checkpoint_dir", "../../ckpt"}, {"max_concurrent_requests", "4"},
+                                                   {"threads", "2"}, {"exclude_input_in_output", "false"},
+                                                   {"max_context_tokens", "512"}}),
+                                      "/models/m/1");
+  EXPECT_EQ(s.checkpoint_dir, "/models/ckpt");
+  EXPECT_EQ(s.tokenizer_dir, "/models/ckpt");
+  EXPECT_EQ(s.max_concurrent_requests, 4);
+  EXPECT_EQ(s.threads, 2);
+  EXPECT_EQ(s.max_context_tokens, 512);
+  EXPECT_FALSE(s.exclude_input_in_output);
+  EXPECT_TRUE(s.decoupled);
+  EXPECT_EQ(s.max_batch_size, 1);
+  EXPECT_EQ(ModelSettings::parse(config_with({{"checkpoint_dir", "/abs"}, {"tokenizer_dir", "tok"}}), "/m/1").tokenizer_dir,
+            "/m/1/tok");
+}
+
+TEST(ModelSettings, BadParametersAreNamed) {
+  EXPECT_NE(settings_error(config_with(json::object())).find("missing parameter \"checkpoint_dir\""), std::string::npos);
+  EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"chekpoint", "y"}})).find("unknown parameter \"chekpoint\""),
+            std::string::npos);
+  EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"threads", "two"}})).find("\"threads\" must be an integer"),
+            std::string::npos);
+  EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"max_concurrent_requests", "0"}}))
+                .find("\"max_concurrent_requests\" must be >= 1"),
+            std::string::npos);
+  EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"engine", "tensorrtllm"}})).find("no TensorRT-LLM engine"),
+            std::string::npos);
+  EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"engine", "gpu"}})).find("\"engine\" must be"),
+            std::string::npos);
+  EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"exclude_input_in_output", "yes"}}))
+                .find("\"exclude_input_in_output\" must be true or false"),
+            std::string::npos);
+}
+
+// Builders for Triton input tensors as clients send them (with the batch dimension).
+InputTensor bytes_tensor(const std::vector<std::string>& values) {
+  InputTensor t{TRITONSERVER_TYPE_BYTES, {1, static_cast<int64_t>(values.size())}, {}};
+  for (const auto& v : values) {
+    const uint32_t n = static_cast<uint32_t>(v.size());
+    t.data.append(reinterpret_cast<const char*>(&n), 4);
+    t.data += v;
+  }
+  return t;
+}
+template <typename T>
+InputTensor tensor(TRITONSERVER_DataType type, std::vector<T> values, std::vector<int64_t> shape = {}) {
+  InputTensor t{type, shape.empty() ? std::vector<int64_t>{1, static_cast<int64_t>(values.size())} : shape, {}};
+  t.data.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+  return t;
+}
+InputTensor i32(std::vector<int32_t> v, std::vector<int64_t> shape = {}) { return tensor(TRITONSERVER_TYPE_INT32, v, shape); }
+InputTensor f32(float v) { return tensor(TRITONSERVER_TYPE_FP32, std::vector<float>{v}); }
+InputTensor boolean(bool v) { return tensor(TRITONSERVER_TYPE_BOOL, std::vector<uint8_t>{v}); }
+
+class RequestParserTest : public ::testing::Test {
+ protected:
+  void SetUp() override { tokenizer_ = std::make_unique<Tokenizer>(test::write_fake_llama_tokenizer(dir_.path())); }
+  ParsedRequest parse(const RequestInputs& inputs) { return parse_request(inputs, settings_, *tokenizer_, 32000, 64); }
+  std::string error(const RequestInputs& inputs) {
+    try {
+      parse(inputs);
+    } catch (const InvalidInput& e) {
+      return e.what();
+    }
+    return "";
+  }
+  test::TempDir dir_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  ModelSettings settings_;
+};
+
+TEST_F(RequestParserTest, TextStyleDefaultsToGreedyLikeTensorRtLlm) {
+  const auto r = parse({{"text_input", bytes_tensor({"p300p301"})}, {"max_tokens", i32({5})}});
+  EXPECT_TRUE(r.text_style);
+  EXPECT_FALSE(r.stream);
+  EXPECT_TRUE(r.exclude_input_in_output);
+  EXPECT_EQ(r.prompt_text, "p300p301");
+  EXPECT_EQ(r.generation.prompt_ids.front(), 1) << "BOS first";
+  EXPECT_EQ(r.generation.max_tokens, 5);
+  EXPECT_TRUE(r.generation.sampling.greedy());
+  EXPECT_EQ(r.generation.end_ids, std::vector<int32_t>{2});
+}
+
+TEST_F(RequestParserTest, SamplingInputsOfBothStyles) {
+  auto r = parse({{"text_input", bytes_tensor({"x"})}, {"max_tokens", i32({5})}, {"top_k", i32({40})},
+                  {"temperature", f32(0.7f)}, {"stream", boolean(true)}, {"random_seed", tensor(TRITONSERVER_TYPE_UINT64, std::vector<uint64_t>{99})},
+                  {"stop_words", bytes_tensor({"\n\n", ""})}, {"min_length", i32({2})}, {"return_log_probs", boolean(true)}});
+  EXPECT_FALSE(r.generation.sampling.greedy());
+  EXPECT_EQ(r.generation.sampling.top_k, 40);
+  EXPECT_FLOAT_EQ(r.generation.sampling.temperature, 0.7f);
+  EXPECT_EQ(r.generation.sampling.top_p, 1.0f) << "top_p 0/absent means off once sampling is on";
+  EXPECT_EQ(r.generation.sampling.seed, 99u);
+  EXPECT_TRUE(r.stream);
+  EXPECT_EQ(r.generation.stop_strings, std::vector<std::string>{"\n\n"});
+  EXPECT_EQ(r.generation.min_tokens, 2);
+  EXPECT_TRUE(r.generation.return_log_probs);
+
+  r = parse({{"input_ids", i32({1, 500, 600, 0}, {1, 4})}, {"input_lengths", i32({3})}, {"request_output_len", i32({7})},
+             {"runtime_top_p", f32(0.9f)}, {"streaming", boolean(true)}, {"end_id", i32({7})},
+             {"stop_words_list", i32({10, 11, 12, 2, 3, -1}, {1, 2, 3})}, {"exclude_input_in_output", boolean(false)}});
+  EXPECT_FALSE(r.text_style);
+  EXPECT_EQ(r.generation.prompt_ids, (std::vector<int32_t>{1, 500, 600}));
+  EXPECT_EQ(r.generation.max_tokens, 7);
+  EXPECT_FLOAT_EQ(r.generation.sampling.top_p, 0.9f);
+  EXPECT_TRUE(r.stream);
+  EXPECT_FALSE(r.exclude_input_in_output);
+  EXPECT_EQ(r.generation.end_ids, std::vector<int32_t>{7});
+  EXPECT_EQ(r.generation.stop_token_sequences, (std::vector<std::vector<int32_t>>{{10, 11}, {12}}));
+}
+
+TEST_F(RequestParserTest, EveryBadInputIsNamed) {
+  const RequestInputs base = {{"text_input", bytes_tensor({"hello"})}, {"max_tokens", i32({5})}};
+  auto with = [&](const std::string& name, InputTensor t) {
+    RequestInputs inputs = base;
+    inputs[name] = std::move(t);
+    return inputs;
+  };
+  auto without = [&](const std::string& name) {
+    RequestInputs inputs = base;
+    inputs.erase(name);
+    return inputs;
+  };
+  EXPECT_NE(error(without("text_input")).find("input 'text_input': send exactly one of"), std::string::npos);
+  EXPECT_NE(error(with("input_ids", i32({1, 2}))).find("send exactly one of"), std::string::npos);
+  EXPECT_NE(error(without("max_tokens")).find("input 'max_tokens': is required"), std::string::npos);
+  EXPECT_NE(error(with("text_input", bytes_tensor({""}))).find("input 'text_input': the prompt is empty"), std::string::npos);
+  EXPECT_NE(error(with("text_input", bytes_tensor({"\xff"}))).find("input 'text_input'"), std::string::npos);
+  EXPECT_NE(error(with("text_input", i32({3}))).find("input 'text_input': must be BYTES"), std::string::npos);
+  EXPECT_NE(error(with("text_input", bytes_tensor({"a", "b"}))).find("exactly one prompt"), std::string::npos);
+  EXPECT_NE(error(with("max_tokens", i32({0}))).find("input 'max_tokens': must be an integer from 1 to"), std::string::npos);
+  EXPECT_NE(error(with("max_tokens", i32({1000}))).find("input 'max_tokens'"), std::string::npos);
+  EXPECT_NE(error(with("max_tokens", i32({1, 2}))).find("exactly one value"), std::string::npos);
+  EXPECT_NE(error(with("text_input", bytes_tensor({std::string(200, 'z')}))).find("leaves no room in the context"), std::string::npos);
+  EXPECT_NE(error(with("temperature", f32(-1))).find("input 'temperature'"), std::string::npos);
+  EXPECT_NE(error(with("top_p", f32(1.5f))).find("input 'top_p'"), std::string::npos);
+  EXPECT_NE(error(with("top_k", i32({-3}))).find("input 'top_k'"), std::string::npos);
+  EXPECT_NE(error(with("repetition_penalty", f32(0))).find("input 'repetition_penalty'"), std::string::npos);
+  EXPECT_NE(error(with("beam_width", i32({4}))).find("input 'beam_width'"), std::string::npos);
+  EXPECT_NE(error(with("stream", i32({1}))).find("input 'stream': must be BOOL"), std::string::npos);
+  EXPECT_NE(error(with("end_id", i32({40000}))).find("input 'end_id'"), std::string::npos);
+  EXPECT_NE(error(with("return_generation_logits", boolean(true))).find("input 'return_generation_logits'"), std::string::npos);
+  EXPECT_NE(error(with("runtime_top_p_decay", f32(0.5f))).find("input 'runtime_top_p_decay'"), std::string::npos);
+  EXPECT_NE(error(with("stop_words_list", i32({1, 2, 3, 3}, {1, 2, 2}))).find("input 'stop_words_list'"), std::string::npos);
+  InputTensor cut = bytes_tensor({"hello"});
+  cut.data.resize(6);
+  EXPECT_NE(error(with("text_input", cut)).find("runs past the tensor's end"), std::string::npos);
+  EXPECT_NE(error({{"input_ids", i32({1, 32000})}, {"request_output_len", i32({3})}}).find("input 'input_ids': token id 32000"),
+            std::string::npos);
+  EXPECT_NE(error({{"input_ids", i32({1, 2})}, {"input_lengths", i32({5})}, {"request_output_len", i32({3})}})
+                .find("input 'input_lengths'"),
+            std::string::npos);
+}
+
+TEST_F(RequestParserTest, StopRequest) {
+  EXPECT_TRUE(parse({{"stop", boolean(true)}}).stop_request);
+}
+
+}  // namespace
+}  // namespace llm::triton
