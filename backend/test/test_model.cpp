@@ -297,5 +297,63 @@ TEST(Generation, GreedyMatchesArgmaxOfReferenceAndStopsOnLengthOrEndId) {
   EXPECT_EQ(ignoring.output_ids().size(), 6u);
 }
 
+TEST(Generation, BadTokensAreNeverChosenAndStopTokenSequencesEndTheOutput) {
+  TempDir dir;
+  const auto tokenizer_path = write_fake_llama_tokenizer(dir.path());
+  const TinyHfModel hf(12);
+  auto model = convert_and_load(hf, dir, DType::F32);
+  const Tokenizer tokenizer(tokenizer_path);
+  GenerationRequest request;
+  request.prompt_ids = {1, 20, 30};
+  request.max_tokens = 8;
+  request.sampling.temperature = 0;
+  request.return_log_probs = true;
+  Generation free_run(*model, tokenizer, request);
+  while (!free_run.finished()) free_run.step();
+  const auto greedy = free_run.output_ids();
+  ASSERT_EQ(free_run.output_log_probs().size(), greedy.size());
+  for (float lp : free_run.output_log_probs()) EXPECT_LE(lp, 0.0f);
+
+  // Banning the first greedy token makes the model pick something else first.
+  request.bad_token_sequences = {{greedy[0]}};
+  Generation banned(*model, tokenizer, request);
+  while (!banned.finished()) banned.step();
+  EXPECT_NE(banned.output_ids()[0], greedy[0]);
+
+  // Stopping on the 2nd-3rd greedy tokens keeps them and ends there.
+  request.bad_token_sequences.clear();
+  request.stop_token_sequences = {{greedy[1], greedy[2]}};
+  Generation stopped(*model, tokenizer, request);
+  while (!stopped.finished()) stopped.step();
+  EXPECT_EQ(stopped.finish_reason(), FinishReason::StopString);
+  EXPECT_EQ(stopped.output_ids(), std::vector<int32_t>(greedy.begin(), greedy.begin() + 3));
+}
+
+TEST(Generation, StopStringsEndTheTextBeforeThemEvenAcrossChunks) {
+  TempDir dir;
+  const auto tokenizer_path = write_fake_llama_tokenizer(dir.path());
+  const TinyHfModel hf(13);
+  auto model = convert_and_load(hf, dir, DType::F32);
+  const Tokenizer tokenizer(tokenizer_path);
+  GenerationRequest request;
+  request.prompt_ids = {1, 40, 41};
+  request.max_tokens = 12;
+  request.sampling.temperature = 0;
+  request.ignore_eos = true;
+  Generation free_run(*model, tokenizer, request);
+  std::string full;
+  while (!free_run.finished()) full += free_run.step();
+  ASSERT_GE(full.size(), 4u) << "the tiny model's greedy bytes should make some text";
+  // A stop string from the middle of the text: the output is everything before its first occurrence.
+  const std::string stop = full.substr(full.size() / 2, 2);
+  request.stop_strings = {stop};
+  Generation stopped(*model, tokenizer, request);
+  std::string streamed;
+  while (!stopped.finished()) streamed += stopped.step();
+  EXPECT_EQ(streamed, full.substr(0, full.find(stop)));
+  EXPECT_EQ(stopped.text(), streamed);
+  EXPECT_EQ(stopped.finish_reason(), FinishReason::StopString);
+}
+
 }  // namespace
 }  // namespace llm

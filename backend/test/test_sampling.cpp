@@ -20,7 +20,7 @@ std::map<int32_t, int> draw(const SamplingParams& params, const std::vector<floa
   std::map<int32_t, int> counts;
   for (int i = 0; i < n; ++i) {
     auto copy = logits;
-    ++counts[sampler.sample(copy, {})];
+    ++counts[sampler.sample(copy, {}, 0)];
   }
   return counts;
 }
@@ -30,12 +30,12 @@ TEST(Sampling, GreedyTakesTheFirstMaximum) {
   params.temperature = 0;
   Sampler sampler(params);
   std::vector<float> logits = {0.1f, 3.0f, -1.0f, 3.0f};
-  EXPECT_EQ(sampler.sample(logits, {}), 1);
+  EXPECT_EQ(sampler.sample(logits, {}, 0), 1);
   params.temperature = 0.7f;
   params.top_k = 1;
   Sampler top1(params);
   logits = {0.1f, 3.0f, -1.0f, 3.5f};
-  EXPECT_EQ(top1.sample(logits, {}), 3);
+  EXPECT_EQ(top1.sample(logits, {}, 0), 3);
 }
 
 TEST(Sampling, SameSeedSameTokensDifferentSeedDifferentTokens) {
@@ -47,7 +47,7 @@ TEST(Sampling, SameSeedSameTokensDifferentSeedDifferentTokens) {
     std::vector<int32_t> out;
     for (int i = 0; i < 64; ++i) {
       auto copy = logits;
-      out.push_back(sampler.sample(copy, {}));
+      out.push_back(sampler.sample(copy, {}, 0));
     }
     return out;
   };
@@ -96,9 +96,24 @@ TEST(Sampling, RepetitionPenaltyDemotesSeenTokens) {
   Sampler sampler(params);
   std::vector<float> logits = {2.0f, 1.8f, -1.0f};
   const std::vector<int32_t> history = {0, 0, 2};
-  EXPECT_EQ(sampler.sample(logits, history), 1);
+  EXPECT_EQ(sampler.sample(logits, history, 0), 1);
   EXPECT_FLOAT_EQ(logits[0], 2.0f / 1.5f);
   EXPECT_FLOAT_EQ(logits[2], -1.5f);  // negative logits are multiplied
+}
+
+TEST(Sampling, PresenceAndFrequencyPenaltiesCountOnlyGeneratedTokens) {
+  SamplingParams params;
+  params.temperature = 0;
+  params.presence_penalty = 0.5f;
+  params.frequency_penalty = 0.25f;
+  Sampler sampler(params);
+  std::vector<float> logits = {3.0f, 2.0f, 1.0f, 0.0f};
+  // Prompt {0, 0}; generated {0, 1, 0}: token 0 twice (-0.5 - 0.5), token 1 once (-0.5 - 0.25).
+  const std::vector<int32_t> history = {0, 0, 0, 1, 0};
+  sampler.sample(logits, history, 2);
+  EXPECT_FLOAT_EQ(logits[0], 2.0f);
+  EXPECT_FLOAT_EQ(logits[1], 1.25f);
+  EXPECT_FLOAT_EQ(logits[2], 1.0f);
 }
 
 TEST(Sampling, InvalidParametersNameTheField) {

@@ -90,7 +90,9 @@ InputTensor boolean(bool v) { return tensor(TRITONSERVER_TYPE_BOOL, std::vector<
 class RequestParserTest : public ::testing::Test {
  protected:
   void SetUp() override { tokenizer_ = std::make_unique<Tokenizer>(test::write_fake_llama_tokenizer(dir_.path())); }
-  ParsedRequest parse(const RequestInputs& inputs) { return parse_request(inputs, settings_, *tokenizer_, 32000, 64); }
+  ParsedRequest parse(const RequestInputs& inputs) {
+    return parse_request(inputs, RequestLimits{settings_, *tokenizer_, 32000, 64, {2}});
+  }
   std::string error(const RequestInputs& inputs) {
     try {
       parse(inputs);

@@ -156,24 +156,6 @@ int cmd_synth(int argc, char** argv) {
   return 0;
 }
 
-// End ids: the tokenizer's EOS plus any in generation_config.json beside the checkpoint.
-std::vector<int32_t> end_ids_for(const std::filesystem::path& checkpoint, const llm::Tokenizer& tokenizer) {
-  std::vector<int32_t> ids;
-  if (tokenizer.eos_id() >= 0) ids.push_back(tokenizer.eos_id());
-  const auto gen_config = checkpoint / "generation_config.json";
-  if (std::filesystem::exists(gen_config)) {
-    const auto j = llm::read_json_file(gen_config);
-    if (j.contains("eos_token_id")) {
-      const auto& eos = j["eos_token_id"];
-      for (const auto& v : eos.is_array() ? eos : nlohmann::json::array({eos})) {
-        if (v.is_number_integer() && std::find(ids.begin(), ids.end(), v.get<int32_t>()) == ids.end())
-          ids.push_back(v.get<int32_t>());
-      }
-    }
-  }
-  return ids;
-}
-
 int cmd_generate(int argc, char** argv) {
   const Args args("generate", argc, argv,
                   {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "repetition-penalty",
@@ -219,7 +201,7 @@ int cmd_generate(int argc, char** argv) {
   const llm::Tokenizer tokenizer(tokenizer_path);
   llm::validate_utf8(prompt, "--prompt");
   request.prompt_ids = tokenizer.encode(prompt, true);
-  request.end_ids = end_ids_for(checkpoint, tokenizer);
+  request.end_ids = llm::default_end_ids(checkpoint, tokenizer.eos_id());
   auto model = llm::LlamaModel::load(checkpoint, {args.number<size_t>("threads", 0)});
   if (tokenizer.vocab_size() > model->config().vocab_size) {
     throw_error("tokenizer ", tokenizer_path.string(), " has ", tokenizer.vocab_size(),

@@ -1,5 +1,6 @@
 #include "checkpoint/model_config.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "common/error.h"
@@ -156,6 +157,22 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   }
   c.validate(where);
   return c;
+}
+
+std::vector<int32_t> default_end_ids(const std::filesystem::path& checkpoint_dir, int32_t tokenizer_eos) {
+  std::vector<int32_t> ids;
+  if (tokenizer_eos >= 0) ids.push_back(tokenizer_eos);
+  const auto path = checkpoint_dir / "generation_config.json";
+  if (!std::filesystem::exists(path)) return ids;
+  const json config = read_json_file(path);
+  if (!config.contains("eos_token_id")) return ids;
+  const json& eos = config["eos_token_id"];
+  for (const auto& value : eos.is_array() ? eos : json::array({eos})) {
+    if (!value.is_number_integer()) throw_error(path.string(), ": eos_token_id must be an integer or a list of integers");
+    const auto id = value.get<int32_t>();
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  return ids;
 }
 
 ModelConfig ModelConfig::load(const std::filesystem::path& checkpoint_dir) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "common/dtype.h"
 
@@ -36,6 +37,10 @@ struct ModelConfig {
   static ModelConfig from_json(const nlohmann::json& j, const std::string& where);
   static ModelConfig load(const std::filesystem::path& checkpoint_dir);
 };
+
+// End-of-sequence ids a checkpoint asks for: the tokenizer's EOS (when >= 0) plus any
+// eos_token_id (number or list) in generation_config.json beside the checkpoint.
+std::vector<int32_t> default_end_ids(const std::filesystem::path& checkpoint_dir, int32_t tokenizer_eos);
 
 // Reads a JSON file, with errors naming it.
 nlohmann::json read_json_file(const std::filesystem::path& path);

@@ -37,6 +37,7 @@ struct ModelState {
   std::unique_ptr<LlamaModel> model;
   std::unique_ptr<Scheduler> scheduler;  // declared last: destroyed first, while the model lives
   int64_t context_tokens = 0;
+  std::vector<int32_t> default_end_ids;
 
   // Running requests by request id, for the `stop` input.
   std::mutex running_mutex;
@@ -345,8 +346,9 @@ void execute_one(InstanceState& instance, TRITONBACKEND_Request* request) {
       InputTensor tensor = read_input(request, i, &name);
       inputs.emplace(std::move(name), std::move(tensor));
     }
-    ParsedRequest parsed = parse_request(inputs, model.settings, *model.tokenizer, model.model->config().vocab_size,
-                                         model.context_tokens);
+    const RequestLimits limits{model.settings, *model.tokenizer, model.model->config().vocab_size, model.context_tokens,
+                               model.default_end_ids};
+    ParsedRequest parsed = parse_request(inputs, limits);
     if (parsed.stop_request) {
       answer_stop(instance, request, request_id, exec_start);
       return;
@@ -415,6 +417,7 @@ std::unique_ptr<ModelState> load_model(TRITONBACKEND_Model* triton_model) {
   try {
     state->tokenizer = std::make_unique<Tokenizer>(tokenizer_file);
     state->model = LlamaModel::load(state->settings.checkpoint_dir, {static_cast<size_t>(state->settings.threads)});
+    state->default_end_ids = default_end_ids(state->settings.checkpoint_dir, state->tokenizer->eos_id());
   } catch (const std::exception& e) {
     throw TritonException(TRITONSERVER_ERROR_INVALID_ARG, "model " + state->name + ": " + e.what());
   }

@@ -143,8 +143,11 @@ void require_neutral(const Inputs& in, const std::string& name, double neutral, 
 
 }  // namespace
 
-ParsedRequest parse_request(const RequestInputs& inputs, const ModelSettings& settings, const Tokenizer& tokenizer,
-                            int64_t vocab_size, int64_t context_tokens) {
+ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& limits) {
+  const ModelSettings& settings = limits.settings;
+  const Tokenizer& tokenizer = limits.tokenizer;
+  const int64_t vocab_size = limits.vocab_size;
+  const int64_t context_tokens = limits.context_tokens;
   const Inputs in(inputs);
   ParsedRequest r;
   GenerationRequest& g = r.generation;
@@ -235,8 +238,8 @@ ParsedRequest parse_request(const RequestInputs& inputs, const ModelSettings& se
   if (in.find("end_id")) {
     const int64_t end_id = in.integer("end_id", -1, vocab_size - 1);
     if (end_id >= 0) g.end_ids = {static_cast<int32_t>(end_id)};
-  } else if (tokenizer.eos_id() >= 0) {
-    g.end_ids = {tokenizer.eos_id()};
+  } else {
+    g.end_ids = limits.default_end_ids;
   }
   if (in.find("pad_id")) in.integer("pad_id", -1, vocab_size - 1);
   if (in.find("beam_width")) in.integer("beam_width", 1, 1);  // one beam: sampling or greedy

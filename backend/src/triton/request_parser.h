@@ -44,9 +44,17 @@ struct ParsedRequest {
   bool stop_request = false;     // `stop` = true: cancel the running request with this id
 };
 
-// Throws InvalidInput. `context_tokens` bounds prompt + new tokens.
-ParsedRequest parse_request(const RequestInputs& inputs, const ModelSettings& settings, const Tokenizer& tokenizer,
-                            int64_t vocab_size, int64_t context_tokens);
+// What a request is checked against.
+struct RequestLimits {
+  const ModelSettings& settings;
+  const Tokenizer& tokenizer;
+  int64_t vocab_size = 0;
+  int64_t context_tokens = 0;             // bound on prompt + new tokens
+  std::vector<int32_t> default_end_ids;   // when the request sends no end_id
+};
+
+// Throws InvalidInput.
+ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& limits);
 
 // Splits a BYTES tensor's Triton layout (4-byte little-endian length, then the bytes, per element).
 std::vector<std::string> decode_bytes_elements(const std::string& data, const std::string& input_name);
