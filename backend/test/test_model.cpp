@@ -241,12 +241,22 @@ TEST(Synth, DeterministicFiniteAndOfTheRequestedShape) {
   EXPECT_THROW(synth_shape("13b"), Error);
 }
 
-TEST(Generation, ContextOverflowIsAClearError) {
+// A converted tiny model with a fake Llama-style tokenizer, for generation tests.
+struct GenerationSetup {
+  explicit GenerationSetup(uint32_t seed)
+      : tokenizer_path(write_fake_llama_tokenizer(dir.path())),
+        model(convert_and_load(TinyHfModel(seed), dir, DType::F32)),
+        tokenizer(tokenizer_path) {}
   TempDir dir;
-  const auto tokenizer_path = write_fake_llama_tokenizer(dir.path());
-  const TinyHfModel hf(9);  // context 64, vocab 64: the tokenizer is only needed for decoding here
-  auto model = convert_and_load(hf, dir, DType::F32);
-  const Tokenizer tokenizer(tokenizer_path);
+  std::filesystem::path tokenizer_path;
+  std::unique_ptr<LlamaModel> model;
+  Tokenizer tokenizer;
+};
+
+TEST(Generation, ContextOverflowIsAClearError) {
+  GenerationSetup setup(9);  // context 64, vocab 64: the tokenizer is only needed for decoding here
+  LlamaModel* model = setup.model.get();
+  const Tokenizer& tokenizer = setup.tokenizer;
   GenerationRequest request;
   request.prompt_ids = std::vector<int32_t>(60, 5);
   request.max_tokens = 5;
@@ -264,11 +274,10 @@ TEST(Generation, ContextOverflowIsAClearError) {
 }
 
 TEST(Generation, GreedyMatchesArgmaxOfReferenceAndStopsOnLengthOrEndId) {
-  TempDir dir;
-  const auto tokenizer_path = write_fake_llama_tokenizer(dir.path());
-  const TinyHfModel hf(10);
-  auto model = convert_and_load(hf, dir, DType::F32);
-  const Tokenizer tokenizer(tokenizer_path);
+  GenerationSetup setup(10);
+  LlamaModel* model = setup.model.get();
+  const Tokenizer& tokenizer = setup.tokenizer;
+  const TinyHfModel hf(10);  // the same weights, for the reference forward
   GenerationRequest request;
   request.prompt_ids = {1, 20, 30};
   request.max_tokens = 6;
@@ -298,11 +307,9 @@ TEST(Generation, GreedyMatchesArgmaxOfReferenceAndStopsOnLengthOrEndId) {
 }
 
 TEST(Generation, BadTokensAreNeverChosenAndStopTokenSequencesEndTheOutput) {
-  TempDir dir;
-  const auto tokenizer_path = write_fake_llama_tokenizer(dir.path());
-  const TinyHfModel hf(12);
-  auto model = convert_and_load(hf, dir, DType::F32);
-  const Tokenizer tokenizer(tokenizer_path);
+  GenerationSetup setup(12);
+  LlamaModel* model = setup.model.get();
+  const Tokenizer& tokenizer = setup.tokenizer;
   GenerationRequest request;
   request.prompt_ids = {1, 20, 30};
   request.max_tokens = 8;
@@ -330,11 +337,9 @@ TEST(Generation, BadTokensAreNeverChosenAndStopTokenSequencesEndTheOutput) {
 }
 
 TEST(Generation, StopStringsEndTheTextBeforeThemEvenAcrossChunks) {
-  TempDir dir;
-  const auto tokenizer_path = write_fake_llama_tokenizer(dir.path());
-  const TinyHfModel hf(13);
-  auto model = convert_and_load(hf, dir, DType::F32);
-  const Tokenizer tokenizer(tokenizer_path);
+  GenerationSetup setup(13);
+  LlamaModel* model = setup.model.get();
+  const Tokenizer& tokenizer = setup.tokenizer;
   GenerationRequest request;
   request.prompt_ids = {1, 40, 41};
   request.max_tokens = 12;
