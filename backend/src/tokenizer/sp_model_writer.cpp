@@ -1,5 +1,5 @@
 // Writes a SentencePiece ModelProto in protobuf wire format by hand, so the project needs no
-// protobuf library. Field numbers are those of SentencePiece's sentencepiece_model.proto.
+// protobuf library (sp_model_reader.cpp reads it back).
 #include <nlohmann/json.hpp>
 
 #include <bit>
@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "common/error.h"
+#include "tokenizer/sp_model_proto.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llm {
@@ -19,8 +20,8 @@ constexpr uint32_t kVarint = 0;
 constexpr uint32_t kLengthDelimited = 2;
 constexpr uint32_t kFixed32 = 5;
 
-// ModelProto.SentencePiece.Type values.
-enum class PieceType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kByte = 6 };
+using sp::PieceType;
+namespace field = sp::field;
 
 // The Llama-2 layout of the first ids: <unk>, <s>, </s>, then the 256 byte pieces.
 constexpr int32_t kUnkId = 0;
@@ -126,9 +127,9 @@ void check_llama2_layout(const std::vector<std::string>& pieces) {
 
 ProtoWriter piece_message(const std::string& piece, float score, PieceType type) {
   ProtoWriter message;
-  message.bytes(1, piece);
-  message.float32(2, score);
-  if (type != PieceType::kNormal) message.int32(3, static_cast<int32_t>(type));  // NORMAL is the default
+  message.bytes(field::kPiece, piece);
+  message.float32(field::kScore, score);
+  if (type != PieceType::kNormal) message.int32(field::kType, static_cast<int32_t>(type));  // NORMAL is the default
   return message;
 }
 
@@ -154,30 +155,30 @@ void write_llama2_tokenizer_model(const std::map<std::string, int32_t>& vocab, c
     if (type == PieceType::kNormal) {
       score = is_whitespace_only(pieces[id]) ? kWhitespaceOnlyScore : -static_cast<float>(signed_id - kFirstNormalId);
     }
-    model.message(1, piece_message(pieces[id], score, type));
+    model.message(field::kPieces, piece_message(pieces[id], score, type));
   }
 
   ProtoWriter trainer_spec;
-  trainer_spec.int32(3, 2);  // model_type: BPE
-  trainer_spec.int32(4, static_cast<int32_t>(pieces.size()));  // vocab_size
-  trainer_spec.boolean(35, true);  // byte_fallback
-  trainer_spec.int32(40, kUnkId);
-  trainer_spec.int32(41, kBosId);
-  trainer_spec.int32(42, kEosId);
-  trainer_spec.int32(43, -1);  // pad_id: none
-  trainer_spec.bytes(44, " \xE2\x81\x87 ");  // unk_surface: " ⁇ "
-  trainer_spec.bytes(45, "<unk>");
-  trainer_spec.bytes(46, "<s>");
-  trainer_spec.bytes(47, "</s>");
-  trainer_spec.bytes(48, "<pad>");
-  model.message(2, trainer_spec);
+  trainer_spec.int32(field::kModelType, static_cast<int32_t>(sp::ModelType::kBpe));
+  trainer_spec.int32(field::kVocabSize, static_cast<int32_t>(pieces.size()));
+  trainer_spec.boolean(field::kByteFallback, true);
+  trainer_spec.int32(field::kUnkId, kUnkId);
+  trainer_spec.int32(field::kBosId, kBosId);
+  trainer_spec.int32(field::kEosId, kEosId);
+  trainer_spec.int32(field::kPadId, -1);  // none
+  trainer_spec.bytes(field::kUnkSurface, " \xE2\x81\x87 ");  // " ⁇ "
+  trainer_spec.bytes(field::kUnkPiece, "<unk>");
+  trainer_spec.bytes(field::kBosPiece, "<s>");
+  trainer_spec.bytes(field::kEosPiece, "</s>");
+  trainer_spec.bytes(field::kPadPiece, "<pad>");
+  model.message(field::kTrainerSpec, trainer_spec);
 
   ProtoWriter normalizer_spec;
-  normalizer_spec.bytes(1, "identity");
-  normalizer_spec.boolean(3, true);   // add_dummy_prefix
-  normalizer_spec.boolean(4, false);  // remove_extra_whitespaces (its default is true)
-  normalizer_spec.boolean(5, true);   // escape_whitespaces
-  model.message(3, normalizer_spec);
+  normalizer_spec.bytes(field::kName, "identity");
+  normalizer_spec.boolean(field::kAddDummyPrefix, true);
+  normalizer_spec.boolean(field::kRemoveExtraWhitespaces, false);  // its default is true
+  normalizer_spec.boolean(field::kEscapeWhitespaces, true);
+  model.message(field::kNormalizerSpec, normalizer_spec);
 
   std::ofstream file(out, std::ios::binary | std::ios::trunc);
   if (!file) {

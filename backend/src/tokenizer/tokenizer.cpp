@@ -1,40 +1,23 @@
 #include "tokenizer/tokenizer.h"
 
-#include <sentencepiece_processor.h>
-
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
 #include <system_error>
 
 #include "common/error.h"
+#include "tokenizer/sp_model.h"
+#include "tokenizer/utf8.h"
 
 namespace llm {
 namespace {
 
-bool is_continuation_byte(unsigned char byte) { return (byte & 0xC0) == 0x80; }
-
-// Length of the sequence a lead byte announces by its bit pattern alone (0 for a continuation
-// byte or 0xF8..0xFF), without the range checks that make some of them invalid.
-size_t announced_length(unsigned char byte) {
-  if (byte < 0x80) return 1;
-  if ((byte & 0xE0) == 0xC0) return 2;
-  if ((byte & 0xF0) == 0xE0) return 3;
-  if ((byte & 0xF8) == 0xF0) return 4;
-  return 0;
-}
+using utf8::announced_length;
+using utf8::is_continuation_byte;
 
 std::string hex_byte(unsigned char byte) {
   char text[5];
   std::snprintf(text, sizeof text, "0x%02X", byte);
   return text;
-}
-
-// The byte a byte-fallback piece stands for; SentencePiece only accepts them spelled "<0xNN>".
-unsigned char byte_of_piece(const std::string& piece) {
-  unsigned value = 0;
-  std::from_chars(piece.data() + 3, piece.data() + 5, value, 16);
-  return static_cast<unsigned char>(value);
 }
 
 }  // namespace
@@ -74,18 +57,14 @@ void validate_utf8(std::string_view text, std::string_view what) {
   }
 }
 
-Tokenizer::Tokenizer(const std::filesystem::path& model_file)
-    : path_(model_file), processor_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+Tokenizer::Tokenizer(const std::filesystem::path& model_file) : path_(model_file) {
   std::error_code error;
   if (!std::filesystem::is_regular_file(model_file, error)) {
     throw_error("tokenizer not found: ", model_file.string(),
                 " (expected tokenizer.model, the SentencePiece model, next to the checkpoint; "
                 "copy it from the original Hugging Face model folder)");
   }
-  if (const auto status = processor_->Load(model_file.string()); !status.ok()) {
-    throw_error("tokenizer ", model_file.string(), " is not a valid SentencePiece model (", status.ToString(),
-                "); replace it with the tokenizer.model of the original Hugging Face model");
-  }
+  model_ = std::make_unique<sp::Model>(model_file);
 }
 
 Tokenizer::~Tokenizer() = default;
@@ -94,16 +73,12 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) const {
   validate_utf8(text, "text to encode");
-  std::vector<int> pieces;
-  if (const auto status = processor_->Encode(text, &pieces); !status.ok()) {
-    throw_error("tokenizer ", path_.string(), " failed to encode text: ", status.ToString());
-  }
   std::vector<int32_t> ids;
-  ids.reserve(pieces.size() + 1);
   if (add_bos) {
     if (bos_id() < 0) throw_error("tokenizer ", path_.string(), " has no BOS piece <s>, so it cannot prepend BOS");
     ids.push_back(bos_id());
   }
+  const std::vector<int32_t> pieces = model_->encode(text);
   ids.insert(ids.end(), pieces.begin(), pieces.end());
   return ids;
 }
@@ -116,16 +91,12 @@ std::string Tokenizer::decode(std::span<const int32_t> ids) const {
                   size - 1, ")");
     }
   }
-  std::string text;
-  if (const auto status = processor_->Decode(std::vector<int>(ids.begin(), ids.end()), &text); !status.ok()) {
-    throw_error("tokenizer ", path_.string(), " failed to decode ids: ", status.ToString());
-  }
-  return text;
+  return model_->decode(ids);
 }
 
-int32_t Tokenizer::bos_id() const { return processor_->bos_id(); }
-int32_t Tokenizer::eos_id() const { return processor_->eos_id(); }
-int32_t Tokenizer::vocab_size() const { return processor_->GetPieceSize(); }
+int32_t Tokenizer::bos_id() const { return model_->bos_id(); }
+int32_t Tokenizer::eos_id() const { return model_->eos_id(); }
+int32_t Tokenizer::vocab_size() const { return model_->size(); }
 
 // How StreamDecoder stays exact while decoding only a few ids at a time.
 //
@@ -145,14 +116,14 @@ int32_t Tokenizer::vocab_size() const { return processor_->GetPieceSize(); }
 // minus its context's text.
 // A control piece arriving at a stable point changes no text (it only ends a byte run, which
 // ends at a stable point anyway), so it is dropped rather than kept in the window.
-// (Models with a denormalizer, which rewrites the whole decoded text, are not handled; Llama
-// tokenizers have none.)
+// (Models with a denormalizer, which rewrites the whole decoded text, are rejected when loaded;
+// Llama tokenizers have none.)
 StreamDecoder::StreamDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer), anchor_id_(0) {
-  const auto& processor = *tokenizer_.processor_;
+  const sp::Model& model = *tokenizer_.model_;
   const auto decodes_to_text = [&](int32_t id) { return !tokenizer_.decode(std::span<const int32_t>(&id, 1)).empty(); };
   // Usually <unk> (id 0, " ⁇ ") already qualifies.
   while (anchor_id_ < tokenizer_.vocab_size() &&
-         (processor.IsControl(anchor_id_) || processor.IsByte(anchor_id_) || !decodes_to_text(anchor_id_))) {
+         (model.is_control(anchor_id_) || model.is_byte(anchor_id_) || !decodes_to_text(anchor_id_))) {
     ++anchor_id_;
   }
   if (anchor_id_ == tokenizer_.vocab_size()) {
@@ -161,13 +132,13 @@ StreamDecoder::StreamDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer)
 }
 
 std::string StreamDecoder::push(int32_t id) {
-  const auto& processor = *tokenizer_.processor_;
+  const sp::Model& model = *tokenizer_.model_;
   if (id < 0 || id >= tokenizer_.vocab_size()) {
     throw_error("token id ", id, " is outside the vocabulary of tokenizer ", tokenizer_.path().string(),
                 " (ids 0..", tokenizer_.vocab_size() - 1, ")");
   }
   const bool nothing_held_back = read_offset_ == ids_.size();
-  if (nothing_held_back && processor.IsControl(id)) return {};
+  if (nothing_held_back && model.is_control(id)) return {};
   ids_.push_back(id);
 
   // Hold back the end of the trailing run of byte pieces if it could still grow into a
@@ -177,8 +148,8 @@ std::string StreamDecoder::push(int32_t id) {
   size_t stable_end = ids_.size();
   for (size_t back = 1; back <= std::min<size_t>(3, ids_.size()); ++back) {
     const int32_t piece_id = ids_[ids_.size() - back];
-    if (!processor.IsByte(piece_id)) break;
-    const unsigned char byte = byte_of_piece(processor.IdToPiece(piece_id));
+    if (!model.is_byte(piece_id)) break;
+    const unsigned char byte = model.byte_of(piece_id);
     if (is_continuation_byte(byte)) continue;
     if (announced_length(byte) > back) stable_end = ids_.size() - back;
     break;

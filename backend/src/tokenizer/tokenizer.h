@@ -1,6 +1,8 @@
 #pragma once
 // SentencePiece tokenizer (tokenizer.model), giving the same ids as Hugging Face's
-// LlamaTokenizer (BOS added, no EOS), and incremental detokenization for streaming.
+// LlamaTokenizer (BOS added, no EOS), and incremental detokenization for streaming. The project
+// implements SentencePiece itself (tokenizer/sp_model.h), so the engine links no
+// libsentencepiece or protobuf, whose copies clash with those of the server hosting the backend.
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -10,15 +12,16 @@
 #include <string_view>
 #include <vector>
 
-namespace sentencepiece {
-class SentencePieceProcessor;
+namespace llm::sp {
+class Model;
 }
 
 namespace llm {
 
 class Tokenizer {
  public:
-  // Loads tokenizer.model; throws Error naming the file when it is missing or not a SentencePiece model.
+  // Loads tokenizer.model; throws Error naming the file when it is missing, not a SentencePiece
+  // model, or a kind of model that sp::Model does not implement.
   explicit Tokenizer(const std::filesystem::path& model_file);
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
@@ -36,7 +39,7 @@ class Tokenizer {
  private:
   friend class StreamDecoder;  // needs the piece types (byte, control) behind the ids
   std::filesystem::path path_;
-  std::unique_ptr<sentencepiece::SentencePieceProcessor> processor_;
+  std::unique_ptr<sp::Model> model_;
 };
 
 // Turns generated ids into text chunks as they arrive. The chunks concatenate to exactly
