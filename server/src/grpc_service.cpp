@@ -1,0 +1,733 @@
+#include "grpc_service.h"
+
+#include <deque>
+
+#include "api_error.h"
+#include "datatypes.h"
+#include "logging.h"
+#include "request.h"
+#include "request_builder.h"
+
+namespace llm_server {
+namespace {
+
+using StreamResponse = inference::ModelStreamInferResponse;
+
+// tritonserver's GrpcStatusUtil::CodeToStatus.
+grpc::StatusCode to_grpc_code(TRITONSERVER_Error_Code code) {
+  switch (code) {
+    case TRITONSERVER_ERROR_UNKNOWN: return grpc::StatusCode::UNKNOWN;
+    case TRITONSERVER_ERROR_INTERNAL: return grpc::StatusCode::INTERNAL;
+    case TRITONSERVER_ERROR_NOT_FOUND: return grpc::StatusCode::NOT_FOUND;
+    case TRITONSERVER_ERROR_INVALID_ARG: return grpc::StatusCode::INVALID_ARGUMENT;
+    case TRITONSERVER_ERROR_UNAVAILABLE: return grpc::StatusCode::UNAVAILABLE;
+    case TRITONSERVER_ERROR_UNSUPPORTED: return grpc::StatusCode::UNIMPLEMENTED;
+    case TRITONSERVER_ERROR_ALREADY_EXISTS: return grpc::StatusCode::ALREADY_EXISTS;
+    case TRITONSERVER_ERROR_CANCELLED: return grpc::StatusCode::CANCELLED;
+  }
+  return grpc::StatusCode::UNKNOWN;
+}
+
+// The status for the exception being handled. Call only from a catch block.
+grpc::Status current_exception_status() {
+  try {
+    throw;
+  } catch (const ApiError& e) {
+    return grpc::Status(to_grpc_code(e.code()), e.what());
+  } catch (const std::exception& e) {
+    return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+  } catch (...) {
+    return grpc::Status(grpc::StatusCode::UNKNOWN, "unknown exception");
+  }
+}
+
+// Runs a quick RPC body on the callback thread and finishes the call with its outcome.
+template <typename Body>
+grpc::ServerUnaryReactor* respond(grpc::CallbackServerContext* context, Body&& body) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status status = grpc::Status::OK;
+  try {
+    body();
+  } catch (...) {
+    status = current_exception_status();
+  }
+  reactor->Finish(status);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* unimplemented(grpc::CallbackServerContext* context, const char* rpc,
+                                        const char* hint) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                               std::string("llm-server does not implement ") + rpc + ": " + hint));
+  return reactor;
+}
+
+void set_parameter(google::protobuf::Map<std::string, inference::InferParameter>& map,
+                   const TRITONSERVER_Parameter& parameter) {
+  inference::InferParameter& value = map[parameter.name];
+  switch (parameter.type) {
+    case TRITONSERVER_PARAMETER_STRING: value.set_string_param(parameter.string_value); break;
+    case TRITONSERVER_PARAMETER_INT: value.set_int64_param(parameter.int_value); break;
+    case TRITONSERVER_PARAMETER_BOOL: value.set_bool_param(parameter.bool_value); break;
+    case TRITONSERVER_PARAMETER_DOUBLE: value.set_double_param(parameter.double_value); break;
+    case TRITONSERVER_PARAMETER_BYTES:
+      value.set_string_param(std::string(static_cast<const char*>(parameter.bytes_value),
+                                         parameter.bytes_size));
+      break;
+  }
+}
+
+// A result's response, as tritonserver writes it: outputs in raw_output_contents.
+void fill_infer_response(InferResult& result, inference::ModelInferResponse& response) {
+  response.set_model_name(result.model_name);
+  response.set_model_version(result.model_version);
+  response.set_id(result.request_id);
+  for (const TRITONSERVER_Parameter& parameter : result.parameters) {
+    set_parameter(*response.mutable_parameters(), parameter);
+  }
+  for (OutputTensor& output : result.outputs) {
+    auto* tensor = response.add_outputs();
+    tensor->set_name(output.name);
+    tensor->set_datatype(datatype_name(output.datatype));
+    for (int64_t d : output.shape) {
+      tensor->add_shape(d);
+    }
+    response.add_raw_output_contents(std::move(output.data));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ModelInfer: one request, one response.
+
+class UnaryInferCall final : public ResponseSink {
+ public:
+  UnaryInferCall(grpc::ServerUnaryReactor* reactor, inference::ModelInferResponse* response)
+      : reactor_(reactor), response_(response), cancellation_(std::make_shared<CancellationFlag>()) {}
+
+  const std::shared_ptr<CancellationFlag>& cancellation() const { return cancellation_; }
+
+  void deliver(InferResult result) override {
+    grpc::ServerUnaryReactor* reactor = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (finished_) {
+        return;
+      }
+      finished_ = true;
+      reactor = reactor_;
+    }
+    // Until Finish, gRPC keeps 'response_' and the reactor alive; only this thread finishes.
+    grpc::Status status = grpc::Status::OK;
+    if (result.error) {
+      status = grpc::Status(to_grpc_code(result.error->code), result.error->message);
+    } else if (!result.has_response) {
+      status = grpc::Status(grpc::StatusCode::INTERNAL, "the model sent no response");
+    } else {
+      fill_infer_response(result, *response_);
+    }
+    reactor->Finish(status);
+  }
+
+  void finish_with(const grpc::Status& status) {
+    grpc::ServerUnaryReactor* reactor = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (finished_) {
+        return;
+      }
+      finished_ = true;
+      reactor = reactor_;
+    }
+    reactor->Finish(status);
+  }
+
+  void cancel() {
+    cancellation_->cancel();
+    finish_with(grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled"));
+  }
+
+ private:
+  std::mutex mutex_;
+  bool finished_ = false;
+  grpc::ServerUnaryReactor* reactor_;
+  inference::ModelInferResponse* response_;
+  std::shared_ptr<CancellationFlag> cancellation_;
+};
+
+class UnaryInferReactor final : public grpc::ServerUnaryReactor {
+ public:
+  UnaryInferReactor(inference::ModelInferResponse* response, InflightCounter& active_calls)
+      : active_(active_calls.acquire()), call_(std::make_shared<UnaryInferCall>(this, response)) {}
+  const std::shared_ptr<UnaryInferCall>& call() const { return call_; }
+
+  void OnCancel() override {
+    auto call = call_;
+    call->cancel();
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  InflightCounter::Token active_;  // counts the call as running until gRPC is done with it
+  std::shared_ptr<UnaryInferCall> call_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// ModelStreamInfer: many requests in flight on one stream, responses matched by request id.
+
+class StreamReactor;
+
+class StreamInferCall final : public ResponseSink,
+                              public std::enable_shared_from_this<StreamInferCall> {
+ public:
+  StreamInferCall(ModelRepository& repository, const InferenceService& service)
+      : repository_(repository),
+        service_(service),
+        cancellation_(std::make_shared<CancellationFlag>()) {}
+
+  void start(grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse>* reactor) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      reactor_ = reactor;
+    }
+    reactor->StartRead(&incoming_);
+  }
+
+  void deliver(InferResult result) override {
+    const bool write = result.has_response || (result.final && result.send_empty_final);
+    std::unique_ptr<StreamResponse> message;
+    if (write) {
+      message = std::make_unique<StreamResponse>();
+      auto& response = *message->mutable_infer_response();
+      if (result.error) {
+        message->set_error_message(result.error->message);
+        response.set_id(result.request_id);
+        response.set_model_name(result.model_name);
+        response.set_model_version(result.model_version);
+      } else {
+        fill_infer_response(result, response);
+      }
+      (*response.mutable_parameters())["triton_final_response"].set_bool_param(result.final);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (result.final) {
+        --requests_in_flight_;
+      }
+      if (message && !cancelled_ && !finish_started_) {
+        writes_.push_back(std::move(message));
+      }
+    }
+    pump();
+  }
+
+  void on_read_done(bool ok) {
+    if (!ok) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        reads_done_ = true;
+      }
+      pump();
+      return;
+    }
+    inference::ModelInferRequest request;
+    request.Swap(&incoming_);
+    process(request);
+
+    grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse>* reactor = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!finish_started_ && !cancelled_ && reactor_ != nullptr) {
+        starting_read_ = true;  // keeps pump() from finishing until StartRead has been issued
+        reactor = reactor_;
+      }
+    }
+    if (reactor != nullptr) {
+      reactor->StartRead(&incoming_);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        starting_read_ = false;
+      }
+      pump();
+    }
+  }
+
+  void on_write_done(bool ok) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      write_in_flight_ = false;
+      if (!writes_.empty()) {
+        writes_.pop_front();
+      }
+      if (!ok) {
+        cancelled_ = true;  // the stream is broken: nothing more can reach the client
+      }
+    }
+    if (!ok) {
+      cancellation_->cancel();
+    }
+    pump();
+  }
+
+  void on_cancel() {
+    cancellation_->cancel();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      cancelled_ = true;
+    }
+    pump();
+  }
+
+  void on_done() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reactor_ = nullptr;
+  }
+
+ private:
+  // Decides the next gRPC operation under the lock and issues it outside the lock, since gRPC
+  // may run a reaction inline from StartWrite / Finish.
+  void pump() {
+    grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse>* reactor = nullptr;
+    const StreamResponse* message = nullptr;
+    grpc::Status status;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (reactor_ == nullptr || finish_started_ || write_in_flight_ || starting_read_) {
+        return;
+      }
+      reactor = reactor_;
+      if (!cancelled_ && !writes_.empty()) {
+        write_in_flight_ = true;
+        message = writes_.front().get();
+      } else if (cancelled_) {
+        finish_started_ = true;
+        status = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+      } else if (reads_done_ && requests_in_flight_ == 0) {
+        finish_started_ = true;
+        status = grpc::Status::OK;
+      } else {
+        return;
+      }
+    }
+    if (message != nullptr) {
+      reactor->StartWrite(message);
+    } else {
+      reactor->Finish(status);
+    }
+  }
+
+  void process(inference::ModelInferRequest& request) {
+    try {
+      if (service_.shutting_down()) {
+        throw ApiError(TRITONSERVER_ERROR_UNAVAILABLE, "llm-server is shutting down");
+      }
+      const int64_t version = parse_model_version(request.model_version());
+      std::shared_ptr<ModelVersion> model = repository_.get_model(request.model_name(), version);
+      RequestTarget target{model, shared_from_this(), cancellation_};
+      std::unique_ptr<InferenceRequest> inference = build_inference_request(request, target);
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++requests_in_flight_;
+      }
+      model->submit(std::move(inference));  // from here on, results come through deliver()
+    } catch (...) {
+      const grpc::Status status = current_exception_status();
+      auto message = std::make_unique<StreamResponse>();
+      message->set_error_message(status.error_message());
+      message->mutable_infer_response()->set_id(request.id());
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!cancelled_ && !finish_started_) {
+          writes_.push_back(std::move(message));
+        }
+      }
+      pump();
+    }
+  }
+
+  ModelRepository& repository_;
+  const InferenceService& service_;
+  std::shared_ptr<CancellationFlag> cancellation_;
+  inference::ModelInferRequest incoming_;  // only touched by the read in progress
+
+  std::mutex mutex_;
+  grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse>* reactor_ = nullptr;
+  std::deque<std::unique_ptr<StreamResponse>> writes_;  // front is being written when in flight
+  bool write_in_flight_ = false;
+  bool starting_read_ = false;
+  bool reads_done_ = false;
+  bool cancelled_ = false;
+  bool finish_started_ = false;
+  int64_t requests_in_flight_ = 0;
+};
+
+// The reactor object gRPC drives; it lives until OnDone, the call state as long as any request
+// of the stream can still deliver to it.
+class StreamReactor final
+    : public grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse> {
+ public:
+  explicit StreamReactor(InferenceService& service)
+      : active_(service.active_calls().acquire()),
+        call_(std::make_shared<StreamInferCall>(service.repository(), service)) {
+    call_->start(this);
+  }
+  void OnReadDone(bool ok) override { call_->on_read_done(ok); }
+  void OnWriteDone(bool ok) override { call_->on_write_done(ok); }
+  void OnCancel() override { call_->on_cancel(); }
+  void OnDone() override {
+    call_->on_done();
+    delete this;
+  }
+
+ private:
+  InflightCounter::Token active_;  // counts the stream as running until gRPC is done with it
+  std::shared_ptr<StreamInferCall> call_;
+};
+
+void fill_statistics(ModelVersion& model, inference::ModelStatistics& out) {
+  const StatisticsSnapshot stats = model.statistics().snapshot();
+  auto copy = [](const DurationStat& from, inference::StatisticDuration* to) {
+    to->set_count(from.count);
+    to->set_ns(from.ns);
+  };
+  out.set_name(model.name());
+  out.set_version(model.version_string());
+  out.set_last_inference(stats.last_inference_ms);
+  out.set_inference_count(stats.inference_count);
+  out.set_execution_count(stats.execution_count);
+  auto* inference = out.mutable_inference_stats();
+  copy(stats.inference.success, inference->mutable_success());
+  copy(stats.inference.fail, inference->mutable_fail());
+  copy(stats.inference.queue, inference->mutable_queue());
+  copy(stats.inference.compute_input, inference->mutable_compute_input());
+  copy(stats.inference.compute_infer, inference->mutable_compute_infer());
+  copy(stats.inference.compute_output, inference->mutable_compute_output());
+  inference->mutable_cache_hit();
+  inference->mutable_cache_miss();
+  for (const auto& [batch_size, batch] : stats.batches) {
+    auto* entry = out.add_batch_stats();
+    entry->set_batch_size(batch_size);
+    copy(batch.compute_input, entry->mutable_compute_input());
+    copy(batch.compute_infer, entry->mutable_compute_infer());
+    copy(batch.compute_output, entry->mutable_compute_output());
+  }
+  for (const MemoryUsage& usage : model.memory_usage()) {
+    auto* entry = out.add_memory_usage();
+    entry->set_type(TRITONSERVER_MemoryTypeString(usage.type));
+    entry->set_id(usage.type_id);
+    entry->set_byte_size(usage.byte_size);
+  }
+  for (const auto& [index, response] : stats.responses) {
+    inference::InferResponseStatistics& entry = (*out.mutable_response_stats())[std::to_string(index)];
+    copy(response.compute_infer, entry.mutable_compute_infer());
+    copy(response.compute_output, entry.mutable_compute_output());
+    copy(response.success, entry.mutable_success());
+    copy(response.fail, entry.mutable_fail());
+    copy(response.empty_response, entry.mutable_empty_response());
+    copy(response.cancel, entry.mutable_cancel());
+  }
+}
+
+void add_tensor_metadata(const std::string& name, inference::DataType type,
+                         const google::protobuf::RepeatedField<int64_t>& dims, bool batching,
+                         inference::ModelMetadataResponse::TensorMetadata* out) {
+  out->set_name(name);
+  out->set_datatype(config_datatype_name(type));
+  if (batching) {
+    out->add_shape(-1);
+  }
+  for (int64_t d : dims) {
+    out->add_shape(d);
+  }
+}
+
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------
+// InferenceService
+
+InferenceService::InferenceService(ModelRepository& repository, ServerIdentity identity)
+    : repository_(repository), identity_(std::move(identity)) {}
+
+InferenceService::~InferenceService() {
+  std::lock_guard<std::mutex> lock(background_mutex_);
+  for (auto& thread : background_) {
+    if (thread.joinable()) {
+      thread.join();
+    }
+  }
+}
+
+void InferenceService::run_in_background(std::function<void()> task) {
+  std::lock_guard<std::mutex> lock(background_mutex_);
+  background_.emplace_back(std::move(task));
+}
+
+grpc::ServerUnaryReactor* InferenceService::ServerLive(Context* context,
+                                                       const inference::ServerLiveRequest*,
+                                                       inference::ServerLiveResponse* response) {
+  return respond(context, [&] { response->set_live(true); });
+}
+
+grpc::ServerUnaryReactor* InferenceService::ServerReady(Context* context,
+                                                        const inference::ServerReadyRequest*,
+                                                        inference::ServerReadyResponse* response) {
+  return respond(context, [&] {
+    response->set_ready(!shutting_down_.load() && repository_.all_models_ready());
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelReady(Context* context,
+                                                       const inference::ModelReadyRequest* request,
+                                                       inference::ModelReadyResponse* response) {
+  return respond(context, [&] {
+    const int64_t version = parse_model_version(request->version());
+    response->set_ready(repository_.is_model_ready(request->name(), version));
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
+    Context* context, const inference::ServerMetadataRequest*,
+    inference::ServerMetadataResponse* response) {
+  return respond(context, [&] {
+    response->set_name(identity_.name);
+    response->set_version(identity_.version);
+    for (const std::string& extension : identity_.extensions) {
+      response->add_extensions(extension);
+    }
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
+    Context* context, const inference::ModelMetadataRequest* request,
+    inference::ModelMetadataResponse* response) {
+  return respond(context, [&] {
+    const int64_t version = parse_model_version(request->version());
+    std::shared_ptr<ModelVersion> model = repository_.get_model(request->name(), version);
+    const inference::ModelConfig& config = model->config();
+    response->set_name(model->name());
+    for (const std::string& v : repository_.ready_versions(model->name())) {
+      response->add_versions(v);
+    }
+    response->set_platform(config.platform().empty() ? config.backend() : config.platform());
+    const bool batching = config.max_batch_size() > 0;
+    for (const auto& input : config.input()) {
+      add_tensor_metadata(input.name(), input.data_type(), input.dims(), batching,
+                          response->add_inputs());
+    }
+    for (const auto& output : config.output()) {
+      add_tensor_metadata(output.name(), output.data_type(), output.dims(), batching,
+                          response->add_outputs());
+    }
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelInfer(Context* context,
+                                                       const inference::ModelInferRequest* request,
+                                                       inference::ModelInferResponse* response) {
+  auto* reactor = new UnaryInferReactor(response, active_calls_);
+  std::shared_ptr<UnaryInferCall> call = reactor->call();
+  try {
+    if (shutting_down_.load()) {
+      throw ApiError(TRITONSERVER_ERROR_UNAVAILABLE, "llm-server is shutting down");
+    }
+    const int64_t version = parse_model_version(request->model_version());
+    std::shared_ptr<ModelVersion> model = repository_.get_model(request->model_name(), version);
+    if (model->decoupled()) {
+      throw ApiError(TRITONSERVER_ERROR_UNSUPPORTED,
+                     "ModelInfer RPC doesn't support models with decoupled transaction policy");
+    }
+    inference::ModelInferRequest copy = *request;  // the builder moves tensor data out of it
+    std::unique_ptr<InferenceRequest> inference =
+        build_inference_request(copy, RequestTarget{model, call, call->cancellation()});
+    if (context->IsCancelled()) {
+      call->cancellation()->cancel();
+    }
+    model->submit(std::move(inference));
+  } catch (...) {
+    call->finish_with(current_exception_status());
+  }
+  return reactor;
+}
+
+grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+InferenceService::ModelStreamInfer(Context*) {
+  return new StreamReactor(*this);
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelConfig(Context* context,
+                                                        const inference::ModelConfigRequest* request,
+                                                        inference::ModelConfigResponse* response) {
+  return respond(context, [&] {
+    const int64_t version = parse_model_version(request->version());
+    *response->mutable_config() = repository_.get_model(request->name(), version)->config();
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
+    Context* context, const inference::ModelStatisticsRequest* request,
+    inference::ModelStatisticsResponse* response) {
+  return respond(context, [&] {
+    const int64_t version = parse_model_version(request->version());
+    std::vector<std::shared_ptr<ModelVersion>> models;
+    if (request->name().empty()) {
+      models = repository_.ready_models("");
+    } else if (version == -1) {
+      models = repository_.ready_models(request->name());
+      if (models.empty()) {
+        repository_.get_model(request->name(), -1);  // throws Triton's error
+      }
+    } else {
+      models.push_back(repository_.get_model(request->name(), version));
+    }
+    for (const auto& model : models) {
+      fill_statistics(*model, *response->add_model_stats());
+    }
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
+    Context* context, const inference::RepositoryIndexRequest* request,
+    inference::RepositoryIndexResponse* response) {
+  return respond(context, [&] {
+    for (const ModelIndexEntry& entry : repository_.index(request->ready())) {
+      auto* model = response->add_models();
+      model->set_name(entry.name);
+      model->set_version(entry.version);
+      model->set_state(entry.state);
+      model->set_reason(entry.reason);
+    }
+  });
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
+    Context* context, const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!request->parameters().empty()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 "Unrecognized load parameter '" +
+                                     request->parameters().begin()->first +
+                                     "': llm-server loads models from the repository only"));
+    return reactor;
+  }
+  if (shutting_down_.load()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "llm-server is shutting down"));
+    return reactor;
+  }
+  const std::string name = request->model_name();
+  auto active = std::make_shared<InflightCounter::Token>(active_calls_.acquire());
+  run_in_background([this, reactor, name, active] {
+    grpc::Status status = grpc::Status::OK;
+    try {
+      repository_.load_model(name);
+    } catch (...) {
+      status = current_exception_status();
+    }
+    reactor->Finish(status);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
+    Context* context, const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (shutting_down_.load()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "llm-server is shutting down"));
+    return reactor;
+  }
+  const std::string name = request->model_name();
+  auto active = std::make_shared<InflightCounter::Token>(active_calls_.acquire());
+  run_in_background([this, reactor, name, active] {
+    grpc::Status status = grpc::Status::OK;
+    try {
+      repository_.unload_model(name);
+    } catch (...) {
+      status = current_exception_status();
+    }
+    reactor->Finish(status);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryStatus(
+    Context* context, const inference::SystemSharedMemoryStatusRequest*,
+    inference::SystemSharedMemoryStatusResponse*) {
+  return unimplemented(context, "SystemSharedMemoryStatus",
+                       "shared memory is not supported; send tensors in the request");
+}
+grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryRegister(
+    Context* context, const inference::SystemSharedMemoryRegisterRequest*,
+    inference::SystemSharedMemoryRegisterResponse*) {
+  return unimplemented(context, "SystemSharedMemoryRegister",
+                       "shared memory is not supported; send tensors in the request");
+}
+grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryUnregister(
+    Context* context, const inference::SystemSharedMemoryUnregisterRequest*,
+    inference::SystemSharedMemoryUnregisterResponse*) {
+  return unimplemented(context, "SystemSharedMemoryUnregister",
+                       "shared memory is not supported; send tensors in the request");
+}
+grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryStatus(
+    Context* context, const inference::CudaSharedMemoryStatusRequest*,
+    inference::CudaSharedMemoryStatusResponse*) {
+  return unimplemented(context, "CudaSharedMemoryStatus", "there is no GPU support");
+}
+grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryRegister(
+    Context* context, const inference::CudaSharedMemoryRegisterRequest*,
+    inference::CudaSharedMemoryRegisterResponse*) {
+  return unimplemented(context, "CudaSharedMemoryRegister", "there is no GPU support");
+}
+grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryUnregister(
+    Context* context, const inference::CudaSharedMemoryUnregisterRequest*,
+    inference::CudaSharedMemoryUnregisterResponse*) {
+  return unimplemented(context, "CudaSharedMemoryUnregister", "there is no GPU support");
+}
+grpc::ServerUnaryReactor* InferenceService::TraceSetting(Context* context,
+                                                         const inference::TraceSettingRequest*,
+                                                         inference::TraceSettingResponse*) {
+  return unimplemented(context, "TraceSetting", "tracing is not supported");
+}
+grpc::ServerUnaryReactor* InferenceService::LogSettings(Context* context,
+                                                        const inference::LogSettingsRequest*,
+                                                        inference::LogSettingsResponse*) {
+  return unimplemented(context, "LogSettings", "set the log level with --log-verbose at startup");
+}
+
+// -----------------------------------------------------------------------------------------------
+// GrpcServer
+
+GrpcServer::GrpcServer(InferenceService& service, const std::string& address, int port) {
+  const bool ipv6 = address.find(':') != std::string::npos && address.front() != '[';
+  const std::string endpoint =
+      (ipv6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(endpoint, grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(INT32_MAX);
+  builder.SetMaxSendMessageSize(INT32_MAX);
+  // A busy port must fail loudly rather than be shared with another server.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  server_ = builder.BuildAndStart();
+  if (!server_ || port_ == 0) {
+    server_.reset();
+    throw ApiError(TRITONSERVER_ERROR_UNAVAILABLE, "failed to listen on " + endpoint);
+  }
+}
+
+GrpcServer::~GrpcServer() {
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now());
+  }
+}
+
+void GrpcServer::shutdown() {
+  if (server_) {
+    // An immediate deadline: gRPC cancels the remaining calls (their OnCancel cancels the
+    // requests in the backends) and drops idle connections instead of waiting for clients.
+    server_->Shutdown(std::chrono::system_clock::now());
+  }
+}
+
+}  // namespace llm_server

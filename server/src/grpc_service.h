@@ -1,0 +1,125 @@
+#pragma once
+// inference.GRPCInferenceService (KServe v2 + Triton's extensions), wire-compatible with
+// tritonserver, on gRPC's callback API.
+//
+// Calls and threads: RPC handlers run on gRPC's callback threads and only validate, look up and
+// queue; backends answer on instance threads (or their own threads) through ResponseSink, which
+// the inference calls implement. Each inference call owns one CancellationFlag: client
+// cancellation, a deadline, a dropped connection or the server's shutdown (which cancels what is
+// left after the grace period) sets it for all the requests the call carried.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "grpc_service.grpc.pb.h"
+#include "inflight.h"
+#include "repository.h"
+
+namespace llm_server {
+
+struct ServerIdentity {
+  std::string name;
+  std::string version;
+  std::vector<std::string> extensions;
+};
+
+class InferenceService final : public inference::GRPCInferenceService::CallbackService {
+ public:
+  InferenceService(ModelRepository& repository, ServerIdentity identity);
+  ~InferenceService() override;  // joins the repository-control threads
+
+  // Shutdown, step 1: ServerReady turns false and new inference calls, stream requests and model
+  // loads are refused (UNAVAILABLE) while the running ones go on.
+  void begin_shutdown() noexcept { shutting_down_.store(true); }
+  bool shutting_down() const noexcept { return shutting_down_.load(); }
+  // Shutdown, step 2: waits until the running calls are done; false if 'deadline' came first.
+  bool wait_for_calls(std::chrono::steady_clock::time_point deadline) {
+    return active_calls_.wait_for_zero(deadline);
+  }
+  InflightCounter& active_calls() noexcept { return active_calls_; }
+
+  ModelRepository& repository() noexcept { return repository_; }
+
+  using Context = grpc::CallbackServerContext;
+  using UnaryReactor = grpc::ServerUnaryReactor;
+
+  UnaryReactor* ServerLive(Context*, const inference::ServerLiveRequest*,
+                           inference::ServerLiveResponse*) override;
+  UnaryReactor* ServerReady(Context*, const inference::ServerReadyRequest*,
+                            inference::ServerReadyResponse*) override;
+  UnaryReactor* ModelReady(Context*, const inference::ModelReadyRequest*,
+                           inference::ModelReadyResponse*) override;
+  UnaryReactor* ServerMetadata(Context*, const inference::ServerMetadataRequest*,
+                               inference::ServerMetadataResponse*) override;
+  UnaryReactor* ModelMetadata(Context*, const inference::ModelMetadataRequest*,
+                              inference::ModelMetadataResponse*) override;
+  UnaryReactor* ModelInfer(Context*, const inference::ModelInferRequest*,
+                           inference::ModelInferResponse*) override;
+  grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
+  ModelStreamInfer(Context*) override;
+  UnaryReactor* ModelConfig(Context*, const inference::ModelConfigRequest*,
+                            inference::ModelConfigResponse*) override;
+  UnaryReactor* ModelStatistics(Context*, const inference::ModelStatisticsRequest*,
+                                inference::ModelStatisticsResponse*) override;
+  UnaryReactor* RepositoryIndex(Context*, const inference::RepositoryIndexRequest*,
+                                inference::RepositoryIndexResponse*) override;
+  UnaryReactor* RepositoryModelLoad(Context*, const inference::RepositoryModelLoadRequest*,
+                                    inference::RepositoryModelLoadResponse*) override;
+  UnaryReactor* RepositoryModelUnload(Context*, const inference::RepositoryModelUnloadRequest*,
+                                      inference::RepositoryModelUnloadResponse*) override;
+  UnaryReactor* SystemSharedMemoryStatus(Context*, const inference::SystemSharedMemoryStatusRequest*,
+                                         inference::SystemSharedMemoryStatusResponse*) override;
+  UnaryReactor* SystemSharedMemoryRegister(Context*,
+                                           const inference::SystemSharedMemoryRegisterRequest*,
+                                           inference::SystemSharedMemoryRegisterResponse*) override;
+  UnaryReactor* SystemSharedMemoryUnregister(
+      Context*, const inference::SystemSharedMemoryUnregisterRequest*,
+      inference::SystemSharedMemoryUnregisterResponse*) override;
+  UnaryReactor* CudaSharedMemoryStatus(Context*, const inference::CudaSharedMemoryStatusRequest*,
+                                       inference::CudaSharedMemoryStatusResponse*) override;
+  UnaryReactor* CudaSharedMemoryRegister(Context*, const inference::CudaSharedMemoryRegisterRequest*,
+                                         inference::CudaSharedMemoryRegisterResponse*) override;
+  UnaryReactor* CudaSharedMemoryUnregister(Context*,
+                                           const inference::CudaSharedMemoryUnregisterRequest*,
+                                           inference::CudaSharedMemoryUnregisterResponse*) override;
+  UnaryReactor* TraceSetting(Context*, const inference::TraceSettingRequest*,
+                             inference::TraceSettingResponse*) override;
+  UnaryReactor* LogSettings(Context*, const inference::LogSettingsRequest*,
+                            inference::LogSettingsResponse*) override;
+
+ private:
+  // Model loads can take long: they run on their own thread, not on a gRPC callback thread.
+  void run_in_background(std::function<void()> task);
+
+  ModelRepository& repository_;
+  ServerIdentity identity_;
+  std::atomic<bool> shutting_down_{false};
+  InflightCounter active_calls_;  // inference calls and model loads/unloads still running
+  std::mutex background_mutex_;
+  std::vector<std::thread> background_;
+};
+
+// The listening gRPC server around an InferenceService.
+class GrpcServer {
+ public:
+  // Throws ApiError when the address cannot be bound. Port 0 picks a free port.
+  GrpcServer(InferenceService& service, const std::string& address, int port);
+  ~GrpcServer();
+  int port() const noexcept { return port_; }
+  // Cancels the calls still running, closes all connections and waits until every call has
+  // completed (shutdown, step 3).
+  void shutdown();
+
+ private:
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace llm_server

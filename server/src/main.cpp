@@ -1,0 +1,149 @@
+// llm-server: a Triton-compatible development server (see server/README.md).
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "api_error.h"
+#include "backend.h"
+#include "grpc_service.h"
+#include "logging.h"
+#include "options.h"
+#include "repository.h"
+
+namespace {
+
+using namespace llm_server;
+
+sigset_t shutdown_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
+// Once shutdown has begun, a second SIGINT/SIGTERM ends the process at once.
+class SecondSignalWatcher {
+ public:
+  SecondSignalWatcher()
+      : thread_([this] {
+          const sigset_t signals = shutdown_signals();
+          const timespec tick{0, 100 * 1000 * 1000};
+          while (!stop_.load()) {
+            if (sigtimedwait(&signals, nullptr, &tick) > 0) {
+              log_error("second signal during shutdown: exiting immediately");
+              std::_Exit(1);
+            }
+          }
+        }) {}
+  ~SecondSignalWatcher() {
+    stop_.store(true);
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+int run(const ServerOptions& options) {
+  std::map<std::string, std::string> cmdline{
+      {"auto-complete-config", options.auto_complete_config ? "true" : "false"},
+      {"backend-directory", options.backend_directory.string()},
+      {"min-compute-capability", "0.000000"},
+      {"default-max-batch-size", "4"},
+  };
+  BackendManager backends(std::move(cmdline), options.backend_config);
+
+  RepositoryOptions repository_options;
+  repository_options.repository = options.model_repository;
+  repository_options.backend_directory = options.backend_directory;
+  repository_options.control_mode = options.control_mode;
+  repository_options.auto_complete_config = options.auto_complete_config;
+  repository_options.strict_readiness = options.strict_readiness;
+  ModelRepository repository(repository_options, backends);
+
+  ServerIdentity identity{"llm-server", LLM_SERVER_VERSION,
+                          {"model_repository", "model_configuration", "statistics", "parameters"}};
+  InferenceService service(repository, identity);
+  const auto timeout = std::chrono::seconds(options.exit_timeout_secs);
+
+  log_info("backend directory: " + options.backend_directory.string());
+  repository.load_startup_models(options.load_models);
+  if (options.exit_on_error) {
+    for (const ModelIndexEntry& entry : repository.index(false)) {
+      if (entry.state == "UNAVAILABLE") {
+        log_error("exiting: model '" + entry.name + "' failed to load (--exit-on-error)");
+        repository.unload_all(std::chrono::steady_clock::now() + timeout);
+        return 1;
+      }
+    }
+  }
+
+  std::unique_ptr<GrpcServer> server;
+  try {
+    server = std::make_unique<GrpcServer>(service, options.grpc_address, options.grpc_port);
+  } catch (const std::exception& e) {
+    log_error(e.what());
+    repository.unload_all(std::chrono::steady_clock::now() + timeout);
+    return 1;
+  }
+  std::printf("llm-server: serving gRPC on %s:%d\n", options.grpc_address.c_str(), server->port());
+  std::fflush(stdout);
+
+  const sigset_t signals = shutdown_signals();
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  log_info(std::string("received ") + strsignal(signal_number) + ", shutting down");
+  SecondSignalWatcher watcher;
+
+  service.begin_shutdown();
+  if (!service.wait_for_calls(std::chrono::steady_clock::now() + timeout)) {
+    log_info("cancelling the calls still running after " +
+             std::to_string(options.exit_timeout_secs) + " s");
+  }
+  server->shutdown();
+  server.reset();
+  if (!repository.unload_all(std::chrono::steady_clock::now() + timeout)) {
+    log_error("requests still in flight after " + std::to_string(options.exit_timeout_secs) +
+              " s: exiting without finalizing their models");
+    std::_Exit(1);
+  }
+  log_info("shutdown complete");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Before any thread exists: every thread inherits the blocked signals, and the main thread
+  // takes them synchronously with sigwait.
+  const sigset_t signals = shutdown_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ServerOptions options;
+  try {
+    options = parse_options(argc, argv);
+  } catch (const OptionError& e) {
+    std::fprintf(stderr, "llm-server: error: %s\nTry 'llm-server --help'.\n", e.what());
+    return 2;
+  }
+  if (options.help) {
+    std::fputs(usage_text().c_str(), stdout);
+    return 0;
+  }
+  Logger::instance().set_verbose_level(options.log_verbose);
+  try {
+    return run(options);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "llm-server: error: %s\n", e.what());
+    return 1;
+  }
+}

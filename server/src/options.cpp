@@ -1,0 +1,168 @@
+#include "options.h"
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <optional>
+
+namespace llm_server {
+namespace {
+
+int parse_int(const std::string& flag, const std::string& value, int min, int max) {
+  try {
+    size_t used = 0;
+    const long long parsed = std::stoll(value, &used);
+    if (used == value.size() && parsed >= min && parsed <= max) {
+      return static_cast<int>(parsed);
+    }
+  } catch (const std::exception&) {
+  }
+  throw OptionError("invalid value '" + value + "' for " + flag + ": expected an integer in [" +
+                    std::to_string(min) + ", " + std::to_string(max) + "]");
+}
+
+bool parse_bool(const std::string& flag, std::string value) {
+  std::transform(value.begin(), value.end(), value.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (value == "true" || value == "on" || value == "1") {
+    return true;
+  }
+  if (value == "false" || value == "off" || value == "0") {
+    return false;
+  }
+  throw OptionError("invalid value '" + value + "' for " + flag + ": expected true or false");
+}
+
+std::filesystem::path default_backend_directory() {
+  std::error_code error;
+  const std::filesystem::path executable = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) {
+    return "backends";
+  }
+  return (executable.parent_path() / ".." / "backends").lexically_normal();
+}
+
+}  // namespace
+
+std::string usage_text() {
+  return R"(Usage: llm-server --model-repository DIR [options]
+
+A Triton-compatible development server: loads a Triton model repository, runs Triton backends
+(libtriton_<name>.so) through Triton's backend C API and serves the KServe v2 gRPC protocol
+(inference.GRPCInferenceService).
+
+Options:
+  --model-repository DIR       Triton model repository (<model>/config.pbtxt, <model>/<version>/).
+  --backend-directory DIR      Where backends live, as <DIR>/<name>/libtriton_<name>.so
+                               (default: <directory of llm-server>/../backends). A model's version
+                               directory and model directory are searched first.
+  --backend-config NAME,KEY=VALUE
+                               A setting for backend NAME (TRITONBACKEND_BackendConfig "cmdline").
+  --grpc-port PORT             gRPC port (default 8001; 0 picks a free port).
+  --grpc-address ADDRESS       Address to listen on (default 127.0.0.1).
+  --model-control-mode MODE    none (default: load every model at startup) or explicit (load the
+                               --load-model names; RepositoryModelLoad/Unload are allowed).
+  --load-model NAME            In explicit mode, a model to load at startup ("*" = all). Repeatable.
+  --strict-readiness BOOL      ServerReady only when every model is ready (default false:
+                               ready once startup is done, failed models notwithstanding).
+  --disable-auto-complete-config
+                               Tell backends not to auto-complete model configurations.
+  --exit-on-error BOOL         Exit at startup if a model fails to load (default false).
+  --exit-timeout-secs N        On SIGINT/SIGTERM: time in-flight calls get to finish before they
+                               are cancelled, and time cancelled requests get to end (default 5).
+  --log-verbose N              Verbose logging level (default 0).
+  --help                       Show this help.
+
+Prints "llm-server: serving gRPC on ADDRESS:PORT" once the models are loaded.
+)";
+}
+
+ServerOptions parse_options(int argc, const char* const* argv) {
+  ServerOptions options;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    std::optional<std::string> inline_value;
+    if (flag.rfind("--", 0) == 0) {
+      if (const size_t equals = flag.find('='); equals != std::string::npos) {
+        inline_value = flag.substr(equals + 1);
+        flag = flag.substr(0, equals);
+      }
+    } else {
+      throw OptionError("unexpected argument '" + flag + "'");
+    }
+    auto value = [&]() -> std::string {
+      if (inline_value) {
+        return *inline_value;
+      }
+      if (i + 1 >= argc) {
+        throw OptionError("missing value for " + flag);
+      }
+      return argv[++i];
+    };
+    if (flag == "--help" || flag == "-h") {
+      options.help = true;
+    } else if (flag == "--model-repository" || flag == "--model-store") {
+      if (!options.model_repository.empty()) {
+        throw OptionError("only one --model-repository is supported");
+      }
+      options.model_repository = value();
+    } else if (flag == "--backend-directory") {
+      options.backend_directory = value();
+    } else if (flag == "--backend-config") {
+      const std::string setting = value();
+      const size_t comma = setting.find(',');
+      const size_t equals = setting.find('=', comma == std::string::npos ? 0 : comma);
+      if (comma == std::string::npos || equals == std::string::npos || comma == 0) {
+        throw OptionError("invalid value '" + setting +
+                          "' for --backend-config: expected <backend>,<setting>=<value>");
+      }
+      options.backend_config[setting.substr(0, comma)][setting.substr(comma + 1, equals - comma - 1)] =
+          setting.substr(equals + 1);
+    } else if (flag == "--grpc-port") {
+      options.grpc_port = parse_int(flag, value(), 0, 65535);
+    } else if (flag == "--grpc-address") {
+      options.grpc_address = value();
+    } else if (flag == "--log-verbose") {
+      options.log_verbose = parse_int(flag, value(), 0, INT_MAX);
+    } else if (flag == "--model-control-mode") {
+      std::string mode = value();
+      std::transform(mode.begin(), mode.end(), mode.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (mode == "none") {
+        options.control_mode = ModelControlMode::kNone;
+      } else if (mode == "explicit") {
+        options.control_mode = ModelControlMode::kExplicit;
+      } else {
+        throw OptionError("unsupported --model-control-mode '" + mode +
+                          "': expected none or explicit");
+      }
+    } else if (flag == "--load-model") {
+      options.load_models.push_back(value());
+    } else if (flag == "--strict-readiness") {
+      options.strict_readiness = parse_bool(flag, value());
+    } else if (flag == "--disable-auto-complete-config") {
+      options.auto_complete_config = false;
+    } else if (flag == "--exit-on-error") {
+      options.exit_on_error = parse_bool(flag, value());
+    } else if (flag == "--exit-timeout-secs") {
+      options.exit_timeout_secs = parse_int(flag, value(), 0, 3600);
+    } else {
+      throw OptionError("unrecognized option '" + flag + "'");
+    }
+  }
+  if (options.help) {
+    return options;
+  }
+  if (options.model_repository.empty()) {
+    throw OptionError("--model-repository is required");
+  }
+  if (!options.load_models.empty() && options.control_mode != ModelControlMode::kExplicit) {
+    throw OptionError("--load-model requires --model-control-mode explicit");
+  }
+  if (options.backend_directory.empty()) {
+    options.backend_directory = default_backend_directory();
+  }
+  return options;
+}
+
+}  // namespace llm_server

@@ -1,0 +1,38 @@
+#pragma once
+// Command-line options, named and spelled as tritonserver's (--flag value or --flag=value).
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "repository.h"
+
+namespace llm_server {
+
+struct ServerOptions {
+  std::filesystem::path model_repository;
+  std::filesystem::path backend_directory;  // default: <executable dir>/../backends
+  int grpc_port = 8001;                     // 0: any free port (printed at startup)
+  std::string grpc_address = "127.0.0.1";
+  int log_verbose = 0;
+  ModelControlMode control_mode = ModelControlMode::kNone;
+  std::vector<std::string> load_models;
+  bool strict_readiness = false;  // tritonserver: true (see README)
+  bool auto_complete_config = true;
+  bool exit_on_error = false;
+  int exit_timeout_secs = 5;
+  std::map<std::string, std::map<std::string, std::string>> backend_config;
+  bool help = false;
+};
+
+class OptionError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Throws OptionError naming the offending option.
+ServerOptions parse_options(int argc, const char* const* argv);
+std::string usage_text();
+
+}  // namespace llm_server
