@@ -1,0 +1,601 @@
+// TritonClient: a typed client of Triton's KServe v2 gRPC protocol (GRPCInferenceService) for any
+// Triton server and backend.
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { cancelledError, Status, toTritonError, TritonError, type ErrorContext } from './errors.js';
+import { descriptor } from './generated/descriptor.js';
+import type { ProtoGrpcType } from './generated/grpc_service.js';
+import type { GRPCInferenceServiceClient } from './generated/inference/GRPCInferenceService.js';
+import type { ModelConfig__Output } from './generated/inference/ModelConfig.js';
+import type { ModelStatistics__Output } from './generated/inference/ModelStatistics.js';
+import type { ModelConfigResponse__Output } from './generated/inference/ModelConfigResponse.js';
+import type { ModelInferResponse__Output } from './generated/inference/ModelInferResponse.js';
+import type { ModelMetadataResponse__Output } from './generated/inference/ModelMetadataResponse.js';
+import type { ModelReadyResponse__Output } from './generated/inference/ModelReadyResponse.js';
+import type { ModelStatisticsResponse__Output } from './generated/inference/ModelStatisticsResponse.js';
+import type { RepositoryIndexResponse__Output } from './generated/inference/RepositoryIndexResponse.js';
+import type { RepositoryModelLoadResponse__Output } from './generated/inference/RepositoryModelLoadResponse.js';
+import type { RepositoryModelUnloadResponse__Output } from './generated/inference/RepositoryModelUnloadResponse.js';
+import type { ServerLiveResponse__Output } from './generated/inference/ServerLiveResponse.js';
+import type { ServerMetadataResponse__Output } from './generated/inference/ServerMetadataResponse.js';
+import type { ServerReadyResponse__Output } from './generated/inference/ServerReadyResponse.js';
+import {
+  absoluteDeadline,
+  InferResponseStream,
+  InferStream,
+  type CallOptions,
+  type Headers,
+  type InferDuplex,
+  type StreamHost,
+} from './stream.js';
+import { buildInferRequest, InferResult, type InferRequestFields } from './tensors.js';
+
+/** TLS settings; `tls: true` uses the system's root certificates. */
+export interface TlsOptions {
+  /** PEM root certificates that sign the server's certificate (default: the system's). */
+  rootCerts?: string | Buffer;
+  /** PEM client certificate chain, for servers that require client authentication (mutual TLS). */
+  certChain?: string | Buffer;
+  /** PEM private key of `certChain`. */
+  privateKey?: string | Buffer;
+  /** Name to verify the server's certificate against, when it differs from the URL's host. */
+  serverName?: string;
+}
+
+/** HTTP/2 keepalive pings, to notice dead connections and keep idle ones through proxies. */
+export interface KeepaliveOptions {
+  /** Interval between pings, in milliseconds (gRPC `keepalive_time_ms`). */
+  timeMs?: number;
+  /** How long to wait for a ping's answer before dropping the connection (`keepalive_timeout_ms`; default 20000). */
+  timeoutMs?: number;
+  /** Ping even with no call in progress (`keepalive_permit_without_calls`; default false). */
+  permitWithoutCalls?: boolean;
+}
+
+/**
+ * Retries of idempotent calls (health, metadata, config, repository index, statistics) with
+ * exponential backoff and jitter. Inference calls (`infer`, `streamInfer`, `generate`, `stream`)
+ * and load/unload are never retried.
+ */
+export interface RetryOptions {
+  /** Attempts in all, including the first (default 3; 1 disables retries). */
+  maxAttempts?: number;
+  /** Wait before the first retry, in milliseconds (default 100). */
+  initialBackoffMs?: number;
+  /** Upper bound of a wait, in milliseconds (default 2000). */
+  maxBackoffMs?: number;
+  /** Factor between consecutive waits (default 2). */
+  backoffMultiplier?: number;
+  /** Status codes worth retrying (default `[Status.UNAVAILABLE]`). */
+  retryOn?: readonly Status[];
+}
+
+/** A function returning headers for each call, e.g. to attach a fresh auth token. */
+export type HeadersProvider = () => Headers | Promise<Headers>;
+
+/** Options of {@link TritonClient}. */
+export interface TritonClientOptions {
+  /**
+   * Server address: `host:port` (default `localhost:8001`, Triton's gRPC port). A `grpcs://`
+   * prefix turns TLS on; `grpc://` / `http://` prefixes are accepted and ignored.
+   */
+  url?: string;
+  /** TLS: `true` for the system roots, or certificates; default off unless the URL says `grpcs://`. */
+  tls?: boolean | TlsOptions;
+  /** gRPC metadata headers for every call (e.g. `{ authorization: 'Bearer TOKEN' }`), or a function giving them per call. */
+  headers?: Headers | HeadersProvider;
+  /**
+   * Default deadline of every call, in milliseconds from its start. Without it, health,
+   * metadata, config, repository-index and statistics calls get 30000 and the others
+   * (inference, load / unload) none.
+   */
+  timeoutMs?: number;
+  /**
+   * How long a call waits for a connection before failing with `cannot reach Triton at
+   * HOST:PORT` (default 5000). A refused connection fails at once.
+   */
+  connectTimeoutMs?: number;
+  /** Keepalive pings (default: gRPC's, i.e. none). */
+  keepalive?: KeepaliveOptions;
+  /** Retries of idempotent calls; `false` disables them (default: 3 attempts on `UNAVAILABLE`). */
+  retry?: RetryOptions | false;
+  /** Largest message the client accepts, in bytes (default 2^31 - 1, as Triton's own clients). */
+  maxReceiveMessageBytes?: number;
+  /** Largest message the client sends, in bytes (default 2^31 - 1). */
+  maxSendMessageBytes?: number;
+  /** Extra gRPC channel options, applied last (e.g. `{ 'grpc.primary_user_agent': 'my-app' }`). */
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** Per-call options of calls that address a model version. */
+export interface ModelCallOptions extends CallOptions {
+  /** Model version; empty or absent lets the server choose by its version policy. */
+  version?: string;
+}
+
+/** What `serverMetadata()` returns. */
+export interface ServerMetadata {
+  /** Server name, e.g. `"triton"`. */
+  name: string;
+  /** Server version. */
+  version: string;
+  /** Protocol extensions the server supports. */
+  extensions: string[];
+}
+
+/** A tensor of a model's metadata. */
+export interface TensorMetadata {
+  /** Tensor name. */
+  name: string;
+  /** Datatype name, e.g. `"FP32"` or `"BYTES"`. */
+  datatype: string;
+  /** Shape including the batch dimension when the model batches; -1 marks a variable dimension. */
+  shape: number[];
+}
+
+/** What `modelMetadata()` returns. */
+export interface ModelMetadata {
+  /** Model name. */
+  name: string;
+  /** Versions of the model that are available. */
+  versions: string[];
+  /** Platform or backend, e.g. `"ensemble"`, `"tensorrt_llm"` or `"llm"`. */
+  platform: string;
+  /** Input tensors. */
+  inputs: TensorMetadata[];
+  /** Output tensors. */
+  outputs: TensorMetadata[];
+}
+
+/** A model's configuration (`config.pbtxt` as Triton completed it), enums as their names. */
+export type ModelConfig = ModelConfig__Output;
+
+/** Per-model inference statistics, 64-bit counters as decimal strings. */
+export type ModelStatistics = ModelStatistics__Output;
+
+/** A model of the repository index. */
+export interface RepositoryModel {
+  /** Model name. */
+  name: string;
+  /** Version (empty when the model is not loaded). */
+  version: string;
+  /** State, e.g. `"READY"`, `"UNAVAILABLE"`, `"LOADING"`. */
+  state: string;
+  /** Why the model is in that state (a load error, for example). */
+  reason: string;
+}
+
+/** Options of `repositoryIndex()`. */
+export interface RepositoryIndexOptions extends CallOptions {
+  /** Only models that are ready to serve. */
+  ready?: boolean;
+  /** Repository to list (default: all). */
+  repositoryName?: string;
+}
+
+/** A request of `infer()` / `streamInfer()`. */
+export interface InferRequest extends InferRequestFields {}
+
+const int32Max = 2 ** 31 - 1;
+
+/** Default deadline of health, metadata, config, index and statistics calls. */
+const controlCallTimeoutMs = 30_000;
+
+const loaderOptions: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
+
+let serviceConstructor: ProtoGrpcType['inference']['GRPCInferenceService'] | undefined;
+
+function service(): ProtoGrpcType['inference']['GRPCInferenceService'] {
+  if (!serviceConstructor) {
+    const definition = protoLoader.fromJSON(descriptor as Parameters<typeof protoLoader.fromJSON>[0], loaderOptions);
+    serviceConstructor = (grpc.loadPackageDefinition(definition) as unknown as ProtoGrpcType).inference.GRPCInferenceService;
+  }
+  return serviceConstructor;
+}
+
+interface ParsedUrl {
+  target: string;
+  tls: boolean | undefined;
+}
+
+/** Splits a client URL into the gRPC target and whether its scheme asks for TLS. */
+export function parseUrl(url: string): ParsedUrl {
+  const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(url.trim());
+  let rest = url.trim();
+  let tls: boolean | undefined;
+  if (match) {
+    const scheme = match[1]!.toLowerCase();
+    rest = match[2]!;
+    if (scheme === 'grpcs' || scheme === 'https') tls = true;
+    else if (scheme === 'grpc' || scheme === 'http') tls = false;
+    else throw new TritonError({ code: Status.INVALID_ARGUMENT, details: `unsupported URL scheme "${scheme}://" in "${url}"`, call: 'TritonClient', source: 'client' });
+  }
+  rest = rest.replace(/\/+$/, '');
+  if (rest === '' || rest.includes('/')) {
+    throw new TritonError({ code: Status.INVALID_ARGUMENT, details: `"${url}" is not a host:port address`, call: 'TritonClient', source: 'client' });
+  }
+  const hasPort = /:\d+$/.test(rest) && !/^\[[^\]]*\]$/.test(rest);
+  return { target: hasPort ? rest : `${rest}:${tls ? 443 : 8001}`, tls };
+}
+
+function toBuffer(value: string | Buffer | undefined): Buffer | null {
+  if (value === undefined) return null;
+  return typeof value === 'string' ? Buffer.from(value) : value;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve(false);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+type UnaryInvoker<T> = (metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<T>) => grpc.ClientUnaryCall;
+
+interface UnaryContext {
+  model?: string;
+  requestId?: string;
+  idempotent: boolean;
+}
+
+/**
+ * A typed client of Triton's KServe v2 gRPC protocol: health, metadata, model configuration,
+ * repository control, statistics, and inference with typed tensors. Works with any Triton server
+ * (NVIDIA's tritonserver with any backend, or this project's dev server).
+ *
+ * ```ts
+ * const client = new TritonClient({ url: 'localhost:8001' });
+ * if (await client.serverReady()) console.log(await client.modelMetadata('llama_fp16'));
+ * client.close();
+ * ```
+ */
+export class TritonClient {
+  /** `host:port` the client connects to. */
+  readonly target: string;
+  private readonly stub: GRPCInferenceServiceClient;
+  private readonly headers: Headers | HeadersProvider | undefined;
+  private readonly timeoutMs: number | undefined;
+  private readonly connectTimeoutMs: number;
+  private readonly retry: Required<RetryOptions> | undefined;
+  private readonly active = new Set<{ cancel(): void }>();
+  private closed = false;
+  /** What streams need from the client. @internal */
+  protected readonly streamHost: StreamHost;
+
+  /** Creates the client; the connection is made on the first call. */
+  constructor(options: TritonClientOptions = {}) {
+    const { target, tls: urlTls } = parseUrl(options.url ?? 'localhost:8001');
+    this.target = target;
+    this.headers = options.headers;
+    this.timeoutMs = options.timeoutMs;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    this.retry =
+      options.retry === false
+        ? undefined
+        : {
+            maxAttempts: options.retry?.maxAttempts ?? 3,
+            initialBackoffMs: options.retry?.initialBackoffMs ?? 100,
+            maxBackoffMs: options.retry?.maxBackoffMs ?? 2000,
+            backoffMultiplier: options.retry?.backoffMultiplier ?? 2,
+            retryOn: options.retry?.retryOn ?? [Status.UNAVAILABLE],
+          };
+
+    const tls = options.tls ?? urlTls ?? false;
+    const channelOptions: grpc.ChannelOptions = {
+      'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? int32Max,
+      'grpc.max_send_message_length': options.maxSendMessageBytes ?? int32Max,
+    };
+    if (options.keepalive) {
+      if (options.keepalive.timeMs !== undefined) channelOptions['grpc.keepalive_time_ms'] = options.keepalive.timeMs;
+      if (options.keepalive.timeoutMs !== undefined) channelOptions['grpc.keepalive_timeout_ms'] = options.keepalive.timeoutMs;
+      if (options.keepalive.permitWithoutCalls !== undefined) {
+        channelOptions['grpc.keepalive_permit_without_calls'] = options.keepalive.permitWithoutCalls ? 1 : 0;
+      }
+    }
+    let credentials: grpc.ChannelCredentials;
+    if (tls === false) {
+      credentials = grpc.credentials.createInsecure();
+    } else {
+      const settings: TlsOptions = tls === true ? {} : tls;
+      credentials = grpc.credentials.createSsl(toBuffer(settings.rootCerts), toBuffer(settings.privateKey), toBuffer(settings.certChain));
+      if (settings.serverName) {
+        channelOptions['grpc.ssl_target_name_override'] = settings.serverName;
+        channelOptions['grpc.default_authority'] = settings.serverName;
+      }
+    }
+    this.streamHost = {
+      target,
+      openInferStream: (streamOptions, context) => this.openInferStream(streamOptions, context),
+      releaseCall: (call) => {
+        this.active.delete(call);
+      },
+    };
+    const Service = service();
+    this.stub = new Service(target, credentials, { ...channelOptions, ...(options.channelOptions ?? {}) });
+  }
+
+  // ---- health and metadata ---------------------------------------------------------------------
+
+  /** Whether the server is live (`ServerLive`). Retried on `UNAVAILABLE`. */
+  async serverLive(options: CallOptions = {}): Promise<boolean> {
+    const response = await this.unary<ServerLiveResponse__Output>('ServerLive', options, { idempotent: true }, (m, o, cb) => this.stub.ServerLive({}, m, o, cb));
+    return response.live;
+  }
+
+  /** Whether the server is ready (`ServerReady`): live and all its models loaded. Retried on `UNAVAILABLE`. */
+  async serverReady(options: CallOptions = {}): Promise<boolean> {
+    const response = await this.unary<ServerReadyResponse__Output>('ServerReady', options, { idempotent: true }, (m, o, cb) => this.stub.ServerReady({}, m, o, cb));
+    return response.ready;
+  }
+
+  /** The server's name, version and protocol extensions (`ServerMetadata`). Retried on `UNAVAILABLE`. */
+  async serverMetadata(options: CallOptions = {}): Promise<ServerMetadata> {
+    const r = await this.unary<ServerMetadataResponse__Output>('ServerMetadata', options, { idempotent: true }, (m, o, cb) => this.stub.ServerMetadata({}, m, o, cb));
+    return { name: r.name, version: r.version, extensions: [...r.extensions] };
+  }
+
+  /** Whether a model (version) is ready to serve (`ModelReady`). Retried on `UNAVAILABLE`. */
+  async modelReady(model: string, options: ModelCallOptions = {}): Promise<boolean> {
+    const request = { name: model, version: options.version ?? '' };
+    const r = await this.unary<ModelReadyResponse__Output>('ModelReady', options, { idempotent: true, model }, (m, o, cb) => this.stub.ModelReady(request, m, o, cb));
+    return r.ready;
+  }
+
+  /** A model's inputs, outputs, versions and platform (`ModelMetadata`). Retried on `UNAVAILABLE`. */
+  async modelMetadata(model: string, options: ModelCallOptions = {}): Promise<ModelMetadata> {
+    const request = { name: model, version: options.version ?? '' };
+    const r = await this.unary<ModelMetadataResponse__Output>('ModelMetadata', options, { idempotent: true, model }, (m, o, cb) => this.stub.ModelMetadata(request, m, o, cb));
+    const tensor = (t: { name: string; datatype: string; shape: string[] }): TensorMetadata => ({
+      name: t.name,
+      datatype: t.datatype,
+      shape: t.shape.map(Number),
+    });
+    return { name: r.name, versions: [...r.versions], platform: r.platform, inputs: r.inputs.map(tensor), outputs: r.outputs.map(tensor) };
+  }
+
+  /** A model's configuration (`ModelConfig`), as the server completed it. Retried on `UNAVAILABLE`. */
+  async modelConfig(model: string, options: ModelCallOptions = {}): Promise<ModelConfig> {
+    const request = { name: model, version: options.version ?? '' };
+    const r = await this.unary<ModelConfigResponse__Output>('ModelConfig', options, { idempotent: true, model }, (m, o, cb) => this.stub.ModelConfig(request, m, o, cb));
+    if (!r.config) {
+      throw new TritonError({ code: Status.INTERNAL, details: 'the server sent no config', call: 'ModelConfig', source: 'status', target: this.target, model });
+    }
+    return r.config;
+  }
+
+  /** The models of the repository with their state (`RepositoryIndex`). Retried on `UNAVAILABLE`. */
+  async repositoryIndex(options: RepositoryIndexOptions = {}): Promise<RepositoryModel[]> {
+    const request = { repository_name: options.repositoryName ?? '', ready: options.ready ?? false };
+    const r = await this.unary<RepositoryIndexResponse__Output>('RepositoryIndex', options, { idempotent: true }, (m, o, cb) => this.stub.RepositoryIndex(request, m, o, cb));
+    return r.models.map((model) => ({ name: model.name, version: model.version, state: model.state, reason: model.reason }));
+  }
+
+  /** Loads (or reloads) a model (`RepositoryModelLoad`; the server must run with `--model-control-mode explicit`). Not retried. */
+  async loadModel(model: string, options: CallOptions = {}): Promise<void> {
+    const request = { model_name: model, repository_name: '', parameters: {} };
+    await this.unary<RepositoryModelLoadResponse__Output>('RepositoryModelLoad', options, { idempotent: false, model }, (m, o, cb) => this.stub.RepositoryModelLoad(request, m, o, cb));
+  }
+
+  /** Unloads a model (`RepositoryModelUnload`). Not retried. */
+  async unloadModel(model: string, options: CallOptions = {}): Promise<void> {
+    const request = { model_name: model, repository_name: '', parameters: {} };
+    await this.unary<RepositoryModelUnloadResponse__Output>('RepositoryModelUnload', options, { idempotent: false, model }, (m, o, cb) => this.stub.RepositoryModelUnload(request, m, o, cb));
+  }
+
+  /** Inference statistics of one model, or of every model when `model` is omitted (`ModelStatistics`). Retried on `UNAVAILABLE`. */
+  async modelStatistics(model?: string, options: ModelCallOptions = {}): Promise<ModelStatistics[]> {
+    const request = { name: model ?? '', version: options.version ?? '' };
+    const context = model === undefined ? { idempotent: true } : { idempotent: true, model };
+    const r = await this.unary<ModelStatisticsResponse__Output>('ModelStatistics', options, context, (m, o, cb) => this.stub.ModelStatistics(request, m, o, cb));
+    return r.model_stats;
+  }
+
+  // ---- inference -------------------------------------------------------------------------------
+
+  /**
+   * One inference (`ModelInfer`): validates and encodes the inputs (raw contents by default,
+   * `encoding: 'typed'` for typed contents), and decodes the outputs whichever way the server
+   * sent them. Decoupled models (streaming LLMs) answer only through {@link streamInfer}.
+   * Not retried.
+   */
+  async infer(request: InferRequest, options: CallOptions = {}): Promise<InferResult> {
+    const message = buildInferRequest(request, 'infer');
+    const response = await this.unary<ModelInferResponse__Output>('ModelInfer', options, { idempotent: false, model: request.model, requestId: request.id }, (m, o, cb) =>
+      this.stub.ModelInfer(message, m, o, cb),
+    );
+    return new InferResult(response, true);
+  }
+
+  /**
+   * One request on its own `ModelStreamInfer` stream: yields each response (a decoupled model
+   * may send many) until Triton flags the final one. Leaving the loop early, aborting `signal`
+   * or the deadline passing cancels the gRPC call, which the server sees.
+   *
+   * ```ts
+   * for await (const response of client.streamInfer({ model, inputs })) console.log(response.outputNames);
+   * ```
+   */
+  streamInfer(request: InferRequest, options: CallOptions = {}): InferResponseStream {
+    const deadline = absoluteDeadline(options, this.timeoutMs);
+    const stream = new InferStream(this.streamHost, { ...options, deadline, dedicated: true });
+    return stream.infer(request, { signal: options.signal });
+  }
+
+  /**
+   * Opens a `ModelStreamInfer` stream that several requests can share ({@link InferStream.infer});
+   * close it with {@link InferStream.close}. `options.signal` and the deadline apply to the whole
+   * stream.
+   */
+  openStream(options: CallOptions = {}): InferStream {
+    return new InferStream(this.streamHost, { ...options, deadline: absoluteDeadline(options, undefined) });
+  }
+
+  /**
+   * Closes the client: calls in progress are cancelled (they reject with `CANCELLED`) and the
+   * channel is shut down. Later calls fail.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const call of [...this.active]) call.cancel();
+    this.active.clear();
+    this.stub.close();
+  }
+
+  // ---- plumbing -----------------------------------------------------------------------------------
+
+  private async openInferStream(options: CallOptions, context: ErrorContext): Promise<InferDuplex> {
+    this.assertOpen(context);
+    const deadline = absoluteDeadline(options, undefined);
+    const metadata = await this.metadataFor(options.headers, context);
+    await this.waitForConnection(deadline, options.signal, context);
+    this.assertOpen(context);
+    if (options.signal?.aborted) throw cancelledError(context, options.signal.reason);
+    const duplex = this.stub.ModelStreamInfer(metadata, deadline === undefined ? {} : { deadline });
+    this.active.add(duplex);
+    if (options.signal) {
+      const signal = options.signal;
+      const onAbort = (): void => duplex.cancel();
+      signal.addEventListener('abort', onAbort, { once: true });
+      duplex.on('status', () => signal.removeEventListener('abort', onAbort));
+    }
+    return duplex;
+  }
+
+  /** The context errors of a call carry. @internal */
+  protected errorContext(call: string, model?: string, requestId?: string): ErrorContext {
+    const context: ErrorContext = { call, target: this.target };
+    if (model !== undefined) context.model = model;
+    if (requestId !== undefined && requestId !== '') context.requestId = requestId;
+    return context;
+  }
+
+  /** The absolute deadline of a call: its own, or the client's default `timeoutMs`. @internal */
+  protected deadlineOf(options: CallOptions): number | undefined {
+    return absoluteDeadline(options, this.timeoutMs);
+  }
+
+  private assertOpen(context: ErrorContext): void {
+    if (this.closed) {
+      throw new TritonError({ ...context, code: Status.CANCELLED, details: 'the client is closed', source: 'client' });
+    }
+  }
+
+  private async metadataFor(extra: Headers | undefined, context: ErrorContext): Promise<grpc.Metadata> {
+    const metadata = new grpc.Metadata();
+    let base: Headers | undefined;
+    try {
+      base = typeof this.headers === 'function' ? await this.headers() : this.headers;
+    } catch (error) {
+      throw new TritonError({ ...context, code: Status.UNAUTHENTICATED, details: `the headers function failed: ${String(error)}`, source: 'client', cause: error });
+    }
+    for (const headers of [base, extra]) {
+      for (const [key, value] of Object.entries(headers ?? {})) {
+        const name = key.toLowerCase();
+        const values: readonly (string | Buffer)[] = Array.isArray(value) ? value : [value as string | Buffer];
+        for (const item of values) {
+          if (name.endsWith('-bin')) metadata.add(name, typeof item === 'string' ? Buffer.from(item) : item);
+          else if (typeof item === 'string') metadata.add(name, item);
+          else throw new TritonError({ ...context, code: Status.INVALID_ARGUMENT, details: `header "${key}" has a binary value; binary header names end in -bin`, source: 'client' });
+        }
+      }
+    }
+    return metadata;
+  }
+
+  /**
+   * Waits (at most `connectTimeoutMs`) while the channel is connecting, so that a server that
+   * does not answer fails fast and clearly. A refused connection is left to the call itself,
+   * which fails at once with gRPC's reason.
+   */
+  private async waitForConnection(deadline: number | undefined, signal: AbortSignal | undefined, context: ErrorContext): Promise<void> {
+    const channel = this.stub.getChannel();
+    let state = channel.getConnectivityState(true);
+    if (state === grpc.connectivityState.READY || state === grpc.connectivityState.TRANSIENT_FAILURE) return;
+    const connectLimit = Date.now() + this.connectTimeoutMs;
+    const limit = Math.min(connectLimit, deadline ?? Number.POSITIVE_INFINITY);
+    while (state === grpc.connectivityState.IDLE || state === grpc.connectivityState.CONNECTING) {
+      if (signal?.aborted) throw cancelledError(context, signal.reason);
+      const changed = await new Promise<boolean>((resolve) => {
+        const onAbort = (): void => resolve(true);
+        signal?.addEventListener('abort', onAbort, { once: true });
+        channel.watchConnectivityState(state, limit, (error) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(!error);
+        });
+      });
+      if (signal?.aborted) throw cancelledError(context, signal.reason);
+      if (!changed) {
+        if (deadline !== undefined && deadline <= connectLimit) {
+          throw new TritonError({ ...context, code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded while connecting', source: 'client' });
+        }
+        throw new TritonError({
+          ...context,
+          code: Status.UNAVAILABLE,
+          details: `no connection within ${this.connectTimeoutMs} ms`,
+          source: 'status',
+          message: `cannot reach Triton at ${this.target} (${context.call}): no connection within ${this.connectTimeoutMs} ms`,
+        });
+      }
+      state = channel.getConnectivityState(true);
+    }
+    if (state === grpc.connectivityState.SHUTDOWN) this.assertOpen(context);
+  }
+
+  private async unary<T>(call: string, options: CallOptions, ctx: UnaryContext, invoke: UnaryInvoker<T>): Promise<T> {
+    const context = this.errorContext(call, ctx.model, ctx.requestId);
+    this.assertOpen(context);
+    const deadline = absoluteDeadline(options, this.timeoutMs ?? (ctx.idempotent ? controlCallTimeoutMs : undefined));
+    const signal = options.signal;
+    if (signal?.aborted) throw cancelledError(context, signal.reason);
+    const metadata = await this.metadataFor(options.headers, context);
+    const retry = ctx.idempotent ? this.retry : undefined;
+    const attempts = Math.max(1, retry?.maxAttempts ?? 1);
+    let backoff = retry?.initialBackoffMs ?? 0;
+    for (let attempt = 1; ; attempt += 1) {
+      let connected = false;
+      try {
+        await this.waitForConnection(deadline, signal, context);
+        connected = true;
+        return await this.unaryOnce(invoke, metadata.clone(), deadline, signal, context);
+      } catch (error) {
+        // Waiting connectTimeoutMs again for a server that did not answer would not be quick.
+        if (!connected || !(error instanceof TritonError) || !retry || attempt >= attempts) throw error;
+        if (error.source === 'client' || !retry.retryOn.includes(error.code)) throw error;
+        const wait = Math.min(backoff, retry.maxBackoffMs) * (0.8 + 0.4 * Math.random());
+        if (deadline !== undefined && Date.now() + wait >= deadline) throw error;
+        if (!(await sleep(wait, signal))) throw cancelledError(context, signal?.reason);
+        backoff *= retry.backoffMultiplier;
+      }
+    }
+  }
+
+  private unaryOnce<T>(invoke: UnaryInvoker<T>, metadata: grpc.Metadata, deadline: number | undefined, signal: AbortSignal | undefined, context: ErrorContext): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let cancelledByCaller = false;
+      const onAbort = (): void => {
+        cancelledByCaller = true;
+        call.cancel();
+      };
+      const call = invoke(metadata, deadline === undefined ? {} : { deadline }, (error, response) => {
+        signal?.removeEventListener('abort', onAbort);
+        this.active.delete(handle);
+        if (cancelledByCaller) reject(cancelledError(context, signal?.reason));
+        else if (error) reject(this.closed ? cancelledError(context, undefined, 'the client was closed') : toTritonError(error, context));
+        else if (response === undefined) reject(new TritonError({ ...context, code: Status.INTERNAL, details: 'empty response', source: 'status' }));
+        else resolve(response);
+      });
+      const handle = { cancel: (): void => call.cancel() };
+      this.active.add(handle);
+      if (signal) signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,175 @@
+// TritonError: the one error class the SDK throws, and the mapping from gRPC failures to it.
+import { status } from '@grpc/grpc-js';
+
+/** gRPC status codes (gRPC-js's `status` enum), e.g. `Status.UNAVAILABLE` or `Status.INVALID_ARGUMENT`. */
+export const Status = status;
+/** A gRPC status code. */
+export type Status = status;
+
+/**
+ * Where a {@link TritonError} came from.
+ *
+ * - `status`: the gRPC call ended with a non-OK status, sent by the server (e.g.
+ *   `INVALID_ARGUMENT`, `NOT_FOUND`) or produced by gRPC itself (`UNAVAILABLE` when the server
+ *   cannot be reached, `DEADLINE_EXCEEDED`, `CANCELLED`).
+ * - `in-band`: Triton reported the error inside a `ModelStreamInfer` stream as an
+ *   `error_message`. Triton sends only the message there, no status code, so `code` is
+ *   `UNKNOWN`; the stream itself stays open for other requests.
+ * - `client`: the SDK refused the call before sending it (a tensor that does not match its
+ *   shape or datatype, a closed client) or the caller cancelled it (`AbortSignal`, leaving a
+ *   `for await` loop early, a deadline on a shared stream).
+ */
+export type TritonErrorSource = 'status' | 'in-band' | 'client';
+
+/** What a {@link TritonError} knows about the call that failed. */
+export interface TritonErrorInit {
+  /** gRPC status code ({@link Status}). */
+  code: Status;
+  /** The server's message (or gRPC's, or the SDK's), unchanged. */
+  details: string;
+  /** The RPC or SDK method that failed, e.g. `"ModelInfer"`, `"ModelStreamInfer"`, `"generate"`. */
+  call: string;
+  /** Where the error came from; see {@link TritonErrorSource}. */
+  source: TritonErrorSource;
+  /** `host:port` of the server the client talks to. */
+  target?: string;
+  /** The model the call addressed, when it addressed one. */
+  model?: string;
+  /** The request id, for inference calls. */
+  requestId?: string;
+  /** The underlying error (a gRPC `ServiceError`, an abort reason, ...). */
+  cause?: unknown;
+  /** Replaces the default message built from the other fields. */
+  message?: string;
+}
+
+/**
+ * The error every SDK call rejects with: a gRPC status code, the server's message and the call
+ * that failed.
+ *
+ * ```ts
+ * try {
+ *   await llm.generate('Hello');
+ * } catch (e) {
+ *   if (e instanceof TritonError && e.code === Status.UNAVAILABLE) console.error(e.message);
+ * }
+ * ```
+ */
+export class TritonError extends Error {
+  override readonly name = 'TritonError';
+  /** gRPC status code ({@link Status}); `UNKNOWN` for errors Triton sends in-band on a stream. */
+  readonly code: Status;
+  /** The status code's name, e.g. `"INVALID_ARGUMENT"`. */
+  readonly codeName: string;
+  /** The server's message (or gRPC's, or the SDK's), unchanged; `message` adds context to it. */
+  readonly details: string;
+  /** The RPC or SDK method that failed, e.g. `"ModelInfer"`, `"ModelStreamInfer"`, `"generate"`. */
+  readonly call: string;
+  /** Where the error came from; see {@link TritonErrorSource}. */
+  readonly source: TritonErrorSource;
+  /** `host:port` of the server, when known. */
+  readonly target: string | undefined;
+  /** The model the call addressed, when it addressed one. */
+  readonly model: string | undefined;
+  /** The request id, for inference calls. */
+  readonly requestId: string | undefined;
+
+  /** Builds an error; SDK users normally only catch these. */
+  constructor(init: TritonErrorInit) {
+    super(init.message ?? defaultMessage(init), init.cause === undefined ? undefined : { cause: init.cause });
+    this.code = init.code;
+    this.codeName = statusName(init.code);
+    this.details = init.details;
+    this.call = init.call;
+    this.source = init.source;
+    this.target = init.target;
+    this.model = init.model;
+    this.requestId = init.requestId;
+  }
+
+  /** True when the caller cancelled the call (abort signal, early `break`, `close()`). */
+  get cancelled(): boolean {
+    return this.code === Status.CANCELLED && this.source === 'client';
+  }
+}
+
+/** The name of a gRPC status code, e.g. `statusName(3) === "INVALID_ARGUMENT"`. */
+export function statusName(code: number): string {
+  const name: unknown = (Status as unknown as Record<number, unknown>)[code];
+  return typeof name === 'string' ? name : `STATUS_${code}`;
+}
+
+function defaultMessage(init: TritonErrorInit): string {
+  const subject = init.model ? `${init.call} (model "${init.model}")` : init.call;
+  return `${subject} failed with ${statusName(init.code)}: ${init.details}`;
+}
+
+/** The fields of a gRPC-js `ServiceError` this module reads. */
+interface ServiceErrorLike {
+  code: number;
+  details: string;
+}
+
+function isServiceErrorLike(value: unknown): value is ServiceErrorLike {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { code?: unknown }).code === 'number' &&
+    typeof (value as { details?: unknown }).details === 'string'
+  );
+}
+
+// gRPC-js's wording when no connection could be made (refused, unresolvable, unreachable, TLS
+// handshake failure) as opposed to a server that answered with UNAVAILABLE.
+const unreachablePattern =
+  /No connection established|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|Failed to connect|DNS resolution failed|Name resolution failed|handshake/i;
+
+/** Context the SDK adds when it turns a failure into a {@link TritonError}. */
+export interface ErrorContext {
+  /** The RPC or SDK method. */
+  call: string;
+  /** `host:port` of the server. */
+  target: string;
+  /** The model, for model calls. */
+  model?: string;
+  /** The request id, for inference calls. */
+  requestId?: string;
+}
+
+/**
+ * Turns whatever a gRPC call failed with into a {@link TritonError}. A server that cannot be
+ * reached becomes `cannot reach Triton at HOST:PORT: ...` with code `UNAVAILABLE`.
+ */
+export function toTritonError(error: unknown, context: ErrorContext): TritonError {
+  if (error instanceof TritonError) return error;
+  const base = { call: context.call, target: context.target, model: context.model, requestId: context.requestId, cause: error };
+  if (isServiceErrorLike(error)) {
+    const details = error.details || (error instanceof Error ? error.message : '');
+    if (error.code === Status.UNAVAILABLE && unreachablePattern.test(details)) {
+      return new TritonError({
+        ...base,
+        code: Status.UNAVAILABLE,
+        details,
+        source: 'status',
+        message: `cannot reach Triton at ${context.target} (${context.call}): ${details}`,
+      });
+    }
+    // gRPC-js reports a call this process cancelled with this wording.
+    if (error.code === Status.CANCELLED && details === 'Cancelled on client') {
+      return new TritonError({ ...base, code: Status.CANCELLED, details: 'cancelled by the client', source: 'client' });
+    }
+    return new TritonError({ ...base, code: error.code, details, source: 'status' });
+  }
+  const details = error instanceof Error ? error.message : String(error);
+  return new TritonError({ ...base, code: Status.UNKNOWN, details, source: 'client' });
+}
+
+/** The error for a request the caller cancelled (abort signal, early `break`, `close()`). */
+export function cancelledError(context: ErrorContext, reason?: unknown, details = 'cancelled by the caller'): TritonError {
+  return new TritonError({ ...context, code: Status.CANCELLED, details, source: 'client', cause: reason });
+}
+
+/** The error for a call the SDK refuses before sending it (bad tensor, bad option). */
+export function invalidArgument(details: string, context: Partial<ErrorContext> & { call: string }): TritonError {
+  return new TritonError({ ...context, code: Status.INVALID_ARGUMENT, details, source: 'client' });
+}

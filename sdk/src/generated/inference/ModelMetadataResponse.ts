@@ -1,0 +1,43 @@
+// Original file: protos/grpc_service.proto
+
+import type { Long } from '@grpc/proto-loader';
+
+export interface _inference_ModelMetadataResponse_TensorMetadata {
+  'name'?: (string);
+  /**
+   * "FP32", "BYTES", "INT64", ...
+   */
+  'datatype'?: (string);
+  /**
+   * -1 marks a variable dimension
+   */
+  'shape'?: (number | string | Long)[];
+}
+
+export interface _inference_ModelMetadataResponse_TensorMetadata__Output {
+  'name': (string);
+  /**
+   * "FP32", "BYTES", "INT64", ...
+   */
+  'datatype': (string);
+  /**
+   * -1 marks a variable dimension
+   */
+  'shape': (string)[];
+}
+
+export interface ModelMetadataResponse {
+  'name'?: (string);
+  'versions'?: (string)[];
+  'platform'?: (string);
+  'inputs'?: (_inference_ModelMetadataResponse_TensorMetadata)[];
+  'outputs'?: (_inference_ModelMetadataResponse_TensorMetadata)[];
+}
+
+export interface ModelMetadataResponse__Output {
+  'name': (string);
+  'versions': (string)[];
+  'platform': (string);
+  'inputs': (_inference_ModelMetadataResponse_TensorMetadata__Output)[];
+  'outputs': (_inference_ModelMetadataResponse_TensorMetadata__Output)[];
+}

@@ -1,0 +1,10 @@
+// Original file: protos/grpc_service.proto
+
+
+export interface SystemSharedMemoryStatusRequest {
+  'name'?: (string);
+}
+
+export interface SystemSharedMemoryStatusRequest__Output {
+  'name': (string);
+}

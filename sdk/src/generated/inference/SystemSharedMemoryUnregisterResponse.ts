@@ -1,0 +1,8 @@
+// Original file: protos/grpc_service.proto
+
+
+export interface SystemSharedMemoryUnregisterResponse {
+}
+
+export interface SystemSharedMemoryUnregisterResponse__Output {
+}

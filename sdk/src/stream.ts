@@ -1,0 +1,479 @@
+// ModelStreamInfer: one bidirectional gRPC stream carrying one or many requests, responses routed
+// by request id, each request ended by Triton's `triton_final_response` flag.
+import type * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import { cancelledError, invalidArgument, Status, toTritonError, TritonError, type ErrorContext } from './errors.js';
+import type { ModelInferRequest } from './generated/inference/ModelInferRequest.js';
+import type { ModelStreamInferResponse__Output } from './generated/inference/ModelStreamInferResponse.js';
+import { buildInferRequest, InferResult, type InferRequestFields } from './tensors.js';
+
+/** The gRPC call behind an {@link InferStream}. */
+export type InferDuplex = grpc.ClientDuplexStream<ModelInferRequest, ModelStreamInferResponse__Output>;
+
+/** Header values: strings, or `Buffer`s for keys ending in `-bin`; several values as an array. */
+export type HeaderValue = string | Buffer | readonly (string | Buffer)[];
+
+/** gRPC metadata headers, e.g. `{ authorization: 'Bearer TOKEN' }`. */
+export type Headers = Readonly<Record<string, HeaderValue>>;
+
+/** Per-call options shared by every SDK method. */
+export interface CallOptions {
+  /** Cancels the call when aborted; the server sees the cancellation (the call rejects with a `CANCELLED` {@link TritonError}). */
+  signal?: AbortSignal;
+  /** Deadline relative to the call's start, in milliseconds (gRPC deadline; `DEADLINE_EXCEEDED` when it passes). */
+  timeoutMs?: number;
+  /** Absolute deadline (a `Date` or milliseconds since the epoch); wins over `timeoutMs`. */
+  deadline?: Date | number;
+  /** Extra gRPC metadata headers for this call, added to the client's `headers`. */
+  headers?: Headers;
+}
+
+/** What an {@link InferStream} needs from its client (implemented by `TritonClient`). */
+export interface StreamHost {
+  /** `host:port` of the server. */
+  readonly target: string;
+  /** Opens a `ModelStreamInfer` call: waits for the connection, adds headers and deadline. */
+  openInferStream(options: CallOptions, context: ErrorContext): Promise<InferDuplex>;
+  /** Forgets a call once it is over. */
+  releaseCall(call: { cancel(): void }): void;
+}
+
+/** Receives the responses of one request sent on an {@link InferStream}. */
+export interface RequestHandlers {
+  /** Every response of the request, including an empty final one. */
+  response(result: InferResult): void;
+  /** The final response has arrived (after its `response`). */
+  end(): void;
+  /** The request failed or was cancelled; nothing follows. */
+  error(error: TritonError): void;
+}
+
+/** Options of one request sent on an {@link InferStream}. */
+export interface SendOptions {
+  /** Cancels this request when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Deadline for this request (ms since the epoch). On a dedicated stream it is the call's gRPC
+   * deadline (set when opening); on a shared stream the SDK enforces it itself.
+   */
+  deadline?: number;
+  /** The SDK method, for error messages. */
+  call: string;
+  /** Runs after this request is cancelled on a shared stream (e.g. to send a `stop` request). */
+  onCancel?: (id: string, stream: InferStream) => void;
+}
+
+/** A request in flight on an {@link InferStream}. */
+export interface SentRequest {
+  /** The request id responses are routed by. */
+  readonly id: string;
+  /** Cancels the request: on a dedicated stream the gRPC call is cancelled, on a shared one only this request ends locally. */
+  cancel(reason?: unknown): void;
+}
+
+interface Pending {
+  id: string;
+  /** Whether the request went out on the wire (a `stop` for it makes sense only then). */
+  written: boolean;
+  model: string;
+  handlers: RequestHandlers;
+  options: SendOptions;
+  cleanup: () => void;
+}
+
+/** An async queue read by one `for await` loop. */
+export class AsyncQueue<T> {
+  private readonly items: T[] = [];
+  private readonly waiters: { resolve: (r: IteratorResult<T, undefined>) => void; reject: (e: unknown) => void }[] = [];
+  private ended = false;
+  private failure: { error: unknown } | undefined;
+
+  /** True once `end()` or `fail()` was called. */
+  get closed(): boolean {
+    return this.ended || this.failure !== undefined;
+  }
+
+  /** Adds an item (ignored once closed). */
+  push(item: T): void {
+    if (this.closed) return;
+    const waiter = this.waiters.shift();
+    if (waiter) waiter.resolve({ value: item, done: false });
+    else this.items.push(item);
+  }
+
+  /** Ends the queue after the items already in it. */
+  end(): void {
+    if (this.closed) return;
+    this.ended = true;
+    for (const waiter of this.waiters.splice(0)) waiter.resolve({ value: undefined, done: true });
+  }
+
+  /** Fails the queue: after the items already in it, or at once when `discard` is set. */
+  fail(error: unknown, discard = false): void {
+    if (this.closed) return;
+    if (discard) this.items.length = 0;
+    this.failure = { error };
+    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+  }
+
+  /** Drops the items and ends the queue (the reader stopped early). */
+  discard(): void {
+    this.items.length = 0;
+    this.end();
+  }
+
+  /** The next item, the end, or the failure. */
+  next(): Promise<IteratorResult<T, undefined>> {
+    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift() as T, done: false });
+    if (this.failure) return Promise.reject(this.failure.error);
+    if (this.ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+}
+
+let streamCounter = 0;
+
+/**
+ * One `ModelStreamInfer` gRPC stream. Requests sent on it get unique ids (unless they bring
+ * their own); responses are routed back by id, and a request ends when Triton flags a response
+ * with `triton_final_response` (the SDK sets `triton_enable_empty_final_response` on every
+ * request, so this works for decoupled and non-decoupled models alike). Errors Triton reports
+ * in-band (`error_message`) end only their request.
+ *
+ * Get one from `TritonClient.openStream()`; close it with {@link InferStream.close}.
+ * Cancelling one request on a shared stream cannot cancel it at the gRPC level (that would
+ * cancel all of them): it ends locally and late responses are dropped.
+ */
+export class InferStream {
+  private readonly host: StreamHost;
+  private readonly dedicated: boolean;
+  private readonly autoClose: boolean;
+  private readonly pending = new Map<string, Pending>();
+  private readonly prefix = `sdk-${process.pid.toString(36)}-${(++streamCounter).toString(36)}-${randomBytes(3).toString('hex')}`;
+  private readonly opened: Promise<InferDuplex>;
+  private duplex: InferDuplex | undefined;
+  private readonly outbox: { message: ModelInferRequest; stillWanted: () => boolean }[] = [];
+  private counter = 0;
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private failure: TritonError | undefined;
+  private cancelRequested = false;
+  private sentCount = 0;
+
+  /**
+   * Opens the stream (the gRPC call starts right away). Not meant to be called directly: use
+   * `TritonClient.openStream()` (or `streamInfer()`).
+   */
+  constructor(host: StreamHost, options: CallOptions & { dedicated?: boolean; autoClose?: boolean } = {}) {
+    this.host = host;
+    this.dedicated = options.dedicated ?? false;
+    this.autoClose = options.autoClose ?? false;
+    const context: ErrorContext = { call: 'ModelStreamInfer', target: host.target };
+    this.opened = host.openInferStream(options, context).then(
+      (duplex) => {
+        this.duplex = duplex;
+        duplex.on('data', (message: ModelStreamInferResponse__Output) => this.onData(message));
+        duplex.on('error', (error: unknown) => this.onClosed(this.cancelRequested ? undefined : toTritonError(error, context), duplex));
+        duplex.on('end', () => this.onClosed(undefined, duplex));
+        for (const { message, stillWanted } of this.outbox.splice(0)) {
+          if (!this.cancelRequested && stillWanted()) duplex.write(message);
+        }
+        if (this.cancelRequested) duplex.cancel();
+        else if (this.state === 'closing' && this.pending.size === 0) duplex.end();
+        return duplex;
+      },
+      (error: unknown) => {
+        const failure = toTritonError(error, context);
+        this.failure = failure;
+        this.state = 'closed';
+        this.failAll(failure);
+        throw failure;
+      },
+    );
+    this.opened.catch(() => undefined);
+  }
+
+  /** True once the stream no longer accepts requests (closed, cancelled, failed or ended). */
+  get closed(): boolean {
+    return this.state !== 'open';
+  }
+
+  /** Requests sent on this stream that have not ended yet. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Sends one request and yields its responses. Responses without outputs that only carry the
+   * final flag are not yielded; every yielded {@link InferResult} says whether it is `final`.
+   * Leaving the loop early cancels the request (see the class notes for shared streams).
+   */
+  infer(request: InferRequestFields, options: { signal?: AbortSignal; timeoutMs?: number; deadline?: Date | number } = {}): InferResponseStream {
+    const message = buildInferRequest(request, 'streamInfer');
+    const queue = new AsyncQueue<InferResult>();
+    const sent = this.send(
+      message,
+      {
+        response: (result) => {
+          if (!(result.final && result.outputNames.length === 0)) queue.push(result);
+        },
+        end: () => queue.end(),
+        error: (error) => queue.fail(error, error.cancelled),
+      },
+      { call: 'streamInfer', signal: options.signal, deadline: absoluteDeadline(options) },
+    );
+    return new InferResponseStream(sent, queue);
+  }
+
+  /**
+   * Sends a protocol request with handlers for its responses (the layer `infer()` and the LLM
+   * client are built on).
+   * @internal
+   */
+  send(request: ModelInferRequest, handlers: RequestHandlers, options: SendOptions): SentRequest {
+    const context = { call: options.call, target: this.host.target, model: request.model_name ?? '' };
+    if (this.state !== 'open') {
+      throw this.failure ?? new TritonError({ ...context, code: Status.FAILED_PRECONDITION, details: 'the stream is closed', source: 'client' });
+    }
+    if (this.dedicated && this.sentCount > 0) throw invalidArgument('a dedicated stream carries one request', context);
+    const id = request.id || `${this.prefix}-${++this.counter}`;
+    if (this.pending.has(id)) throw invalidArgument(`request id "${id}" is already in flight on this stream`, context);
+    this.sentCount += 1;
+
+    const entry: Pending = { id, written: false, model: request.model_name ?? '', handlers, options, cleanup: () => undefined };
+    this.pending.set(id, entry);
+    const cancel = (reason?: unknown): void =>
+      this.cancelRequest(id, cancelledError({ ...context, requestId: id }, reason));
+
+    const cleanups: (() => void)[] = [];
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = (): void => cancel(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      cleanups.push(() => signal.removeEventListener('abort', onAbort));
+    }
+    if (!this.dedicated && options.deadline !== undefined) {
+      const timer = setTimeout(() => {
+        const error = new TritonError({ ...context, requestId: id, code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded', source: 'client' });
+        this.cancelRequest(id, error);
+      }, Math.max(0, options.deadline - Date.now()));
+      cleanups.push(() => clearTimeout(timer));
+    }
+    entry.cleanup = () => cleanups.forEach((fn) => fn());
+
+    if (signal?.aborted) {
+      cancel(signal.reason);
+      return { id, cancel };
+    }
+    const message: ModelInferRequest = {
+      ...request,
+      id,
+      parameters: { ...(request.parameters ?? {}), triton_enable_empty_final_response: { bool_param: true } },
+    };
+    this.write(message, () => {
+      if (this.pending.get(id) !== entry) return false;
+      entry.written = true;
+      return true;
+    });
+    return { id, cancel };
+  }
+
+  /**
+   * Writes a request whose responses nobody waits for (e.g. a `stop` request); the server's
+   * answers to it are dropped.
+   * @internal
+   */
+  sendDetached(request: ModelInferRequest): void {
+    if (this.state === 'closed') return;
+    const message: ModelInferRequest = {
+      ...request,
+      parameters: { ...(request.parameters ?? {}), triton_enable_empty_final_response: { bool_param: true } },
+    };
+    this.write(message, () => this.state !== 'closed');
+  }
+
+  /**
+   * Writes now when the call is open (so that a later `end()` comes after it), else once it
+   * opens; `stillWanted` is asked right before writing.
+   */
+  private write(message: ModelInferRequest, stillWanted: () => boolean): void {
+    if (this.duplex) {
+      if (stillWanted()) this.duplex.write(message);
+    } else {
+      this.outbox.push({ message, stillWanted });
+    }
+  }
+
+  /**
+   * Stops accepting requests and half-closes the stream once the requests in flight have ended;
+   * they still complete.
+   */
+  close(): void {
+    if (this.state !== 'open') return;
+    this.state = 'closing';
+    if (this.pending.size === 0) this.duplex?.end();
+  }
+
+  /** Cancels the gRPC call: every request in flight fails with `CANCELLED`. */
+  cancel(reason?: unknown): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.cancelRequested = true;
+    this.failAll(cancelledError({ call: 'ModelStreamInfer', target: this.host.target }, reason));
+    this.duplex?.cancel();
+  }
+
+  private cancelRequest(id: string, error: TritonError): void {
+    const entry = this.pending.get(id);
+    if (!entry) return;
+    this.pending.delete(id);
+    entry.cleanup();
+    if (this.dedicated) {
+      this.state = 'closed';
+      this.cancelRequested = true;
+      this.duplex?.cancel();
+    } else {
+      try {
+        if (entry.written) entry.options.onCancel?.(id, this);
+      } catch {
+        // best effort: the request has ended locally either way
+      }
+      this.afterRequest();
+    }
+    entry.handlers.error(error);
+  }
+
+  private onData(message: ModelStreamInferResponse__Output): void {
+    const response = message.infer_response;
+    const id = response?.id ?? '';
+    let entry = this.pending.get(id);
+    if (!entry && id === '' && this.pending.size === 1) entry = this.pending.values().next().value;
+    if (message.error_message) {
+      // An error Triton could not attribute to a request id fails every request in flight:
+      // better than leaving the one it belongs to waiting forever.
+      const targets = entry ? [entry] : id === '' ? [...this.pending.values()] : [];
+      for (const target of targets) {
+        this.finish(target);
+        target.handlers.error(
+          new TritonError({
+            code: Status.UNKNOWN,
+            details: message.error_message,
+            call: target.options.call,
+            source: 'in-band',
+            target: this.host.target,
+            model: target.model,
+            requestId: target.id,
+          }),
+        );
+      }
+      return;
+    }
+    if (!entry || !response) return;
+    // Servers that ignore triton_enable_empty_final_response send no flag: one response per request.
+    const flag = response.parameters?.['triton_final_response'];
+    const final = flag ? flag.bool_param === true : true;
+    const result = new InferResult(response, final);
+    if (final) this.finish(entry);
+    entry.handlers.response(result);
+    if (final) entry.handlers.end();
+  }
+
+  private finish(entry: Pending): void {
+    this.pending.delete(entry.id);
+    entry.cleanup();
+    this.afterRequest();
+  }
+
+  private afterRequest(): void {
+    if (this.pending.size > 0) return;
+    if (this.dedicated || this.autoClose || this.state === 'closing') {
+      if (this.state === 'open') this.state = 'closing';
+      this.duplex?.end();
+    }
+  }
+
+  private onClosed(error: TritonError | undefined, duplex: InferDuplex): void {
+    this.state = 'closed';
+    this.host.releaseCall(duplex);
+    if (error) duplex.cancel(); // a local failure (e.g. a refused write) must not leave the call open
+    if (error) {
+      this.failure = error;
+      this.failAll(error);
+    } else if (this.pending.size > 0) {
+      this.failAll(
+        new TritonError({
+          code: Status.UNAVAILABLE,
+          details: 'the server ended the stream before the final response',
+          call: 'ModelStreamInfer',
+          source: 'status',
+          target: this.host.target,
+        }),
+      );
+    }
+  }
+
+  private failAll(error: TritonError): void {
+    const entries = [...this.pending.values()];
+    this.pending.clear();
+    for (const entry of entries) {
+      entry.cleanup();
+      entry.handlers.error(
+        new TritonError({
+          code: error.code,
+          details: error.details,
+          call: error.call,
+          source: error.source,
+          target: error.target,
+          model: entry.model || undefined,
+          requestId: entry.id,
+          cause: error.cause,
+          message: error.message,
+        }),
+      );
+    }
+  }
+}
+
+/**
+ * The responses of one request sent with `streamInfer()` or {@link InferStream.infer}: iterate
+ * with `for await`; leaving the loop early cancels the request.
+ */
+export class InferResponseStream implements AsyncIterable<InferResult> {
+  /** The request id. */
+  readonly id: string;
+  private readonly sent: SentRequest;
+  private readonly queue: AsyncQueue<InferResult>;
+  private iterated = false;
+
+  /** Wraps a sent request and the queue its responses arrive in; `streamInfer()` and {@link InferStream.infer} create these. */
+  constructor(sent: SentRequest, queue: AsyncQueue<InferResult>) {
+    this.sent = sent;
+    this.id = sent.id;
+    this.queue = queue;
+  }
+
+  /** Cancels the request; a pending or later `next()` rejects with a `CANCELLED` {@link TritonError}. */
+  cancel(reason?: unknown): void {
+    this.sent.cancel(reason);
+  }
+
+  /** Iterates the responses once. */
+  [Symbol.asyncIterator](): AsyncIterator<InferResult, undefined> {
+    if (this.iterated) throw invalidArgument('the responses of a request can be iterated once', { call: 'streamInfer' });
+    this.iterated = true;
+    return {
+      next: () => this.queue.next(),
+      return: async () => {
+        if (!this.queue.closed) this.sent.cancel();
+        this.queue.discard();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+}
+
+/** The absolute deadline (ms since the epoch) of call options, if any. */
+export function absoluteDeadline(options: { timeoutMs?: number; deadline?: Date | number }, fallbackTimeoutMs?: number): number | undefined {
+  if (options.deadline !== undefined) return options.deadline instanceof Date ? options.deadline.getTime() : options.deadline;
+  const timeout = options.timeoutMs ?? fallbackTimeoutMs;
+  return timeout === undefined ? undefined : Date.now() + timeout;
+}

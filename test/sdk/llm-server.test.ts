@@ -1,0 +1,265 @@
+// The SDK against the dev server (build/bin/llm-server) serving the synthetic tiny checkpoint,
+// checked against `llm generate`.
+import { existsSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Status, TritonClient, TritonError, TritonLlmClient, type InferInput } from '../../sdk/src/index.js';
+import { buildDir } from '../helpers/paths.js';
+import { cliGreedy, modelConfig, TempRepository } from '../helpers/repository.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+
+const tiny = join(buildDir, 'models', 'synth-tiny-float16');
+
+async function rejection(promise: Promise<unknown>): Promise<TritonError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof TritonError) return error;
+    throw error;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('SDK against the dev server', () => {
+  let repository: TempRepository;
+  let server: RunningServer;
+  let llm: TritonLlmClient;
+  let address: string;
+
+  /** Requests of a model that ended in failure (cancelled ones count), from ModelStatistics. */
+  const failures = async (model: string): Promise<number> => Number((await llm.modelStatistics(model))[0]?.inference_stats?.fail?.count ?? 0);
+  const waitForFailures = async (model: string, expected: number): Promise<number> => {
+    let count = await failures(model);
+    for (let i = 0; i < 200 && count < expected; ++i) {
+      await new Promise((r) => setTimeout(r, 50));
+      count = await failures(model);
+    }
+    return count;
+  };
+
+  beforeAll(async () => {
+    if (!existsSync(join(tiny, 'config.json'))) throw new Error(`${tiny} is missing: run bash scripts/setup.sh first`);
+    repository = new TempRepository()
+      .add({ name: 'tiny', checkpointDir: tiny, decoupled: true })
+      .add({ name: 'tiny_unary', checkpointDir: tiny, decoupled: false })
+      .addRaw('tiny_nobatch', modelConfig({ name: 'tiny_nobatch', checkpointDir: tiny, decoupled: true }).replace(/^max_batch_size: 1$/m, 'max_batch_size: 0'));
+    server = await startServer(repository.dir);
+    address = server.address;
+    llm = new TritonLlmClient({ url: address, model: 'tiny' });
+  });
+
+  afterAll(async () => {
+    llm?.close();
+    if (server) expect(await server.stop()).toBe(0);
+    repository?.remove();
+  });
+
+  it('answers health, metadata, config, index and statistics', async () => {
+    expect(await llm.serverLive()).toBe(true);
+    expect(await llm.serverReady()).toBe(true);
+    expect((await llm.serverMetadata()).name).not.toBe('');
+    expect(await llm.modelReady('tiny')).toBe(true);
+    expect(await llm.modelReady('nope')).toBe(false);
+    const metadata = await llm.modelMetadata('tiny');
+    expect(metadata.inputs).toContainEqual({ name: 'text_input', datatype: 'BYTES', shape: [-1, 1] });
+    const config = await llm.modelConfig('tiny_nobatch');
+    expect(config.max_batch_size).toBe(0);
+    expect(config.model_transaction_policy?.decoupled).toBe(true);
+    const index = await llm.repositoryIndex();
+    expect(index.filter((m) => m.state === 'READY').map((m) => m.name).sort()).toEqual(['tiny', 'tiny_nobatch', 'tiny_unary']);
+    expect((await llm.modelStatistics('tiny'))[0]?.name).toBe('tiny');
+  });
+
+  it('generate and stream give exactly the text of `llm generate` for a greedy request', async () => {
+    const prompt = 'The capital of France is';
+    const expected = cliGreedy(tiny, prompt, 24);
+
+    const result = await llm.generate({ prompt, maxTokens: 24 });
+    expect(result.text).toBe(expected.text);
+    expect(result.tokenIds).toEqual(expected.token_ids);
+    expect(result.usage.completionTokens).toBe(expected.token_ids.length);
+    expect(result.finishReason).toBe(expected.finish_reason);
+    expect(result.model).toBe('tiny');
+    expect(result.timings.totalMs).toBeGreaterThanOrEqual(result.timings.ttftMs);
+
+    const stream = llm.stream({ prompt, maxTokens: 24 });
+    const chunks: string[] = [];
+    const ids: number[] = [];
+    for await (const chunk of stream) {
+      expect(chunk.index).toBe(chunks.length);
+      chunks.push(chunk.text);
+      ids.push(...(chunk.tokenIds ?? []));
+    }
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.join('')).toBe(expected.text);
+    const final = await stream.result;
+    expect(final.text).toBe(chunks.join(''));
+    expect(final.tokenIds).toEqual(expected.token_ids);
+    expect(ids).toEqual(expected.token_ids);
+    expect(final.finishReason).toBe(expected.finish_reason);
+  });
+
+  it('works alike with a non-decoupled model and one without batch dimension', async () => {
+    const prompt = 'Tell me a story';
+    const expected = cliGreedy(tiny, prompt, 12);
+    const unary = new TritonLlmClient({ url: address, model: 'tiny_unary' });
+    expect((await unary.generate({ prompt, maxTokens: 12 })).text).toBe(expected.text);
+    const chunks: string[] = [];
+    for await (const chunk of unary.stream({ prompt, maxTokens: 12 })) chunks.push(chunk.text);
+    expect(chunks).toEqual([expected.text]); // cannot stream: one chunk
+    unary.close();
+
+    const nobatch = new TritonLlmClient({ url: address, model: 'tiny_nobatch' });
+    expect((await nobatch.modelInfo()).maxBatchSize).toBe(0);
+    expect((await nobatch.generate({ prompt, maxTokens: 12 })).text).toBe(expected.text);
+    let streamed = '';
+    for await (const chunk of nobatch.stream({ prompt, maxTokens: 12 })) streamed += chunk.text;
+    expect(streamed).toBe(expected.text);
+    nobatch.close();
+  });
+
+  it('runs concurrent requests over one shared stream', async () => {
+    const shared = new TritonLlmClient({ url: address, model: 'tiny', sharedStream: true });
+    const prompts = Array.from({ length: 4 }, (_, i) => `Request number ${i} says`);
+    const results = await Promise.all(prompts.map((prompt, i) => shared.generate({ prompt, maxTokens: 6 + i })));
+    results.forEach((result, i) => expect(result.text).toBe(cliGreedy(tiny, prompts[i]!, 6 + i).text));
+    shared.close();
+  });
+
+  it('aborting mid-stream ends the iteration promptly and the server frees the request', async () => {
+    const before = await failures('tiny');
+    const controller = new AbortController();
+    let received = 0;
+    const error = await rejection(
+      (async () => {
+        for await (const _ of llm.stream({ prompt: 'A very long story begins', maxTokens: 1500 }, { signal: controller.signal })) {
+          if (++received === 3) controller.abort();
+        }
+      })(),
+    );
+    expect(received).toBe(3);
+    expect(error.code).toBe(Status.CANCELLED);
+    expect(error.cancelled).toBe(true);
+    // The backend ends a cancelled request within one step and counts it as failed when it frees it.
+    expect(await waitForFailures('tiny', before + 1)).toBe(before + 1);
+
+    // Leaving the loop early does the same.
+    let seen = 0;
+    for await (const _ of llm.stream({ prompt: 'Another long story', maxTokens: 1500 })) if (++seen === 2) break;
+    expect(await waitForFailures('tiny', before + 2)).toBe(before + 2);
+  });
+
+  it('cancelling one request of a shared stream stops it on the server and leaves the others running', async () => {
+    const shared = new TritonLlmClient({ url: address, model: 'tiny', sharedStream: true });
+    const before = await failures('tiny');
+    const expected = cliGreedy(tiny, 'Keep going', 20);
+    const survivor = shared.generate({ prompt: 'Keep going', maxTokens: 20 });
+    let seen = 0;
+    for await (const _ of shared.stream({ prompt: 'A very long story begins', maxTokens: 1500 })) if (++seen === 2) break;
+    expect((await survivor).text).toBe(expected.text);
+    expect(await waitForFailures('tiny', before + 1)).toBe(before + 1);
+    shared.close();
+  });
+
+  it('maps a passed deadline to DEADLINE_EXCEEDED, and the server frees the request', async () => {
+    await llm.modelInfo(); // the config is cached: the deadline runs on the generation itself
+    const before = await failures('tiny');
+    const error = await rejection(llm.generate({ prompt: 'A very long story begins', maxTokens: 2000 }, { timeoutMs: 100 }));
+    expect(error.code).toBe(Status.DEADLINE_EXCEEDED);
+    expect(await waitForFailures('tiny', before + 1)).toBe(before + 1);
+  });
+
+  it('reports an unknown model and invalid arguments with the server message', async () => {
+    const unknown = await rejection(llm.generate({ prompt: 'hi', model: 'nope' }));
+    expect(unknown.code).toBe(Status.NOT_FOUND);
+    expect(unknown.details).toBe("Request for unknown model: 'nope' is not found");
+
+    const defaulted = new TritonLlmClient({ url: address });
+    const hint = await rejection(defaulted.generate('hi'));
+    expect(hint.message).toContain('the default is "ensemble"');
+    defaulted.close();
+
+    const invalid = await rejection(llm.generate({ prompt: 'hi', maxTokens: 0 }));
+    expect(invalid.source).toBe('in-band');
+    expect(invalid.details).toContain('max_tokens');
+    const streamed = await rejection(
+      (async () => {
+        for await (const _ of llm.stream({ prompt: 'hi', temperature: -1 })) void _;
+      })(),
+    );
+    expect(streamed.details).toContain('temperature');
+
+    // Through ModelInfer the same refusal arrives as a status.
+    const generic = new TritonClient({ url: address });
+    const status = await rejection(
+      generic.infer({
+        model: 'tiny_unary',
+        inputs: [
+          { name: 'text_input', datatype: 'BYTES', shape: [1, 1], data: ['hi'] },
+          { name: 'max_tokens', datatype: 'INT32', shape: [1, 1], data: [0] },
+        ],
+      }),
+    );
+    expect(status.code).toBe(Status.INVALID_ARGUMENT);
+    expect(status.details).toContain('max_tokens');
+    generic.close();
+  });
+
+  it('generic infer() and streamInfer() carry typed tensors both ways', async () => {
+    const prompt = 'Streaming works';
+    const expected = cliGreedy(tiny, prompt, 10);
+    const client = new TritonClient({ url: address });
+    const inputs: InferInput[] = [
+      { name: 'text_input', datatype: 'BYTES', shape: [1, 1], data: [prompt] },
+      { name: 'max_tokens', datatype: 'INT32', shape: [1, 1], data: new Int32Array([10]) },
+    ];
+    for (const encoding of ['raw', 'typed'] as const) {
+      const result = await client.infer({ model: 'tiny_unary', inputs, outputs: ['text_output', 'output_ids'], encoding });
+      expect(result.strings('text_output')).toEqual([expected.text]);
+      const ids = result.output('output_ids');
+      expect(ids.datatype).toBe('INT32');
+      expect(Array.from(ids.data as Int32Array)).toEqual(expected.token_ids);
+    }
+    let text = '';
+    let finals = 0;
+    for await (const response of client.streamInfer({ model: 'tiny', inputs: [...inputs, { name: 'stream', datatype: 'BOOL', shape: [1, 1], data: [true] }] })) {
+      text += response.strings('text_output').join('');
+      if (response.final) finals += 1;
+    }
+    expect(text).toBe(expected.text);
+    expect(finals).toBeLessThanOrEqual(1);
+    client.close();
+  });
+
+  it('runs the README examples (test/sdk/example.ts)', async () => {
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      const example = await import('./example.js');
+      const client = new TritonLlmClient({ url: address, model: 'tiny' });
+      expect((await example.generateExample(client)).text).toBe(cliGreedy(tiny, 'The capital of France is', 32).text);
+      expect(await example.streamExample(client)).toBe(cliGreedy(tiny, 'Once upon a time', 48).text);
+      expect(await example.cancelExample(client)).toHaveLength(5);
+      expect((await example.errorExample(client))?.details).toContain('max_tokens');
+      expect((await example.inferExample(client, 'tiny')).join('')).toBe(cliGreedy(tiny, 'Hello', 8).text);
+      client.close();
+      await example.main(address, 'tiny_nobatch');
+    } finally {
+      log.mockRestore();
+      write.mockRestore();
+    }
+  });
+
+  it('fails fast with a clear message when the server is not running', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const client = new TritonLlmClient({ url: `127.0.0.1:${port}`, model: 'tiny' });
+    const error = await rejection(client.generate('hi'));
+    expect(error.code).toBe(Status.UNAVAILABLE);
+    expect(error.message).toMatch(new RegExp(`^cannot reach Triton at 127\\.0\\.0\\.1:${port} `));
+    client.close();
+  });
+});
