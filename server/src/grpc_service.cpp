@@ -603,46 +603,36 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
     Context* context, const inference::RepositoryModelLoadRequest* request,
     inference::RepositoryModelLoadResponse*) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!request->parameters().empty()) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                  "Unrecognized load parameter '" +
                                      request->parameters().begin()->first +
                                      "': llm-server loads models from the repository only"));
     return reactor;
   }
-  if (shutting_down_.load()) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "llm-server is shutting down"));
-    return reactor;
-  }
   const std::string name = request->model_name();
-  auto active = std::make_shared<InflightCounter::Token>(active_calls_.acquire());
-  run_in_background([this, reactor, name, active] {
-    grpc::Status status = grpc::Status::OK;
-    try {
-      repository_.load_model(name);
-    } catch (...) {
-      status = current_exception_status();
-    }
-    reactor->Finish(status);
-  });
-  return reactor;
+  return repository_action(context, [this, name] { repository_.load_model(name); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
     Context* context, const inference::RepositoryModelUnloadRequest* request,
     inference::RepositoryModelUnloadResponse*) {
+  const std::string name = request->model_name();
+  return repository_action(context, [this, name] { repository_.unload_model(name); });
+}
+
+grpc::ServerUnaryReactor* InferenceService::repository_action(Context* context, std::function<void()> action) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (shutting_down_.load()) {
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "llm-server is shutting down"));
     return reactor;
   }
-  const std::string name = request->model_name();
   auto active = std::make_shared<InflightCounter::Token>(active_calls_.acquire());
-  run_in_background([this, reactor, name, active] {
+  run_in_background([reactor, action = std::move(action), active] {
     grpc::Status status = grpc::Status::OK;
     try {
-      repository_.unload_model(name);
+      action();
     } catch (...) {
       status = current_exception_status();
     }

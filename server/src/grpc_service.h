@@ -97,6 +97,8 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
  private:
   // Model loads can take long: they run on their own thread, not on a gRPC callback thread.
   void run_in_background(std::function<void()> task);
+  // Runs a model load or unload off the gRPC thread and finishes the call with its outcome.
+  UnaryReactor* repository_action(Context* context, std::function<void()> action);
 
   ModelRepository& repository_;
   ServerIdentity identity_;
