@@ -62,7 +62,9 @@ class ResponseSender : public GenerationObserver {
                  std::string request_id)
       : instance_(instance), request_(request), parsed_(std::move(parsed)), exec_start_ns_(exec_start_ns),
         request_id_(std::move(request_id)) {
-    check(TRITONBACKEND_ResponseFactoryNew(&factory_, request_), "creating a response factory");
+    TRITONBACKEND_ResponseFactory* factory = nullptr;
+    check(TRITONBACKEND_ResponseFactoryNew(&factory, request_), "creating a response factory");
+    factory_.reset(factory);
     uint32_t count = 0;
     check(TRITONBACKEND_RequestOutputCount(request_, &count), "reading requested outputs");
     for (uint32_t i = 0; i < count; ++i) {
@@ -72,19 +74,12 @@ class ResponseSender : public GenerationObserver {
     }
   }
 
-  ~ResponseSender() override {
-    if (factory_ != nullptr) {
-      if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactoryDelete(factory_)) TRITONSERVER_ErrorDelete(e);
-    }
-  }
-
-  const std::string& request_id() const { return request_id_; }
   void request_stop() { stop_requested_ = true; }
 
   bool cancelled() override {
     if (stop_requested_) return true;
     bool cancelled = false;
-    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactoryIsCancelled(factory_, &cancelled)) TRITONSERVER_ErrorDelete(e);
+    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactoryIsCancelled(factory_.get(), &cancelled)) TRITONSERVER_ErrorDelete(e);
     return cancelled;
   }
 
@@ -131,7 +126,7 @@ class ResponseSender : public GenerationObserver {
 
   void send_outputs(std::string text, std::vector<int32_t> ids, const std::vector<float>& log_probs, uint32_t flags) {
     TRITONBACKEND_Response* response = nullptr;
-    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNewFromFactory(&response, factory_)) {
+    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNewFromFactory(&response, factory_.get())) {
       LLM_LOG_ERROR(std::string("cannot create a response: ") + TRITONSERVER_ErrorMessage(e));
       TRITONSERVER_ErrorDelete(e);
       return;
@@ -197,7 +192,7 @@ class ResponseSender : public GenerationObserver {
   }
 
   void send_flags(uint32_t flags) {
-    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactorySendFlags(factory_, flags)) {
+    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactorySendFlags(factory_.get(), flags)) {
       LLM_LOG_ERROR(std::string("cannot send the final flag: ") + TRITONSERVER_ErrorMessage(e));
       TRITONSERVER_ErrorDelete(e);
     }
@@ -205,7 +200,7 @@ class ResponseSender : public GenerationObserver {
 
   void send_error(TRITONSERVER_Error_Code code, const std::string& message) {
     TRITONBACKEND_Response* response = nullptr;
-    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNewFromFactory(&response, factory_)) {
+    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNewFromFactory(&response, factory_.get())) {
       TRITONSERVER_ErrorDelete(e);
       send_flags(TRITONSERVER_RESPONSE_COMPLETE_FINAL);
       return;
@@ -217,7 +212,12 @@ class ResponseSender : public GenerationObserver {
 
   InstanceState& instance_;
   TRITONBACKEND_Request* request_;
-  TRITONBACKEND_ResponseFactory* factory_ = nullptr;
+  struct FactoryDeleter {
+    void operator()(TRITONBACKEND_ResponseFactory* factory) const {
+      if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactoryDelete(factory)) TRITONSERVER_ErrorDelete(e);
+    }
+  };
+  std::unique_ptr<TRITONBACKEND_ResponseFactory, FactoryDeleter> factory_;
   ParsedRequest parsed_;
   std::set<std::string> requested_;
   uint64_t exec_start_ns_;
