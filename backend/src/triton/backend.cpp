@@ -26,6 +26,15 @@ uint64_t now_ns() {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
 }
 
+// Reports a request's statistics and hands it back to Triton: the last thing done with any request.
+void finish_request(TRITONBACKEND_ModelInstance* instance, TRITONBACKEND_Request* request, bool success,
+                    uint64_t exec_start_ns, uint64_t compute_start_ns, uint64_t end_ns) {
+  log_failure(TRITONBACKEND_ModelInstanceReportStatistics(instance, request, success, exec_start_ns, compute_start_ns,
+                                                          end_ns, end_ns),
+              "reporting request statistics");
+  log_failure(TRITONBACKEND_RequestRelease(request, TRITONSERVER_REQUEST_RELEASE_ALL), "releasing a request");
+}
+
 class ResponseSender;
 
 // Per model: the loaded engine, shared by all instances so weights are held once.
@@ -127,8 +136,7 @@ class ResponseSender : public GenerationObserver {
   void send_outputs(std::string text, std::vector<int32_t> ids, const std::vector<float>& log_probs, uint32_t flags) {
     TRITONBACKEND_Response* response = nullptr;
     if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNewFromFactory(&response, factory_.get())) {
-      LLM_LOG_ERROR(std::string("cannot create a response: ") + TRITONSERVER_ErrorMessage(e));
-      TRITONSERVER_ErrorDelete(e);
+      log_failure(e, "creating a response");
       return;
     }
     TRITONSERVER_Error* error = nullptr;
@@ -184,18 +192,12 @@ class ResponseSender : public GenerationObserver {
   }
 
   void send(TRITONBACKEND_Response* response, uint32_t flags, TRITONSERVER_Error* error) {
-    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseSend(response, flags, error)) {
-      LLM_LOG_ERROR(std::string("cannot send a response: ") + TRITONSERVER_ErrorMessage(e));
-      TRITONSERVER_ErrorDelete(e);
-    }
+    log_failure(TRITONBACKEND_ResponseSend(response, flags, error), "sending a response");
     if (error != nullptr) TRITONSERVER_ErrorDelete(error);  // ResponseSend does not take ownership
   }
 
   void send_flags(uint32_t flags) {
-    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactorySendFlags(factory_.get(), flags)) {
-      LLM_LOG_ERROR(std::string("cannot send the final flag: ") + TRITONSERVER_ErrorMessage(e));
-      TRITONSERVER_ErrorDelete(e);
-    }
+    log_failure(TRITONBACKEND_ResponseFactorySendFlags(factory_.get(), flags), "sending the final flag");
   }
 
   void send_error(TRITONSERVER_Error_Code code, const std::string& message) {
@@ -214,7 +216,7 @@ class ResponseSender : public GenerationObserver {
   TRITONBACKEND_Request* request_;
   struct FactoryDeleter {
     void operator()(TRITONBACKEND_ResponseFactory* factory) const {
-      if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactoryDelete(factory)) TRITONSERVER_ErrorDelete(e);
+      log_failure(TRITONBACKEND_ResponseFactoryDelete(factory), "deleting a response factory");
     }
   };
   std::unique_ptr<TRITONBACKEND_ResponseFactory, FactoryDeleter> factory_;
@@ -233,18 +235,9 @@ void ResponseSender::complete(bool success) {
   const uint64_t end = now_ns();
   const uint64_t compute_start = compute_start_ns_ == 0 ? end : compute_start_ns_;
   TRITONBACKEND_ModelInstance* triton_instance = instance_.triton_instance;
-  if (TRITONSERVER_Error* e = TRITONBACKEND_ModelInstanceReportStatistics(triton_instance, request_, success, exec_start_ns_,
-                                                                          compute_start, end, end)) {
-    TRITONSERVER_ErrorDelete(e);
-  }
-  if (TRITONSERVER_Error* e =
-          TRITONBACKEND_ModelInstanceReportBatchStatistics(triton_instance, 1, exec_start_ns_, compute_start, end, end)) {
-    TRITONSERVER_ErrorDelete(e);
-  }
-  if (TRITONSERVER_Error* e = TRITONBACKEND_RequestRelease(request_, TRITONSERVER_REQUEST_RELEASE_ALL)) {
-    LLM_LOG_ERROR(std::string("cannot release a request: ") + TRITONSERVER_ErrorMessage(e));
-    TRITONSERVER_ErrorDelete(e);
-  }
+  log_failure(TRITONBACKEND_ModelInstanceReportBatchStatistics(triton_instance, 1, exec_start_ns_, compute_start, end, end),
+              "reporting batch statistics");
+  finish_request(triton_instance, request_, success, exec_start_ns_, compute_start, end);
   request_ = nullptr;
   if (!request_id_.empty()) {
     std::lock_guard lock(instance_.model->running_mutex);
@@ -287,19 +280,15 @@ InputTensor read_input(TRITONBACKEND_Request* request, uint32_t index, std::stri
 void reject(TRITONBACKEND_ModelInstance* instance, TRITONBACKEND_Request* request, TRITONSERVER_Error_Code code,
             const std::string& message, uint64_t exec_start_ns) {
   TRITONBACKEND_Response* response = nullptr;
-  if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNew(&response, request)) {
-    TRITONSERVER_ErrorDelete(e);
-  } else {
+  TRITONSERVER_Error* create_error = TRITONBACKEND_ResponseNew(&response, request);
+  if (create_error == nullptr) {
     TRITONSERVER_Error* error = TRITONSERVER_ErrorNew(code, message.c_str());
-    if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseSend(response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, error))
-      TRITONSERVER_ErrorDelete(e);
+    log_failure(TRITONBACKEND_ResponseSend(response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, error), "sending an error response");
     TRITONSERVER_ErrorDelete(error);
   }
+  log_failure(create_error, "creating an error response");
   const uint64_t end = now_ns();
-  if (TRITONSERVER_Error* e = TRITONBACKEND_ModelInstanceReportStatistics(instance, request, false, exec_start_ns, end, end, end))
-    TRITONSERVER_ErrorDelete(e);
-  if (TRITONSERVER_Error* e = TRITONBACKEND_RequestRelease(request, TRITONSERVER_REQUEST_RELEASE_ALL))
-    TRITONSERVER_ErrorDelete(e);
+  finish_request(instance, request, false, exec_start_ns, end, end);
 }
 
 // Answers a `stop` request (tensorrtllm_backend's way to end a running request by id).
@@ -319,15 +308,10 @@ void answer_stop(InstanceState& instance, TRITONBACKEND_Request* request, const 
   target->request_stop();
   TRITONBACKEND_ResponseFactory* factory = nullptr;
   check(TRITONBACKEND_ResponseFactoryNew(&factory, request), "creating a response factory");
-  if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactorySendFlags(factory, TRITONSERVER_RESPONSE_COMPLETE_FINAL))
-    TRITONSERVER_ErrorDelete(e);
-  if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseFactoryDelete(factory)) TRITONSERVER_ErrorDelete(e);
+  log_failure(TRITONBACKEND_ResponseFactorySendFlags(factory, TRITONSERVER_RESPONSE_COMPLETE_FINAL), "sending the final flag");
+  log_failure(TRITONBACKEND_ResponseFactoryDelete(factory), "deleting a response factory");
   const uint64_t end = now_ns();
-  if (TRITONSERVER_Error* e =
-          TRITONBACKEND_ModelInstanceReportStatistics(instance.triton_instance, request, true, exec_start_ns, end, end, end))
-    TRITONSERVER_ErrorDelete(e);
-  if (TRITONSERVER_Error* e = TRITONBACKEND_RequestRelease(request, TRITONSERVER_REQUEST_RELEASE_ALL))
-    TRITONSERVER_ErrorDelete(e);
+  finish_request(instance.triton_instance, request, true, exec_start_ns, end, end);
 }
 
 void execute_one(InstanceState& instance, TRITONBACKEND_Request* request) {
@@ -404,7 +388,7 @@ std::unique_ptr<ModelState> load_model(TRITONBACKEND_Model* triton_model) {
   size_t json_size = 0;
   TRITONSERVER_Error* serialize_error = TRITONSERVER_MessageSerializeToJson(message, &json_text, &json_size);
   const std::string config_text = serialize_error == nullptr ? std::string(json_text, json_size) : std::string();
-  if (TRITONSERVER_Error* e = TRITONSERVER_MessageDelete(message)) TRITONSERVER_ErrorDelete(e);
+  log_failure(TRITONSERVER_MessageDelete(message), "deleting the model config message");
   check(serialize_error, "serializing the model config");
 
   const auto version_dir = std::filesystem::path(location) / std::to_string(version);

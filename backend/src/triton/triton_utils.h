@@ -34,6 +34,14 @@ inline void check(TRITONSERVER_Error* error, const char* what) {
 inline void log(TRITONSERVER_LogLevel level, const char* file, int line, const std::string& message) {
   if (TRITONSERVER_Error* error = TRITONSERVER_LogMessage(level, file, line, message.c_str())) TRITONSERVER_ErrorDelete(error);
 }
+// For Triton calls whose failure cannot change what happens next (sending, releasing,
+// reporting): logs the failure and releases the error.
+inline void log_failure(TRITONSERVER_Error* error, const char* what) {
+  if (error == nullptr) return;
+  log(TRITONSERVER_LOG_ERROR, __FILE__, __LINE__, std::string(what) + ": " + TRITONSERVER_ErrorMessage(error));
+  TRITONSERVER_ErrorDelete(error);
+}
+
 #define LLM_LOG_INFO(message) ::llm::triton::log(TRITONSERVER_LOG_INFO, __FILE__, __LINE__, (message))
 #define LLM_LOG_WARN(message) ::llm::triton::log(TRITONSERVER_LOG_WARN, __FILE__, __LINE__, (message))
 #define LLM_LOG_ERROR(message) ::llm::triton::log(TRITONSERVER_LOG_ERROR, __FILE__, __LINE__, (message))
