@@ -66,24 +66,21 @@ class HfWeights {
       throw_error("no model.safetensors or model.safetensors.index.json in ", dir.string());
     }
     for (const auto& file : files_) {
-      for (const auto& [name, view] : file->tensors()) by_name_[name] = &view;
+      for (const auto& entry : file->tensors()) file_of_[entry.first] = file.get();
     }
   }
 
   const TensorView* find(const std::string& name) const {
-    const auto it = by_name_.find(name);
-    return it == by_name_.end() ? nullptr : it->second;
+    const auto it = file_of_.find(name);
+    return it == file_of_.end() ? nullptr : it->second->find(name);
   }
 
+  // The tensor from whichever shard holds it, with its shape checked (the error names the shard).
   const TensorView& get(const std::string& name, const std::vector<size_t>& shape) const {
-    const TensorView* view = find(name);
-    if (view == nullptr) throw_error("tensor ", name, " is missing from the Hugging Face checkpoint in ", dir_string());
-    if (view->shape != shape) {
-      TensorView expected;
-      expected.shape = shape;
-      throw_error("tensor ", name, " has shape ", view->shape_string(), ", expected ", expected.shape_string(),
-                  " from config.json");
-    }
+    const auto it = file_of_.find(name);
+    if (it == file_of_.end())
+      throw_error("tensor ", name, " is missing from the Hugging Face checkpoint in ", dir_string());
+    const TensorView* view = &it->second->get(name, shape);
     if (view->dtype != DType::F32 && view->dtype != DType::F16 && view->dtype != DType::BF16)
       throw_error("tensor ", name, " has dtype ", safetensors_name(view->dtype), "; expected F32, F16 or BF16");
     return *view;
@@ -92,7 +89,7 @@ class HfWeights {
  private:
   std::string dir_string() const { return files_.empty() ? "" : files_.front()->path().parent_path().string(); }
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
-  std::map<std::string, const TensorView*> by_name_;
+  std::map<std::string, const SafetensorsFile*> file_of_;  // tensor name -> the shard holding it
 };
 
 int64_t hf_int(const json& j, const char* key, const std::string& where) {
