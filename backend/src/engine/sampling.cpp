@@ -102,7 +102,8 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   // Softmax over the kept candidates (probabilities in double: small tails matter for top_p).
   float max_logit = -std::numeric_limits<float>::infinity();
   for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
-  std::vector<double> probs(candidates_.size());
+  std::vector<double>& probs = probabilities_;
+  probs.assign(candidates_.size(), 0.0);
   double total = 0;
   for (size_t i = 0; i < candidates_.size(); ++i) total += probs[i] = std::exp(static_cast<double>(candidates_[i].first - max_logit));
   if (params_.top_p < 1.0f) {

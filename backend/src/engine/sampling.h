@@ -44,7 +44,9 @@ class Sampler {
  private:
   SamplingParams params_;
   Rng rng_;
+  // Scratch reused across tokens (no per-token allocation on the sampling path).
   std::vector<std::pair<float, int32_t>> candidates_;
+  std::vector<double> probabilities_;
 };
 
 }  // namespace llm
