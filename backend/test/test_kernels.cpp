@@ -236,6 +236,189 @@ TEST(WeightRowToF32, ConvertsEveryDtypeExactly) {
   }
 }
 
+// Quantized weights built by the test from the layout documented in kernels.h (not by the
+// project's quantizer), with their dequantised values for a double-precision reference.
+class QuantizedWeights {
+ public:
+  // Int8: random codes in [-127, 127] and positive fp16 row scales.
+  static QuantizedWeights int8(size_t rows, size_t cols, std::mt19937& rng) {
+    QuantizedWeights q(rows, cols);
+    std::uniform_int_distribution<int> code(-127, 127);
+    std::uniform_real_distribution<float> scale(0.001f, 0.02f);
+    q.int8_codes_.resize(rows * cols);
+    q.scales_.resize(rows);
+    for (size_t r = 0; r < rows; ++r) {
+      q.scales_[r] = f32_to_fp16(scale(rng));
+      for (size_t c = 0; c < cols; ++c) {
+        q.int8_codes_[r * cols + c] = static_cast<int8_t>(code(rng));
+        q.values_[r * cols + c] = q.int8_codes_[r * cols + c] * fp16_to_f32(q.scales_[r]);
+      }
+    }
+    q.view_ = WeightView{DType::I8, q.int8_codes_.data(), rows, cols, WeightFormat::Int8, q.scales_.data()};
+    return q;
+  }
+
+  // Int4: random 4-bit codes, fp16 group scales, and either random zero points or the symmetric 8.
+  // Padding codes beyond cols are random too: the kernels must never let them count.
+  static QuantizedWeights int4(size_t rows, size_t cols, size_t group_size, bool zero_points, std::mt19937& rng) {
+    QuantizedWeights q(rows, cols);
+    std::uniform_int_distribution<int> code(0, 15);
+    std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+    const size_t padded = (cols + group_size - 1) / group_size * group_size;
+    const size_t groups = padded / group_size;
+    q.int4_codes_.resize(rows * padded / 2);
+    q.scales_.resize(rows * groups);
+    if (zero_points) q.zeros_.resize(rows * groups);
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t g = 0; g < groups; ++g) {
+        q.scales_[r * groups + g] = f32_to_fp16(scale(rng));
+        if (zero_points) q.zeros_[r * groups + g] = static_cast<uint8_t>(code(rng));
+      }
+      for (size_t c = 0; c < padded; ++c) {
+        const auto u = static_cast<uint8_t>(code(rng));
+        const size_t block = c / 32, k = c % 32;
+        uint8_t& byte = q.int4_codes_[r * padded / 2 + block * 16 + k % 16];
+        byte = k < 16 ? static_cast<uint8_t>((byte & 0xF0) | u) : static_cast<uint8_t>((byte & 0x0F) | (u << 4));
+        if (c >= cols) continue;
+        const size_t index = r * groups + c / group_size;
+        const float zero = zero_points ? q.zeros_[index] : 8.0f;
+        q.values_[r * cols + c] = (static_cast<float>(u) - zero) * fp16_to_f32(q.scales_[index]);
+      }
+    }
+    q.view_ = WeightView{DType::U8, q.int4_codes_.data(), rows, cols, WeightFormat::Int4, q.scales_.data(),
+                         zero_points ? q.zeros_.data() : nullptr, group_size};
+    return q;
+  }
+
+  const WeightView& view() const { return view_; }
+  double value(size_t row, size_t col) const { return values_[row * cols_ + col]; }
+
+ private:
+  QuantizedWeights(size_t rows, size_t cols) : cols_(cols), values_(rows * cols) {}
+  size_t cols_;
+  std::vector<float> values_;
+  std::vector<int8_t> int8_codes_;
+  std::vector<uint8_t> int4_codes_;
+  std::vector<uint16_t> scales_;
+  std::vector<uint8_t> zeros_;
+  WeightView view_;
+};
+
+// Same bound as the float kernels: float32 accumulation of exactly dequantised weights, relative
+// to sum |x_c * w_c| (a code or scale taken from the wrong column or group breaks it by far).
+constexpr double kQuantizedTolerance = 1e-5;
+
+void expect_quantized_matches_reference(const std::vector<float>& x, size_t m, const QuantizedWeights& w,
+                                        const std::vector<float>& input_scale, const std::vector<float>& y) {
+  const size_t rows = w.view().rows, cols = w.view().cols;
+  for (size_t i = 0; i < m; ++i) {
+    for (size_t r = 0; r < rows; ++r) {
+      double exact = 0.0, magnitude = 0.0;
+      for (size_t c = 0; c < cols; ++c) {
+        const double xs = static_cast<double>(x[i * cols + c]) * (input_scale.empty() ? 1.0 : input_scale[c]);
+        exact += xs * w.value(r, c);
+        magnitude += std::fabs(xs * w.value(r, c));
+      }
+      ASSERT_LE(std::fabs(y[i * rows + r] - exact), kQuantizedTolerance * magnitude + 1e-30)
+          << "y[" << i << "][" << r << "] = " << y[i * rows + r] << ", reference " << exact;
+    }
+  }
+}
+
+enum class QuantCase { Int8, Int4Symmetric, Int4ZeroPoints };
+std::string quant_case_name(QuantCase c) {
+  return c == QuantCase::Int8 ? "int8" : c == QuantCase::Int4Symmetric ? "int4" : "int4_zero_points";
+}
+
+class QuantizedMatmulTest : public ::testing::TestWithParam<std::tuple<Isa, QuantCase>> {};
+
+TEST_P(QuantizedMatmulTest, MatchesDequantisedReferenceForOddShapes) {
+  const auto [isa, quant] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(77);
+  ThreadPool pool(3);
+  for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
+    const Context ctx{isa, p};
+    for (size_t cols : {1, 31, 33, 64, 100, 130, 515, 1024}) {
+      for (size_t rows : {1, 3, 17, 40}) {
+        for (size_t group_size : {32, 64, 128}) {
+          if (quant == QuantCase::Int8 && group_size != 32) continue;  // no groups in int8
+          const QuantizedWeights w = quant == QuantCase::Int8
+                                         ? QuantizedWeights::int8(rows, cols, rng)
+                                         : QuantizedWeights::int4(rows, cols, group_size,
+                                                                  quant == QuantCase::Int4ZeroPoints, rng);
+          for (size_t m : {1, 2, 5, 9}) {
+            SCOPED_TRACE(::testing::Message() << (p ? "pool" : "no pool") << " m=" << m << " rows=" << rows
+                                              << " cols=" << cols << " group=" << group_size);
+            const std::vector<float> x = random_floats(m * cols, rng);
+            std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
+            matmul(ctx, x.data(), m, w.view(), y.data());
+            expect_quantized_matches_reference(x, m, w, {}, y);
+          }
+        }
+      }
+    }
+  }
+}
+
+// AWQ's pre-quant scale multiplies x per input column; large enough to be split over the pool.
+TEST_P(QuantizedMatmulTest, AppliesTheInputScaleAndSplitsOverThreads) {
+  const auto [isa, quant] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(78);
+  const size_t rows = 1037, cols = 1000;
+  QuantizedWeights w = quant == QuantCase::Int8
+                           ? QuantizedWeights::int8(rows, cols, rng)
+                           : QuantizedWeights::int4(rows, cols, 128, quant == QuantCase::Int4ZeroPoints, rng);
+  const std::vector<float> input_scale = random_floats(cols, rng, 0.25f, 4.0f);
+  WeightView view = w.view();
+  view.input_scale = input_scale.data();
+  ThreadPool pool(3);
+  for (size_t m : {1, 7}) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m);
+    const std::vector<float> x = random_floats(m * cols, rng);
+    std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
+    matmul(Context{isa, &pool}, x.data(), m, view, y.data());
+    expect_quantized_matches_reference(x, m, w, input_scale, y);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, QuantizedMatmulTest,
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
+                                            ::testing::Values(QuantCase::Int8, QuantCase::Int4Symmetric,
+                                                              QuantCase::Int4ZeroPoints)),
+                         [](const auto& info) {
+                           return std::string(isa_name(std::get<0>(info.param))) + "_" +
+                                  quant_case_name(std::get<1>(info.param));
+                         });
+
+TEST(QuantizedMatmul, RejectsBadLayoutsWithClearErrors) {
+  const std::vector<uint8_t> codes(64);
+  const std::vector<uint16_t> scales(4);
+  float x[64] = {};
+  float y[2];
+  try {
+    matmul(Context{}, x, 1, WeightView{DType::U8, codes.data(), 2, 64, WeightFormat::Int4, scales.data(), nullptr, 48}, y);
+    FAIL() << "group size 48 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multiple of 32"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(matmul(Context{}, x, 1, WeightView{DType::I8, codes.data(), 2, 32, WeightFormat::Int8}, y), Error);
+}
+
+TEST(WeightRowToF32, DequantisesInt8AndInt4) {
+  std::mt19937 rng(6);
+  const QuantizedWeights int8 = QuantizedWeights::int8(3, 45, rng);
+  const QuantizedWeights int4 = QuantizedWeights::int4(3, 45, 32, true, rng);
+  for (const QuantizedWeights* w : {&int8, &int4}) {
+    for (size_t r = 0; r < 3; ++r) {
+      std::vector<float> row(45);
+      weight_row_to_f32(w->view(), r, row.data());
+      for (size_t c = 0; c < 45; ++c) ASSERT_EQ(row[c], static_cast<float>(w->value(r, c))) << r << "," << c;
+    }
+  }
+}
+
 class VectorKernelTest : public ::testing::TestWithParam<Isa> {};
 
 TEST_P(VectorKernelTest, DotMatchesReference) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "common/error.h"
 #include "common/half.h"
@@ -23,7 +24,7 @@ constexpr double kFlopsPerMicrosecond = 80e3;
 
 bool worth_splitting(size_t m, const WeightView& w) {
   const double weights = static_cast<double>(w.rows) * static_cast<double>(w.cols);
-  const double streaming_us = weights * static_cast<double>(dtype_size(w.dtype)) / kWeightBytesPerMicrosecond;
+  const double streaming_us = static_cast<double>(w.rows) * static_cast<double>(w.row_bytes()) / kWeightBytesPerMicrosecond;
   const double arithmetic_us = 2.0 * static_cast<double>(m) * weights / kFlopsPerMicrosecond;
   return std::max(streaming_us, arithmetic_us) >= kMinMicrosecondsToSplit;
 }
@@ -39,13 +40,66 @@ detail::MatmulRowsFn matmul_rows_for(Isa isa) {
 
 }  // namespace
 
-void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, float* y) {
-  if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16) {
-    throw_error("matmul: weights of dtype ", safetensors_name(w.dtype), " are not supported (F32, F16 or BF16 only)");
+size_t WeightView::row_bytes() const {
+  switch (format) {
+    case WeightFormat::Float: return cols * dtype_size(dtype);
+    case WeightFormat::Int8: return cols;
+    case WeightFormat::Int4: return padded_cols() / 2;
   }
+  return 0;
+}
+
+namespace {
+
+// Every layout error a caller could make, as a message, before a kernel reads out of bounds.
+void check_weights(const WeightView& w) {
+  switch (w.format) {
+    case WeightFormat::Float:
+      if (w.dtype != DType::F32 && w.dtype != DType::F16 && w.dtype != DType::BF16) {
+        throw_error("matmul: float weights of dtype ", safetensors_name(w.dtype),
+                    " are not supported (F32, F16 or BF16 only)");
+      }
+      return;
+    case WeightFormat::Int8:
+      if (w.scales == nullptr) throw Error("matmul: int8 weights need per-row scales");
+      return;
+    case WeightFormat::Int4:
+      if (w.group_size == 0 || w.group_size % 32 != 0)
+        throw_error("matmul: int4 group size must be a positive multiple of 32, got ", w.group_size);
+      if (w.scales == nullptr) throw Error("matmul: int4 weights need per-group scales");
+      return;
+  }
+  throw Error("matmul: unknown weight format");
+}
+
+float int4_weight(const WeightView& w, size_t row, size_t col) {
+  const auto* codes = static_cast<const uint8_t*>(w.data) + row * w.row_bytes();
+  const size_t block = col / 32 * 32;
+  const size_t k = col - block;
+  const uint8_t byte = codes[block / 2 + k % 16];
+  const size_t index = row * w.groups() + col / w.group_size;
+  const float zero = w.zeros != nullptr ? w.zeros[index] : static_cast<float>(kInt4SymmetricZero);
+  return (static_cast<float>(k < 16 ? byte & 0xF : byte >> 4) - zero) * fp16_to_f32(w.scales[index]);
+}
+
+}  // namespace
+
+void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, float* y) {
+  check_weights(w);
   // Running kernels the CPU lacks would die with SIGILL; a clear error is cheap at this size of call.
   if (!isa_supported(ctx.isa)) throw_error("matmul: this CPU does not support ", isa_name(ctx.isa), " kernels");
   if (m == 0 || w.rows == 0) return;
+
+  if (w.input_scale != nullptr) {
+    // AWQ's per-input-channel scale: applied once to x here rather than to every weight. The copy
+    // is per calling thread, so models running on different threads never share it.
+    thread_local std::vector<float> scaled;
+    scaled.resize(m * w.cols);
+    for (size_t i = 0; i < m; ++i) {
+      for (size_t c = 0; c < w.cols; ++c) scaled[i * w.cols + c] = x[i * w.cols + c] * w.input_scale[c];
+    }
+    x = scaled.data();
+  }
 
   const detail::MatmulRowsFn matmul_rows = matmul_rows_for(ctx.isa);
   if (ctx.pool == nullptr || ctx.pool->size() == 1 || !worth_splitting(m, w)) {
@@ -57,6 +111,18 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
 }
 
 void weight_row_to_f32(const WeightView& w, size_t row, float* out) {
+  if (w.format == WeightFormat::Int8) {
+    check_weights(w);
+    const auto* codes = static_cast<const int8_t*>(w.data) + row * w.cols;
+    const float scale = fp16_to_f32(w.scales[row]);
+    for (size_t c = 0; c < w.cols; ++c) out[c] = static_cast<float>(codes[c]) * scale;
+    return;
+  }
+  if (w.format == WeightFormat::Int4) {
+    check_weights(w);
+    for (size_t c = 0; c < w.cols; ++c) out[c] = int4_weight(w, row, c);
+    return;
+  }
   const size_t offset = row * w.cols;
   switch (w.dtype) {
     case DType::F32: {

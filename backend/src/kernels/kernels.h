@@ -1,6 +1,6 @@
 #pragma once
-// CPU kernels of the forward pass. Activations are float32; weights stay in their stored dtype
-// and are converted in registers. The instruction set is chosen at run time (AVX-512,
+// CPU kernels of the forward pass. Activations are float32; weights stay in their stored dtype or
+// quantized format and are converted in registers. The instruction set is chosen at run time (AVX-512,
 // AVX2+FMA+F16C, or scalar) so one binary runs on any x86-64.
 #include <cstddef>
 #include <cstdint>
@@ -20,14 +20,42 @@ const char* isa_name(Isa isa);
 // True when this CPU can run kernels built for `isa`.
 bool isa_supported(Isa isa);
 
-// A row-major weight matrix of shape (rows = out features, cols = in features) as stored in
-// TensorRT-LLM checkpoints. dtype: F32, F16 or BF16.
+// How a weight matrix is stored in memory. Quantized formats stay quantized: the kernels
+// dequantize in registers.
+enum class WeightFormat : uint8_t {
+  // Row-major rows x cols of dtype F32, F16 or BF16.
+  Float,
+  // W8A16: row-major int8, w[r][c] = q[r][c] * scales[r] (one fp16 scale per output row).
+  Int8,
+  // W4A16 group-wise: 4-bit codes u in [0, 15], w[r][c] = (u - zero[r][g]) * scales[r][g] for the
+  // group g = c / group_size. Each row is padded with zero weights to a multiple of group_size
+  // columns (group_size is a multiple of 32), stored in blocks of 32 columns = 16 bytes where
+  // byte k holds column k in its low nibble and column k + 16 in its high nibble. This layout lets
+  // one byte load feed two SIMD vectors of consecutive columns.
+  Int4,
+};
+
+// A weight matrix of shape (rows = out features, cols = in features), as in TensorRT-LLM
+// checkpoints.
 struct WeightView {
-  DType dtype = DType::F32;
+  DType dtype = DType::F32;  // element type of the Float format
   const void* data = nullptr;
   size_t rows = 0;
   size_t cols = 0;
+  WeightFormat format = WeightFormat::Float;
+  const uint16_t* scales = nullptr;   // fp16 bits; Int8: [rows], Int4: [rows][groups()]
+  const uint8_t* zeros = nullptr;     // Int4: [rows][groups()] zero points; null: symmetric (8)
+  size_t group_size = 0;              // Int4
+  const float* input_scale = nullptr;  // [cols]: x is multiplied by it first (AWQ's pre-quant scale)
+
+  size_t padded_cols() const { return group_size == 0 ? cols : (cols + group_size - 1) / group_size * group_size; }
+  size_t groups() const { return group_size == 0 ? 0 : padded_cols() / group_size; }
+  // Bytes from one row's start to the next.
+  size_t row_bytes() const;
 };
+
+// The symmetric zero point of Int4 codes: u = q + 8 for q in [-8, 7].
+inline constexpr uint8_t kInt4SymmetricZero = 8;
 
 struct Context {
   Isa isa = Isa::Scalar;
@@ -39,7 +67,8 @@ struct Context {
 // tile is loaded once for several rows of x). Parallel over output rows.
 void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, float* y);
 
-// Converts row `row` of w to float32 (embedding lookup).
+// Converts row `row` of w to float32 (embedding lookup; dequantizes quantized formats; ignores
+// input_scale).
 void weight_row_to_f32(const WeightView& w, size_t row, float* out);
 
 // out = x / rms(x) * weight, rms over n elements with eps inside the square root.

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/matmul_impl.h"
 
@@ -48,6 +49,27 @@ struct BF16Weights {
   }
 };
 
+// W8A16: sign-extend 8 int8 codes to 32 bits and convert; the row's scale is applied to the sum.
+struct Int8Weights {
+  using Element = int8_t;
+  static __m256 load(const int8_t* p) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static __m256 load_first(const int8_t* p, size_t count) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(Padded<int8_t>(p, count).values))));
+  }
+};
+
+// The factor a row's dot products are multiplied by: the W8A16 channel scale, or none.
+template <class Weights>
+float row_scale(const WeightView& w, size_t row) {
+  if constexpr (std::is_same_v<Weights, Int8Weights>) {
+    return _cvtsh_ss(w.scales[row]);
+  } else {
+    return 1.0f;
+  }
+}
+
 float horizontal_sum(__m256 v) {
   __m128 sum = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   sum = _mm_add_ps(sum, _mm_movehl_ps(sum, sum));
@@ -71,7 +93,10 @@ struct Avx2Tile {
   static constexpr size_t kVectorsPerLine = 64 / (kLanes * sizeof(Element));
 
   template <size_t InputRows, size_t WeightRows>
-  static void run(const float* x, const Element* w, size_t cols, float* y, size_t y_stride, const Element* next_w) {
+  static void run(const float* x, const WeightView& view, size_t row, float* y, size_t y_stride, bool prefetch_next) {
+    const size_t cols = view.cols;
+    const Element* w = static_cast<const Element*>(view.data) + row * cols;
+    const Element* next_w = prefetch_next ? w + WeightRows * cols : nullptr;
     __m256 acc[InputRows][WeightRows];
 #pragma GCC unroll 16
     for (size_t i = 0; i < InputRows; ++i) {
@@ -120,6 +145,92 @@ struct Avx2Tile {
 #pragma GCC unroll 16
     for (size_t i = 0; i < InputRows; ++i) {
 #pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        y[i * y_stride + j] = horizontal_sum(acc[i][j]) * row_scale<Weights>(view, row + j);
+      }
+    }
+  }
+};
+
+// W4A16 group-wise (layout in kernels.h). Eight codes widened to 32-bit lanes give eight columns
+// from their low nibbles and the eight 16 columns later from their high nibbles; each is
+// dequantized as u * scale + (-zero * scale) with one FMA.
+struct Avx2Int4Tile {
+  static constexpr size_t kDecodeWeightRows = 4;
+  static constexpr size_t kPrefillWeightRows = 2;
+  static constexpr size_t kBlockColumns = 32;
+
+  template <size_t InputRows, size_t WeightRows>
+  static void run(const float* x, const WeightView& view, size_t row, float* y, size_t y_stride, bool prefetch_next) {
+    const size_t cols = view.cols;
+    const size_t stride = view.row_bytes();
+    const size_t groups = view.groups();
+    const size_t group_size = view.group_size;
+    const auto* codes = static_cast<const uint8_t*>(view.data) + row * stride;
+    const __m256i nibble = _mm256_set1_epi32(0xF);
+
+    __m256 acc[InputRows][WeightRows];
+#pragma GCC unroll 16
+    for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) acc[i][j] = _mm256_setzero_ps();
+    }
+    // Columns c + [0, 8) + half * 8 and c + 16 + [0, 8) + half * 8 of a 32-column block.
+    const auto accumulate = [&](size_t c, size_t half, const __m256 (&scale)[WeightRows],
+                                const __m256 (&offset)[WeightRows], auto load_low, auto load_high) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        const __m256i lanes = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + j * stride + c / 2 + half * kLanes)));
+        const __m256 low = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(lanes, nibble)), scale[j], offset[j]);
+        const __m256 high = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(lanes, 4)), scale[j], offset[j]);
+#pragma GCC unroll 16
+        for (size_t i = 0; i < InputRows; ++i) {
+          acc[i][j] = _mm256_fmadd_ps(load_low(x + i * cols + c + half * kLanes), low, acc[i][j]);
+          acc[i][j] = _mm256_fmadd_ps(load_high(x + i * cols + c + 16 + half * kLanes), high, acc[i][j]);
+        }
+      }
+    };
+    const auto load = [](const float* p) { return _mm256_loadu_ps(p); };
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t group_begin = g * group_size;
+      if (group_begin >= cols) break;  // whole groups of padding
+      __m256 scale[WeightRows];
+      __m256 offset[WeightRows];
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        const size_t index = (row + j) * groups + g;
+        const float s = _cvtsh_ss(view.scales[index]);
+        const float zero = view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f;
+        scale[j] = _mm256_set1_ps(s);
+        offset[j] = _mm256_set1_ps(-zero * s);
+      }
+      const size_t group_end = group_begin + group_size < cols ? group_begin + group_size : cols;
+      size_t c = group_begin;
+      for (; c + kBlockColumns <= group_end; c += kBlockColumns) {
+        if (prefetch_next && c % 128 == 0) {
+#pragma GCC unroll 16
+          for (size_t j = 0; j < WeightRows; ++j) {
+            _mm_prefetch(reinterpret_cast<const char*>(codes + (WeightRows + j) * stride + c / 2), _MM_HINT_T1);
+          }
+        }
+        accumulate(c, 0, scale, offset, load, load);
+        accumulate(c, 1, scale, offset, load, load);
+      }
+      if (c < group_end) {  // the row's last, partial block: zero-padded inputs meet its padding codes
+        const size_t left = group_end - c;
+        for (size_t half = 0; half < 2; ++half) {
+          const auto partial = [](size_t first_column, size_t end) {
+            return [count = end > first_column ? (end - first_column < kLanes ? end - first_column : kLanes) : 0](
+                       const float* p) { return count == 0 ? _mm256_setzero_ps() : load_first_f32(p, count); };
+          };
+          accumulate(c, half, scale, offset, partial(half * kLanes, left), partial(16 + half * kLanes, left));
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) y[i * y_stride + j] = horizontal_sum(acc[i][j]);
     }
   }
@@ -128,6 +239,8 @@ struct Avx2Tile {
 }  // namespace
 
 void matmul_rows_avx2(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
+  if (w.format == WeightFormat::Int8) return matmul_rows_tiled<Avx2Tile<Int8Weights>>(x, m, w, y, row_begin, row_end);
+  if (w.format == WeightFormat::Int4) return matmul_rows_tiled<Avx2Int4Tile>(x, m, w, y, row_begin, row_end);
   switch (w.dtype) {
     case DType::F32: return matmul_rows_tiled<Avx2Tile<F32Weights>>(x, m, w, y, row_begin, row_end);
     case DType::F16: return matmul_rows_tiled<Avx2Tile<F16Weights>>(x, m, w, y, row_begin, row_end);

@@ -10,6 +10,7 @@
 #pragma GCC diagnostic pop
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/matmul_impl.h"
 
@@ -45,6 +46,27 @@ struct BF16Weights {
   static __m512 load_first(const uint16_t* p, __mmask16 lanes) { return widen(_mm256_maskz_loadu_epi16(lanes, p)); }
 };
 
+// W8A16: sign-extend 16 int8 codes to 32 bits and convert; the row's scale is applied to the sum.
+struct Int8Weights {
+  using Element = int8_t;
+  static __m512 load(const int8_t* p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static __m512 load_first(const int8_t* p, __mmask16 lanes) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(lanes, p)));
+  }
+};
+
+// The factor a row's dot products are multiplied by: the W8A16 channel scale, or none.
+template <class Weights>
+float row_scale(const WeightView& w, size_t row) {
+  if constexpr (std::is_same_v<Weights, Int8Weights>) {
+    return _cvtsh_ss(w.scales[row]);
+  } else {
+    return 1.0f;
+  }
+}
+
 template <class Weights>
 struct Avx512Tile {
   using Element = typename Weights::Element;
@@ -60,7 +82,10 @@ struct Avx512Tile {
   static constexpr size_t kVectorsPerLine = 64 / (kLanes * sizeof(Element));
 
   template <size_t InputRows, size_t WeightRows>
-  static void run(const float* x, const Element* w, size_t cols, float* y, size_t y_stride, const Element* next_w) {
+  static void run(const float* x, const WeightView& view, size_t row, float* y, size_t y_stride, bool prefetch_next) {
+    const size_t cols = view.cols;
+    const Element* w = static_cast<const Element*>(view.data) + row * cols;
+    const Element* next_w = prefetch_next ? w + WeightRows * cols : nullptr;
     __m512 acc[InputRows][WeightRows];
 #pragma GCC unroll 16
     for (size_t i = 0; i < InputRows; ++i) {
@@ -108,6 +133,88 @@ struct Avx512Tile {
 #pragma GCC unroll 16
     for (size_t i = 0; i < InputRows; ++i) {
 #pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        y[i * y_stride + j] = _mm512_reduce_add_ps(acc[i][j]) * row_scale<Weights>(view, row + j);
+      }
+    }
+  }
+};
+
+// W4A16 group-wise (layout in kernels.h). Per weight row and group, the 16 possible dequantized
+// values (u - zero) * scale sit in one register; a 4-bit code then indexes it directly with a
+// lane permute, which takes the low 4 bits of each 32-bit lane. A 16-byte load of codes widened
+// to 32-bit lanes yields columns c..c+15 (low nibbles) and, shifted right by 4, c+16..c+31.
+struct Avx512Int4Tile {
+  // Decode: eight rows keep several memory streams busy while their value tables and accumulators
+  // stay in registers.
+  static constexpr size_t kDecodeWeightRows = 8;
+  static constexpr size_t kPrefillWeightRows = 4;
+  static constexpr size_t kBlockColumns = 32;
+
+  template <size_t InputRows, size_t WeightRows>
+  static void run(const float* x, const WeightView& view, size_t row, float* y, size_t y_stride, bool prefetch_next) {
+    const size_t cols = view.cols;
+    const size_t stride = view.row_bytes();
+    const size_t groups = view.groups();
+    const size_t group_size = view.group_size;
+    const auto* codes = static_cast<const uint8_t*>(view.data) + row * stride;
+    const __m512 code_values = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+
+    __m512 acc[InputRows][WeightRows];
+#pragma GCC unroll 16
+    for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) acc[i][j] = _mm512_setzero_ps();
+    }
+    // One block of 32 columns from c; the loaders read the inputs of its two halves.
+    const auto accumulate_block = [&](size_t c, const __m512(&table)[WeightRows], auto load_low, auto load_high) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        const __m512i lanes =
+            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + j * stride + c / 2)));
+        const __m512 low = _mm512_permutexvar_ps(lanes, table[j]);
+        const __m512 high = _mm512_permutexvar_ps(_mm512_srli_epi32(lanes, 4), table[j]);
+#pragma GCC unroll 16
+        for (size_t i = 0; i < InputRows; ++i) {
+          acc[i][j] = _mm512_fmadd_ps(load_low(x + i * cols + c), low, acc[i][j]);
+          acc[i][j] = _mm512_fmadd_ps(load_high(x + i * cols + c + kLanes), high, acc[i][j]);
+        }
+      }
+    };
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t group_begin = g * group_size;
+      if (group_begin >= cols) break;  // whole groups of padding
+      __m512 table[WeightRows];
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        const size_t index = (row + j) * groups + g;
+        const float zero = view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f;
+        table[j] = _mm512_mul_ps(_mm512_sub_ps(code_values, _mm512_set1_ps(zero)), _mm512_set1_ps(_cvtsh_ss(view.scales[index])));
+      }
+      const size_t group_end = group_begin + group_size < cols ? group_begin + group_size : cols;
+      size_t c = group_begin;
+      for (; c + kBlockColumns <= group_end; c += kBlockColumns) {
+        if (prefetch_next && c % 128 == 0) {  // one 64-byte line of codes per row
+#pragma GCC unroll 16
+          for (size_t j = 0; j < WeightRows; ++j) {
+            _mm_prefetch(reinterpret_cast<const char*>(codes + (WeightRows + j) * stride + c / 2), _MM_HINT_T1);
+          }
+        }
+        const auto load = [](const float* p) { return _mm512_loadu_ps(p); };
+        accumulate_block(c, table, load, load);
+      }
+      if (c < group_end) {  // the row's last, partial block: masked inputs meet its padding codes
+        const size_t left = group_end - c;
+        const __mmask16 low_lanes = first_lanes(left < kLanes ? left : kLanes);
+        const __mmask16 high_lanes = left > kLanes ? first_lanes(left - kLanes) : 0;
+        accumulate_block(
+            c, table, [low_lanes](const float* p) { return _mm512_maskz_loadu_ps(low_lanes, p); },
+            [high_lanes](const float* p) { return _mm512_maskz_loadu_ps(high_lanes, p); });
+      }
+    }
+#pragma GCC unroll 16
+    for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) y[i * y_stride + j] = _mm512_reduce_add_ps(acc[i][j]);
     }
   }
@@ -116,6 +223,8 @@ struct Avx512Tile {
 }  // namespace
 
 void matmul_rows_avx512(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
+  if (w.format == WeightFormat::Int8) return matmul_rows_tiled<Avx512Tile<Int8Weights>>(x, m, w, y, row_begin, row_end);
+  if (w.format == WeightFormat::Int4) return matmul_rows_tiled<Avx512Int4Tile>(x, m, w, y, row_begin, row_end);
   switch (w.dtype) {
     case DType::F32: return matmul_rows_tiled<Avx512Tile<F32Weights>>(x, m, w, y, row_begin, row_end);
     case DType::F16: return matmul_rows_tiled<Avx512Tile<F16Weights>>(x, m, w, y, row_begin, row_end);

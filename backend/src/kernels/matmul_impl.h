@@ -43,13 +43,12 @@ inline constexpr size_t kRowBytesCrowdingL1Sets = 2048;
 // rows at a time ran at a third of the speed of 4).
 inline constexpr size_t kDecodeWeightRowsCrowded = 4;
 
-// The blocking shared by every ISA. Tile supplies:
-//   Element             the stored weight type
+// The blocking shared by every ISA and weight format. Tile supplies:
 //   kDecodeWeightRows   weight rows streamed together when m == 1
 //   kPrefillWeightRows  weight rows per register tile when m > 1
-//   run<InputRows, WeightRows>(x, w, cols, y, y_stride, next_w)
-//       y[i * y_stride + j] = dot(x row i, w row j) for rows that lie cols apart; when next_w is
-//       not null it also prefetches WeightRows rows from there into L2.
+//   run<InputRows, WeightRows>(x, w, row, y, y_stride, prefetch_next)
+//       y[i * y_stride + j] = dot(x row i, w row (row + j)), x rows being w.cols apart; with
+//       prefetch_next it also prefetches the next WeightRows weight rows into L2.
 // Decode streams every weight row once, prefetching the next group of rows: short rows end before
 // the hardware prefetcher ramps up (measured: 768-column F16 rows streamed from memory twice as
 // fast with it).
@@ -58,8 +57,6 @@ inline constexpr size_t kDecodeWeightRowsCrowded = 4;
 // the memory traffic overlaps the arithmetic of the later tiles instead of stalling the first.
 template <class Tile>
 void matmul_rows_tiled(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
-  using Element = typename Tile::Element;
-  const auto* weights = static_cast<const Element*>(w.data);
   const size_t cols = w.cols;
   const size_t rows = w.rows;
 
@@ -67,16 +64,15 @@ void matmul_rows_tiled(const float* x, size_t m, const WeightView& w, float* y, 
     size_t r = row_begin;
     const auto stream_groups = [&]<size_t Group>() {
       for (; r + Group <= row_end; r += Group) {
-        const Element* next_group = r + 2 * Group <= row_end ? weights + (r + Group) * cols : nullptr;
-        Tile::template run<1, Group>(x, weights + r * cols, cols, y + r, rows, next_group);
+        Tile::template run<1, Group>(x, w, r, y + r, rows, r + 2 * Group <= row_end);
       }
     };
-    if (cols * sizeof(Element) % kRowBytesCrowdingL1Sets == 0) {
+    if (w.row_bytes() % kRowBytesCrowdingL1Sets == 0 && kDecodeWeightRowsCrowded < Tile::kDecodeWeightRows) {
       stream_groups.template operator()<kDecodeWeightRowsCrowded>();
     } else {
       stream_groups.template operator()<Tile::kDecodeWeightRows>();
     }
-    for (; r < row_end; ++r) Tile::template run<1, 1>(x, weights + r * cols, cols, y + r, rows, nullptr);
+    for (; r < row_end; ++r) Tile::template run<1, 1>(x, w, r, y + r, rows, false);
     return;
   }
 
@@ -88,11 +84,10 @@ void matmul_rows_tiled(const float* x, size_t m, const WeightView& w, float* y, 
     size_t r = row_begin;
     // All tiles of x rows in this block against weight rows [r, r + WeightRows).
     const auto tiles_of_group = [&]<size_t WeightRows>() {
-      const Element* group = weights + r * cols;
-      const Element* next_group = r + 2 * WeightRows <= row_end ? group + WeightRows * cols : nullptr;
+      const bool prefetch_next = r + 2 * WeightRows <= row_end;
       const auto tile = [&]<size_t InputRows>(size_t i) {
-        Tile::template run<InputRows, WeightRows>(x + i * cols, group, cols, y + i * rows + r, rows,
-                                                  i == block ? next_group : nullptr);
+        Tile::template run<InputRows, WeightRows>(x + i * cols, w, r, y + i * rows + r, rows,
+                                                  i == block && prefetch_next);
       };
       size_t i = block;
       for (; i + kPrefillInputRows <= block_end; i += kPrefillInputRows) tile.template operator()<kPrefillInputRows>(i);

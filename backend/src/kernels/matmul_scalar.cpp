@@ -1,6 +1,7 @@
 // Portable kernels for CPUs without AVX2: the same blocking as the SIMD versions, one element
 // at a time.
 #include <cstdint>
+#include <type_traits>
 
 #include "common/half.h"
 #include "kernels/matmul_impl.h"
@@ -23,15 +24,32 @@ struct BF16Weights {
   static float to_f32(uint16_t bits) { return bf16_to_f32(bits); }
 };
 
+// W8A16: the row's scale is applied to the sum.
+struct Int8Weights {
+  using Element = int8_t;
+  static float to_f32(int8_t code) { return static_cast<float>(code); }
+};
+
+template <class Weights>
+float row_scale(const WeightView& w, size_t row) {
+  if constexpr (std::is_same_v<Weights, Int8Weights>) {
+    return fp16_to_f32(w.scales[row]);
+  } else {
+    return 1.0f;
+  }
+}
+
 template <class Weights>
 struct ScalarTile {
   using Element = typename Weights::Element;
   static constexpr size_t kDecodeWeightRows = 4;
   static constexpr size_t kPrefillWeightRows = 4;
 
-  template <size_t InputRows, size_t WeightRows>
   // Scalar code is compute-bound, so it needs no prefetching of the next weight group.
-  static void run(const float* x, const Element* w, size_t cols, float* y, size_t y_stride, const Element* /*next_w*/) {
+  template <size_t InputRows, size_t WeightRows>
+  static void run(const float* x, const WeightView& view, size_t row, float* y, size_t y_stride, bool /*prefetch*/) {
+    const size_t cols = view.cols;
+    const Element* w = static_cast<const Element*>(view.data) + row * cols;
     float acc[InputRows][WeightRows] = {};
     for (size_t c = 0; c < cols; ++c) {
       // Each weight is converted once and used for every input row of the tile.
@@ -43,6 +61,41 @@ struct ScalarTile {
       }
     }
     for (size_t i = 0; i < InputRows; ++i) {
+      for (size_t j = 0; j < WeightRows; ++j) y[i * y_stride + j] = acc[i][j] * row_scale<Weights>(view, row + j);
+    }
+  }
+};
+
+// W4A16 group-wise (layout in kernels.h): each group's codes are summed against x, then scaled.
+struct ScalarInt4Tile {
+  static constexpr size_t kDecodeWeightRows = 4;
+  static constexpr size_t kPrefillWeightRows = 4;
+
+  template <size_t InputRows, size_t WeightRows>
+  static void run(const float* x, const WeightView& view, size_t row, float* y, size_t y_stride, bool /*prefetch*/) {
+    const size_t cols = view.cols;
+    const size_t stride = view.row_bytes();
+    const size_t groups = view.groups();
+    const auto* codes = static_cast<const uint8_t*>(view.data) + row * stride;
+    float acc[InputRows][WeightRows] = {};
+    for (size_t g = 0; g * view.group_size < cols; ++g) {
+      const size_t begin = g * view.group_size;
+      const size_t end = begin + view.group_size < cols ? begin + view.group_size : cols;
+      for (size_t j = 0; j < WeightRows; ++j) {
+        const size_t index = (row + j) * groups + g;
+        const float scale = fp16_to_f32(view.scales[index]);
+        const float zero = view.zeros != nullptr ? view.zeros[index] : 8.0f;
+        const uint8_t* row_codes = codes + j * stride;
+        for (size_t c = begin; c < end; ++c) {
+          const size_t block = c / 32 * 32;
+          const size_t k = c - block;
+          const uint8_t byte = row_codes[block / 2 + k % 16];
+          const float weight = (static_cast<float>(k < 16 ? byte & 0xF : byte >> 4) - zero) * scale;
+          for (size_t i = 0; i < InputRows; ++i) acc[i][j] += x[i * cols + c] * weight;
+        }
+      }
+    }
+    for (size_t i = 0; i < InputRows; ++i) {
       for (size_t j = 0; j < WeightRows; ++j) y[i * y_stride + j] = acc[i][j];
     }
   }
@@ -51,6 +104,8 @@ struct ScalarTile {
 }  // namespace
 
 void matmul_rows_scalar(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
+  if (w.format == WeightFormat::Int8) return matmul_rows_tiled<ScalarTile<Int8Weights>>(x, m, w, y, row_begin, row_end);
+  if (w.format == WeightFormat::Int4) return matmul_rows_tiled<ScalarInt4Tile>(x, m, w, y, row_begin, row_end);
   switch (w.dtype) {
     case DType::F32: return matmul_rows_tiled<ScalarTile<F32Weights>>(x, m, w, y, row_begin, row_end);
     case DType::F16: return matmul_rows_tiled<ScalarTile<F16Weights>>(x, m, w, y, row_begin, row_end);
