@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "test_util.h"
 #include "tiny_hf_model.h"
+#include "triton/engine_factory.h"
 #include "triton/model_settings.h"
 #include "triton/request_parser.h"
 
@@ -58,13 +59,96 @@ TEST(ModelSettings, BadParametersAreNamed) {
   EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"max_concurrent_requests", "0"}}))
                 .find("\"max_concurrent_requests\" must be >= 1"),
             std::string::npos);
-  EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"engine", "tensorrtllm"}})).find("no TensorRT-LLM engine"),
+  EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"engine", "tensorrtllm"}, {"engine_dir", "e"}}))
+                .find("parameter \"checkpoint_dir\" applies only to engine \"cpu\""),
             std::string::npos);
   EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"engine", "gpu"}})).find("\"engine\" must be"),
             std::string::npos);
   EXPECT_NE(settings_error(config_with({{"checkpoint_dir", "x"}, {"exclude_input_in_output", "yes"}}))
                 .find("\"exclude_input_in_output\" must be true or false"),
             std::string::npos);
+}
+
+TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
+  const auto s = ModelSettings::parse(config_with({{"engine", "tensorrtllm"},
+                                                   {"engine_dir", "../../engines/llama2-7b-awq"},
+                                                   {"tokenizer_dir", "/hf/Llama-2-7b-hf"},
+                                                   {"batching_strategy", "V1"},
+                                                   {"batch_scheduler_policy", "max_utilization"},
+                                                   {"max_tokens_in_paged_kv_cache", "8192"},
+                                                   {"kv_cache_free_gpu_mem_fraction", "0.85"},
+                                                   {"enable_kv_cache_reuse", "true"},
+                                                   {"enable_chunked_context", "true"},
+                                                   {"cancellation_check_period_ms", "25"},
+                                                   {"stats_check_period_ms", "1000"},
+                                                   {"max_concurrent_requests", "16"},
+                                                   {"max_context_tokens", "2048"}}),
+                                      "/models/m/1");
+  EXPECT_EQ(s.engine, "tensorrtllm");
+  EXPECT_EQ(s.tensorrtllm.engine_dir, "/models/engines/llama2-7b-awq");
+  EXPECT_EQ(s.tokenizer_dir, "/hf/Llama-2-7b-hf");
+  EXPECT_EQ(s.tensorrtllm.batching, TensorRtLlmOptions::Batching::Static);
+  EXPECT_EQ(s.tensorrtllm.scheduler_policy, TensorRtLlmOptions::SchedulerPolicy::MaxUtilization);
+  EXPECT_EQ(s.tensorrtllm.max_tokens_in_paged_kv_cache, 8192);
+  EXPECT_EQ(s.tensorrtllm.kv_cache_free_gpu_mem_fraction, 0.85f);
+  EXPECT_TRUE(s.tensorrtllm.enable_kv_cache_reuse);
+  EXPECT_TRUE(s.tensorrtllm.enable_chunked_context);
+  EXPECT_EQ(s.tensorrtllm.cancellation_check_period, std::chrono::milliseconds(25));
+  EXPECT_EQ(s.tensorrtllm.stats_check_period, std::chrono::milliseconds(1000));
+  EXPECT_EQ(s.tensorrtllm.max_batch_size, 16);
+  EXPECT_EQ(s.max_context_tokens, 2048);
+
+  const auto defaults = ModelSettings::parse(config_with({{"engine", "tensorrtllm"}, {"engine_dir", "/e"}}), "/m/1");
+  EXPECT_EQ(defaults.tokenizer_dir, "/e") << "the tokenizer defaults to the engine folder";
+  EXPECT_EQ(defaults.tensorrtllm.batching, TensorRtLlmOptions::Batching::Inflight);
+  EXPECT_EQ(defaults.tensorrtllm.scheduler_policy, TensorRtLlmOptions::SchedulerPolicy::GuaranteedNoEvict);
+  EXPECT_FALSE(defaults.tensorrtllm.max_tokens_in_paged_kv_cache);
+  EXPECT_FALSE(defaults.tensorrtllm.kv_cache_free_gpu_mem_fraction);
+  EXPECT_EQ(defaults.tensorrtllm.cancellation_check_period, std::chrono::milliseconds(100));
+  EXPECT_FALSE(defaults.tensorrtllm.max_batch_size);
+  EXPECT_EQ(ModelSettings::parse(config_with({{"engine", "tensorrtllm"}, {"engine_dir", "/e"}, {"batching_strategy", "inflight_fused_batching"}}),
+                                 "/m/1").tensorrtllm.batching,
+            TensorRtLlmOptions::Batching::Inflight);
+}
+
+TEST(ModelSettings, TensorRtLlmErrorsAreNamed) {
+  auto trt = [](json extra) {
+    json p = {{"engine", "tensorrtllm"}, {"engine_dir", "/e"}};
+    for (const auto& [k, v] : extra.items()) p[k] = v;
+    return settings_error(config_with(p));
+  };
+  auto contains = [](const std::string& text, const std::string& needle) {
+    return text.find(needle) != std::string::npos;
+  };
+  EXPECT_TRUE(contains(settings_error(config_with({{"engine", "tensorrtllm"}})), "missing parameter \"engine_dir\""));
+  EXPECT_TRUE(contains(trt({{"batching_strategy", "dynamic"}}), "\"batching_strategy\" must be \"inflight_fused_batching\""));
+  EXPECT_TRUE(contains(trt({{"batch_scheduler_policy", "fifo"}}), "\"batch_scheduler_policy\" must be"));
+  EXPECT_TRUE(contains(trt({{"kv_cache_free_gpu_mem_fraction", "1.5"}}), "\"kv_cache_free_gpu_mem_fraction\" must be in (0, 1]"));
+  EXPECT_TRUE(contains(trt({{"kv_cache_free_gpu_mem_fraction", "most"}}), "must be a number"));
+  EXPECT_TRUE(contains(trt({{"max_tokens_in_paged_kv_cache", "0"}}), "\"max_tokens_in_paged_kv_cache\" must be >= 1"));
+  EXPECT_TRUE(contains(trt({{"cancellation_check_period_ms", "0"}}), "\"cancellation_check_period_ms\" must be >= 1"));
+  EXPECT_TRUE(contains(trt({{"enable_chunked_context", "yes"}}), "\"enable_chunked_context\" must be true or false"));
+  EXPECT_TRUE(contains(trt({{"threads", "4"}}), "parameter \"threads\" applies only to engine \"cpu\""));
+  EXPECT_TRUE(contains(settings_error(config_with({{"checkpoint_dir", "x"}, {"engine_dir", "/e"}})),
+                       "parameter \"engine_dir\" applies only to engine \"tensorrtllm\""));
+  EXPECT_TRUE(contains(settings_error(config_with({{"checkpoint_dir", "x"}, {"kv_cache_free_gpu_mem_fraction", "0.9"}})),
+                       "set parameter \"engine\" to \"tensorrtllm\""));
+  EXPECT_TRUE(contains(trt({{"gpt_model_path", "/e"}}), "unknown parameter \"gpt_model_path\""));
+}
+
+TEST(EngineFactory, TensorRtLlmNeedsABuildWithIt) {
+  if (tensorrtllm_available()) GTEST_SKIP() << "this build has the TensorRT-LLM engine";
+  test::TempDir dir;
+  const Tokenizer tokenizer(test::write_fake_llama_tokenizer(dir.path()));
+  const auto settings = ModelSettings::parse(config_with({{"engine", "tensorrtllm"}, {"engine_dir", dir.path().string()}}), "/m/1");
+  try {
+    make_engine(settings, tokenizer, {});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("built without TensorRT-LLM"), std::string::npos) << message;
+    EXPECT_NE(message.find("-DLLM_WITH_TENSORRTLLM=ON"), std::string::npos) << message;
+  }
 }
 
 // Builders for Triton input tensors as clients send them (with the batch dimension).

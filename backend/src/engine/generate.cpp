@@ -18,10 +18,9 @@ const char* finish_reason_name(FinishReason reason) {
   return "none";
 }
 
-namespace {
-
-size_t checked_capacity(const LlamaModel& model, const GenerationRequest& request) {
-  const int64_t context = model.config().max_position_embeddings;
+void validate_generation_request(const GenerationRequest& request, int64_t vocab_size, int64_t context_tokens,
+                                 const char* context_source) {
+  const int64_t context = context_tokens;
   const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
   if (prompt == 0) throw Error("the prompt is empty: it needs at least one token");
   if (request.max_tokens <= 0) throw_error("max_tokens must be at least 1, got ", request.max_tokens);
@@ -29,11 +28,11 @@ size_t checked_capacity(const LlamaModel& model, const GenerationRequest& reques
   if (prompt + request.max_tokens > context) {
     throw_error("the prompt (", prompt, " tokens) plus max_tokens (", request.max_tokens, ") is ",
                 prompt + request.max_tokens, " tokens, beyond the model's context of ", context,
-                " tokens (max_position_embeddings): shorten the prompt or lower max_tokens");
+                " tokens (", context_source, "): shorten the prompt or lower max_tokens");
   }
   for (const auto& stop : request.stop_strings)
     if (stop.empty()) throw Error("stop strings must not be empty");
-  const int64_t vocab = model.config().vocab_size;
+  const int64_t vocab = vocab_size;
   auto check_ids = [&](const std::vector<std::vector<int32_t>>& sequences, const char* what) {
     for (const auto& sequence : sequences) {
       if (sequence.empty()) throw_error(what, " must not contain empty sequences");
@@ -45,7 +44,13 @@ size_t checked_capacity(const LlamaModel& model, const GenerationRequest& reques
   check_ids(request.bad_token_sequences, "bad words");
   for (int32_t id : request.prompt_ids)
     if (id < 0 || id >= vocab) throw_error("prompt token id ", id, " is outside the vocabulary [0, ", vocab, ")");
-  return static_cast<size_t>(prompt + request.max_tokens);
+}
+
+namespace {
+
+size_t checked_capacity(const LlamaModel& model, const GenerationRequest& request) {
+  validate_generation_request(request, model.config().vocab_size, model.config().max_position_embeddings);
+  return request.prompt_ids.size() + static_cast<size_t>(request.max_tokens);
 }
 
 }  // namespace
@@ -55,7 +60,8 @@ Generation::Generation(LlamaModel& model, const Tokenizer& tokenizer, Generation
       request_(std::move(request)),
       cache_(model.config(), checked_capacity(model, request_)),
       sampler_(request_.sampling),
-      decoder_(tokenizer) {
+      decoder_(tokenizer),
+      stop_filter_(request_.stop_strings) {
   logits_.resize(static_cast<size_t>(model.config().vocab_size));
   history_ = request_.prompt_ids;
   history_.reserve(history_.size() + static_cast<size_t>(request_.max_tokens));
@@ -121,41 +127,9 @@ void Generation::mask_bad_tokens() {
 }
 
 std::string Generation::accept_text(std::string delta, bool final) {
-  std::string pending = held_back_ + delta;
-  held_back_.clear();
-  if (!request_.stop_strings.empty()) {
-    // Stop strings may straddle chunks: search from where the longest one could have begun.
-    size_t longest = 0;
-    for (const auto& s : request_.stop_strings) longest = std::max(longest, s.size());
-    const std::string window = text_.substr(text_.size() - std::min(text_.size(), longest - 1)) + pending;
-    const size_t carried = window.size() - pending.size();
-    size_t earliest = std::string::npos;
-    for (const auto& s : request_.stop_strings) earliest = std::min(earliest, window.find(s));
-    if (earliest != std::string::npos) {
-      // The stop string and what follows are dropped; text before it is emitted. A match always
-      // starts inside `pending`: earlier text never ends with a held-back stop-string prefix.
-      std::string visible = pending.substr(0, earliest - std::min(earliest, carried));
-      text_ += visible;
-      finish(FinishReason::StopString);
-      return visible;
-    }
-    if (!final) {
-      // Hold back the longest suffix that could still grow into a stop string.
-      size_t hold = 0;
-      for (const auto& s : request_.stop_strings) {
-        for (size_t len = std::min(s.size() - 1, pending.size()); len > hold; --len) {
-          if (pending.compare(pending.size() - len, len, s, 0, len) == 0) {
-            hold = len;
-            break;
-          }
-        }
-      }
-      held_back_ = pending.substr(pending.size() - hold);
-      pending.resize(pending.size() - hold);
-    }
-  }
-  text_ += pending;
-  return pending;
+  std::string visible = stop_filter_.accept(std::move(delta), final);
+  if (stop_filter_.stopped()) finish(FinishReason::StopString);
+  return visible;
 }
 
 }  // namespace llm

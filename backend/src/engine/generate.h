@@ -10,6 +10,7 @@
 
 #include "engine/cpu/llama_model.h"
 #include "engine/sampling.h"
+#include "engine/stop_strings.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llm {
@@ -34,6 +35,13 @@ struct GenerationRequest {
   bool return_log_probs = false;  // record log p(token) for each generated token
 };
 
+// Checks a request against a model's vocabulary and context (prompt + max_tokens tokens):
+// lengths, token ids, stop strings and word lists. Throws Error naming what is wrong. Both
+// engines run it before accepting a request; `context_source` names where the context length
+// comes from in messages.
+void validate_generation_request(const GenerationRequest& request, int64_t vocab_size, int64_t context_tokens,
+                                 const char* context_source = "max_position_embeddings");
+
 class Generation {
  public:
   // Checks the request against the model (lengths, ids) and sizes the KV cache; throws Error.
@@ -48,11 +56,11 @@ class Generation {
   // Natural-log probability of each generated token under the (penalised) model distribution;
   // filled only when the request asked for it.
   const std::vector<float>& output_log_probs() const { return log_probs_; }
-  const std::string& text() const { return text_; }
+  const std::string& text() const { return stop_filter_.text(); }
   size_t prompt_tokens() const { return request_.prompt_ids.size(); }
 
  private:
-  std::string accept_text(std::string delta, bool final);
+  std::string accept_text(std::string delta, bool final);  // applies the stop strings
   void finish(FinishReason reason) { finish_ = reason; }
   void mask_bad_tokens();
   bool ends_with(const std::vector<int32_t>& sequence) const;
@@ -66,8 +74,7 @@ class Generation {
   std::vector<int32_t> history_;  // prompt + output, for the repetition penalty
   std::vector<int32_t> output_ids_;
   std::vector<float> log_probs_;
-  std::string text_;       // text emitted so far
-  std::string held_back_;  // decoded text that may be the start of a stop string
+  StopStringFilter stop_filter_;  // visible text, ending before the first stop string
   FinishReason finish_ = FinishReason::None;
 };
 

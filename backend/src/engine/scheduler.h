@@ -1,8 +1,8 @@
 #pragma once
 // Runs many generations on one model: a single engine thread steps the active sequences in
 // turn (round-robin, one prefill or decode step each), so all of them make progress. Requests
-// beyond max_active wait in FIFO order. The Triton glue submits and observes; it never touches
-// the model.
+// beyond max_active wait in FIFO order. CpuEngine (engine/cpu_engine.h) wraps it as an Engine;
+// the Triton glue submits and observes, it never touches the model.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -14,29 +14,10 @@
 #include <thread>
 #include <vector>
 
+#include "engine/engine.h"
 #include "engine/generate.h"
 
 namespace llm {
-
-// What one step of a sequence produced.
-struct StepOutput {
-  std::span<const int32_t> new_ids;   // the token made by this step (empty when it ended on an end id)
-  std::string_view text;              // newly visible text
-  std::span<const float> log_probs;   // log p of new_ids, when the request asked for them
-  FinishReason finish = FinishReason::None;  // set on the sequence's last step
-};
-
-// Receives one sequence's output on the engine thread. Exactly one of the last three calls
-// ends every sequence: on_step with a finish reason, on_error or on_cancelled.
-class GenerationObserver {
- public:
-  virtual ~GenerationObserver() = default;
-  // Polled before every step; true stops the sequence within one step and frees its state.
-  virtual bool cancelled() = 0;
-  virtual void on_step(const StepOutput& step) = 0;
-  virtual void on_error(const std::string& message) = 0;
-  virtual void on_cancelled() = 0;
-};
 
 class Scheduler {
  public:

@@ -1,5 +1,6 @@
 // libtriton_llm.so: the Triton backend C API entry points. C ABI glue only: requests become
-// GenerationRequests for the engine's Scheduler, engine events become Triton responses.
+// GenerationRequests for the model's Engine (CPU or TensorRT-LLM, made by engine_factory; the
+// glue does not know which), engine events become Triton responses.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -13,7 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/scheduler.h"
+#include "engine/engine.h"
+#include "kernels/kernels.h"
+#include "triton/engine_factory.h"
 #include "triton/model_settings.h"
 #include "triton/request_parser.h"
 #include "triton/triton_utils.h"
@@ -43,8 +46,7 @@ struct ModelState {
   std::string name;
   ModelSettings settings;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<Scheduler> scheduler;  // declared last: destroyed first, while the model lives
+  std::unique_ptr<Engine> engine;  // declared after the tokenizer it uses: destroyed first
   int64_t context_tokens = 0;
   std::vector<int32_t> default_end_ids;
 
@@ -330,7 +332,7 @@ void execute_one(InstanceState& instance, TRITONBACKEND_Request* request) {
       InputTensor tensor = read_input(request, i, &name);
       inputs.emplace(std::move(name), std::move(tensor));
     }
-    const RequestLimits limits{model.settings, *model.tokenizer, model.model->config().vocab_size, model.context_tokens,
+    const RequestLimits limits{model.settings, *model.tokenizer, model.engine->vocab_size(), model.context_tokens,
                                model.default_end_ids};
     ParsedRequest parsed = parse_request(inputs, limits);
     if (parsed.stop_request) {
@@ -354,10 +356,13 @@ void execute_one(InstanceState& instance, TRITONBACKEND_Request* request) {
       model.running[request_id] = sender;
     }
     try {
-      model.scheduler->submit(std::move(generation), sender);
-    } catch (const std::exception& e) {
+      model.engine->submit(std::move(generation), sender);
+    } catch (const Error& e) {
       // Not queued (e.g. a request the engine finds too long): the sender answers and releases it.
       sender->fail(TRITONSERVER_ERROR_INVALID_ARG, e.what());
+    } catch (const std::exception& e) {
+      // The engine itself failed (e.g. TensorRT-LLM refused to enqueue): its message is kept.
+      sender->fail(TRITONSERVER_ERROR_INTERNAL, e.what());
     }
   } catch (const InvalidInput& e) {
     reject(instance.triton_instance, request, TRITONSERVER_ERROR_INVALID_ARG, e.what(), exec_start);
@@ -398,22 +403,28 @@ std::unique_ptr<ModelState> load_model(TRITONBACKEND_Model* triton_model) {
     throw TritonException(TRITONSERVER_ERROR_INVALID_ARG, "model " + state->name + ": config.pbtxt: " + e.what());
   }
   const auto tokenizer_file = state->settings.tokenizer_dir / "tokenizer.model";
+  const std::string model_name = state->name;
+  EngineLog log = [model_name](LogLevel level, const std::string& message) {
+    const std::string line = "model " + model_name + ": " + message;
+    switch (level) {
+      case LogLevel::Verbose: LLM_LOG_VERBOSE(line); break;
+      case LogLevel::Info: LLM_LOG_INFO(line); break;
+      case LogLevel::Warning: LLM_LOG_WARN(line); break;
+      case LogLevel::Error: LLM_LOG_ERROR(line); break;
+    }
+  };
   try {
     state->tokenizer = std::make_unique<Tokenizer>(tokenizer_file);
-    state->model = LlamaModel::load(state->settings.checkpoint_dir, {static_cast<size_t>(state->settings.threads)});
-    state->default_end_ids = default_end_ids(state->settings.checkpoint_dir, state->tokenizer->eos_id());
+    state->engine = make_engine(state->settings, *state->tokenizer, std::move(log));
+    state->default_end_ids = state->engine->default_end_ids();
   } catch (const std::exception& e) {
     throw TritonException(TRITONSERVER_ERROR_INVALID_ARG, "model " + state->name + ": " + e.what());
   }
-  const int64_t model_context = state->model->config().max_position_embeddings;
+  const int64_t model_context = state->engine->context_tokens();
   state->context_tokens = state->settings.max_context_tokens > 0 ? std::min(state->settings.max_context_tokens, model_context)
                                                                  : model_context;
-  state->scheduler = std::make_unique<Scheduler>(*state->model, *state->tokenizer,
-                                                 static_cast<size_t>(state->settings.max_concurrent_requests));
-  LLM_LOG_INFO("model " + state->name + ": loaded " + state->settings.checkpoint_dir.string() + " (" +
-               std::to_string(state->model->weight_bytes() >> 20) + " MiB of weights, " +
-               kernels::isa_name(state->model->isa()) + ", " + std::to_string(state->model->threads()) + " threads, context " +
-               std::to_string(state->context_tokens) + ", decoupled " + (state->settings.decoupled ? "true" : "false") + ")");
+  LLM_LOG_INFO("model " + state->name + ": loaded " + state->engine->describe() + "; context " +
+               std::to_string(state->context_tokens) + " tokens, decoupled " + (state->settings.decoupled ? "true" : "false"));
   return state;
 }
 
@@ -441,7 +452,10 @@ TRITONSERVER_Error* TRITONBACKEND_Initialize(TRITONBACKEND_Backend* backend) {
     const char* name = nullptr;
     check(TRITONBACKEND_BackendName(backend, &name), "reading the backend name");
     LLM_LOG_INFO(std::string("llm backend initialized as '") + name + "' (CPU engine: " +
-                 llm::kernels::isa_name(llm::kernels::detect_isa()) + ")");
+                 llm::kernels::isa_name(llm::kernels::detect_isa()) + "; TensorRT-LLM engine: " +
+                 (llm::triton::tensorrtllm_available() ? std::string("built for TensorRT-LLM ") + llm::triton::tensorrtllm_target_release()
+                                                       : std::string("not built")) +
+                 ")");
   });
 }
 
@@ -459,7 +473,7 @@ TRITONSERVER_Error* TRITONBACKEND_ModelFinalize(TRITONBACKEND_Model* model) {
   return guard([&] {
     void* state = nullptr;
     check(TRITONBACKEND_ModelState(model, &state), "reading the model state");
-    std::unique_ptr<ModelState> owned(static_cast<ModelState*>(state));  // stops the scheduler, frees the weights
+    std::unique_ptr<ModelState> owned(static_cast<ModelState*>(state));  // stops the engine, frees its memory
   });
 }
 

@@ -1,5 +1,7 @@
 #include "triton/model_settings.h"
 
+#include <cmath>
+#include <map>
 #include <set>
 
 #include "common/error.h"
@@ -18,7 +20,7 @@ std::string parameter_text(const json& parameters, const std::string& key) {
   return entry["string_value"].get<std::string>();
 }
 
-int64_t parse_integer(const std::string& key, const std::string& text, int64_t min) {
+int64_t parse_integer(const std::string& key, const std::string& text, int64_t min, int64_t max = INT64_MAX) {
   size_t used = 0;
   int64_t value = 0;
   try {
@@ -29,7 +31,23 @@ int64_t parse_integer(const std::string& key, const std::string& text, int64_t m
   if (text.empty() || used != text.size())
     throw_error("parameter \"", key, "\" must be an integer, got \"", text, "\"");
   if (value < min) throw_error("parameter \"", key, "\" must be >= ", min, ", got ", value);
+  if (value > max) throw_error("parameter \"", key, "\" must be <= ", max, ", got ", value);
   return value;
+}
+
+// A number in (min_exclusive, max_inclusive].
+float parse_fraction(const std::string& key, const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::logic_error&) {
+    used = 0;
+  }
+  if (text.empty() || used != text.size() || !std::isfinite(value))
+    throw_error("parameter \"", key, "\" must be a number, got \"", text, "\"");
+  if (value <= 0 || value > 1) throw_error("parameter \"", key, "\" must be in (0, 1], got ", text);
+  return static_cast<float>(value);
 }
 
 bool parse_bool(const std::string& key, const std::string& text) {
@@ -50,6 +68,82 @@ std::filesystem::path resolve(const std::filesystem::path& version_dir, const st
   return (path.is_absolute() ? path : version_dir / path).lexically_normal();
 }
 
+// Every parameter the backend knows, with the engine it belongs to ("" = both).
+const std::map<std::string, std::string>& known_parameters() {
+  static const std::map<std::string, std::string> known = {
+      {"engine", ""},
+      {"tokenizer_dir", ""},
+      {"max_context_tokens", ""},
+      {"exclude_input_in_output", ""},
+      {"max_concurrent_requests", ""},
+      {"checkpoint_dir", "cpu"},
+      {"threads", "cpu"},
+      {"engine_dir", "tensorrtllm"},
+      {"batching_strategy", "tensorrtllm"},
+      {"batch_scheduler_policy", "tensorrtllm"},
+      {"max_tokens_in_paged_kv_cache", "tensorrtllm"},
+      {"kv_cache_free_gpu_mem_fraction", "tensorrtllm"},
+      {"enable_kv_cache_reuse", "tensorrtllm"},
+      {"enable_chunked_context", "tensorrtllm"},
+      {"cancellation_check_period_ms", "tensorrtllm"},
+      {"stats_check_period_ms", "tensorrtllm"},
+  };
+  return known;
+}
+
+void parse_tensorrtllm(const json& parameters, const std::filesystem::path& version_dir, ModelSettings& s) {
+  TensorRtLlmOptions& t = s.tensorrtllm;
+  if (!parameters.contains("engine_dir")) {
+    throw Error("missing parameter \"engine_dir\": engine \"tensorrtllm\" needs the folder trtllm-build wrote "
+                "(config.json and rank0.engine; absolute, or relative to the model's version folder)");
+  }
+  t.engine_dir = resolve(version_dir, parameter_text(parameters, "engine_dir"));
+  if (parameters.contains("batching_strategy")) {
+    const std::string v = parameter_text(parameters, "batching_strategy");
+    if (v == "inflight_fused_batching" || v == "inflight_batching") {
+      t.batching = TensorRtLlmOptions::Batching::Inflight;
+    } else if (v == "V1" || v == "v1") {
+      t.batching = TensorRtLlmOptions::Batching::Static;
+    } else {
+      throw_error("parameter \"batching_strategy\" must be \"inflight_fused_batching\" (in-flight batching) or \"V1\" "
+                  "(static batching), got \"", v, "\"");
+    }
+  }
+  if (parameters.contains("batch_scheduler_policy")) {
+    const std::string v = parameter_text(parameters, "batch_scheduler_policy");
+    if (v == "guaranteed_no_evict") {
+      t.scheduler_policy = TensorRtLlmOptions::SchedulerPolicy::GuaranteedNoEvict;
+    } else if (v == "max_utilization") {
+      t.scheduler_policy = TensorRtLlmOptions::SchedulerPolicy::MaxUtilization;
+    } else {
+      throw_error("parameter \"batch_scheduler_policy\" must be \"guaranteed_no_evict\" or \"max_utilization\", got \"", v,
+                  "\"");
+    }
+  }
+  if (parameters.contains("max_tokens_in_paged_kv_cache")) {
+    t.max_tokens_in_paged_kv_cache = static_cast<int32_t>(
+        parse_integer("max_tokens_in_paged_kv_cache", parameter_text(parameters, "max_tokens_in_paged_kv_cache"), 1, INT32_MAX));
+  }
+  if (parameters.contains("kv_cache_free_gpu_mem_fraction")) {
+    t.kv_cache_free_gpu_mem_fraction =
+        parse_fraction("kv_cache_free_gpu_mem_fraction", parameter_text(parameters, "kv_cache_free_gpu_mem_fraction"));
+  }
+  if (parameters.contains("enable_kv_cache_reuse"))
+    t.enable_kv_cache_reuse = parse_bool("enable_kv_cache_reuse", parameter_text(parameters, "enable_kv_cache_reuse"));
+  if (parameters.contains("enable_chunked_context"))
+    t.enable_chunked_context = parse_bool("enable_chunked_context", parameter_text(parameters, "enable_chunked_context"));
+  if (parameters.contains("cancellation_check_period_ms")) {
+    t.cancellation_check_period = std::chrono::milliseconds(parse_integer(
+        "cancellation_check_period_ms", parameter_text(parameters, "cancellation_check_period_ms"), 1, 60'000));
+  }
+  if (parameters.contains("stats_check_period_ms")) {
+    t.stats_check_period = std::chrono::milliseconds(
+        parse_integer("stats_check_period_ms", parameter_text(parameters, "stats_check_period_ms"), 1, 3'600'000));
+  }
+  if (parameters.contains("max_concurrent_requests"))
+    t.max_batch_size = static_cast<int32_t>(s.max_concurrent_requests);
+}
+
 }  // namespace
 
 ModelSettings ModelSettings::parse(const json& config, const std::filesystem::path& version_dir) {
@@ -59,37 +153,48 @@ ModelSettings ModelSettings::parse(const json& config, const std::filesystem::pa
   if (config.contains("max_batch_size")) s.max_batch_size = json_integer(config["max_batch_size"]);
 
   const json parameters = config.value("parameters", json::object());
-  static const std::set<std::string> known = {"checkpoint_dir", "tokenizer_dir", "engine",
-                                              "max_concurrent_requests", "max_context_tokens", "threads",
-                                              "exclude_input_in_output"};
+  const auto& known = known_parameters();
   for (const auto& [key, value] : parameters.items()) {
     if (known.count(key) == 0) {
-      throw_error("unknown parameter \"", key, "\" in config.pbtxt; known parameters: checkpoint_dir, tokenizer_dir, "
-                  "engine, max_concurrent_requests, max_context_tokens, threads, exclude_input_in_output");
+      std::string names;
+      for (const auto& [name, engine] : known) names += (names.empty() ? "" : ", ") + name;
+      throw_error("unknown parameter \"", key, "\" in config.pbtxt; known parameters: ", names);
     }
   }
-  if (!parameters.contains("checkpoint_dir")) {
-    throw Error("missing parameter \"checkpoint_dir\": set it in config.pbtxt to the TensorRT-LLM checkpoint "
-                "directory (absolute, or relative to the model's version folder)");
-  }
-  s.checkpoint_dir = resolve(version_dir, parameter_text(parameters, "checkpoint_dir"));
-  s.tokenizer_dir = parameters.contains("tokenizer_dir") ? resolve(version_dir, parameter_text(parameters, "tokenizer_dir"))
-                                                         : s.checkpoint_dir;
   if (parameters.contains("engine")) {
     s.engine = parameter_text(parameters, "engine");
-    if (s.engine == "tensorrtllm") {
-      throw Error("parameter \"engine\" is \"tensorrtllm\", but this build of the backend has no TensorRT-LLM "
-                  "engine yet; use engine \"cpu\"");
+    if (s.engine != "cpu" && s.engine != "tensorrtllm")
+      throw_error("parameter \"engine\" must be \"cpu\" or \"tensorrtllm\", got \"", s.engine, "\"");
+  }
+  for (const auto& [key, value] : parameters.items()) {
+    const std::string& owner = known.at(key);
+    if (!owner.empty() && owner != s.engine) {
+      throw_error("parameter \"", key, "\" applies only to engine \"", owner, "\"; this model's engine is \"", s.engine,
+                  "\"", owner == "tensorrtllm" ? " (set parameter \"engine\" to \"tensorrtllm\")" : "");
     }
-    if (s.engine != "cpu") throw_error("parameter \"engine\" must be \"cpu\" or \"tensorrtllm\", got \"", s.engine, "\"");
   }
   if (parameters.contains("max_concurrent_requests"))
-    s.max_concurrent_requests = parse_integer("max_concurrent_requests", parameter_text(parameters, "max_concurrent_requests"), 1);
+    s.max_concurrent_requests = parse_integer("max_concurrent_requests", parameter_text(parameters, "max_concurrent_requests"), 1, INT32_MAX);
   if (parameters.contains("max_context_tokens"))
     s.max_context_tokens = parse_integer("max_context_tokens", parameter_text(parameters, "max_context_tokens"), 0);
-  if (parameters.contains("threads")) s.threads = parse_integer("threads", parameter_text(parameters, "threads"), 0);
   if (parameters.contains("exclude_input_in_output"))
     s.exclude_input_in_output = parse_bool("exclude_input_in_output", parameter_text(parameters, "exclude_input_in_output"));
+
+  std::filesystem::path model_dir;
+  if (s.engine == "cpu") {
+    if (!parameters.contains("checkpoint_dir")) {
+      throw Error("missing parameter \"checkpoint_dir\": set it in config.pbtxt to the TensorRT-LLM checkpoint "
+                  "directory (absolute, or relative to the model's version folder)");
+    }
+    s.checkpoint_dir = resolve(version_dir, parameter_text(parameters, "checkpoint_dir"));
+    if (parameters.contains("threads")) s.threads = parse_integer("threads", parameter_text(parameters, "threads"), 0);
+    model_dir = s.checkpoint_dir;
+  } else {
+    parse_tensorrtllm(parameters, version_dir, s);
+    model_dir = s.tensorrtllm.engine_dir;
+  }
+  s.tokenizer_dir = parameters.contains("tokenizer_dir") ? resolve(version_dir, parameter_text(parameters, "tokenizer_dir"))
+                                                         : model_dir;
   return s;
 }
 

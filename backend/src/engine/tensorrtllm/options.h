@@ -1,0 +1,31 @@
+#pragma once
+// Settings of the TensorRT-LLM engine, as config.pbtxt gives them. No TensorRT-LLM types here:
+// the Triton glue parses these in every build, also where TensorRT-LLM is absent.
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+
+namespace llm {
+
+struct TensorRtLlmOptions {
+  // trtllm-build's output folder (config.json + rank0.engine), decoder-only.
+  std::filesystem::path engine_dir;
+
+  // NVIDIA tensorrtllm_backend's knobs of the same names.
+  enum class Batching { Inflight, Static };  // batching_strategy: inflight_fused_batching | V1
+  Batching batching = Batching::Inflight;
+  enum class SchedulerPolicy { GuaranteedNoEvict, MaxUtilization };  // batch_scheduler_policy
+  SchedulerPolicy scheduler_policy = SchedulerPolicy::GuaranteedNoEvict;
+  std::optional<int32_t> max_tokens_in_paged_kv_cache;   // unset: as much as the memory fraction allows
+  std::optional<float> kv_cache_free_gpu_mem_fraction;    // unset: TensorRT-LLM's default (0.9)
+  bool enable_kv_cache_reuse = false;
+  bool enable_chunked_context = false;                     // needs an engine built with use_paged_context_fmha
+  std::chrono::milliseconds cancellation_check_period{100};
+  std::chrono::milliseconds stats_check_period{100};
+  // This project's max_concurrent_requests: a runtime cap on the executor's batch size (at most
+  // the engine's build-time max_batch_size); unset = the engine's.
+  std::optional<int32_t> max_batch_size;
+};
+
+}  // namespace llm

@@ -1,0 +1,38 @@
+#include "triton/engine_factory.h"
+
+#include "common/error.h"
+#include "engine/cpu_engine.h"
+
+// CMake defines LLM_WITH_TENSORRTLLM=1 with -DLLM_WITH_TENSORRTLLM=ON.
+#ifndef LLM_WITH_TENSORRTLLM
+#define LLM_WITH_TENSORRTLLM 0
+#endif
+#if LLM_WITH_TENSORRTLLM
+#include "engine/tensorrtllm/tensorrtllm_engine.h"
+#endif
+
+namespace llm::triton {
+
+bool tensorrtllm_available() { return LLM_WITH_TENSORRTLLM != 0; }
+
+const char* tensorrtllm_target_release() { return "0.13.0"; }
+
+std::unique_ptr<Engine> make_engine(const ModelSettings& settings, const Tokenizer& tokenizer, EngineLog log) {
+  if (settings.engine == "cpu") {
+    CpuEngineOptions options;
+    options.checkpoint_dir = settings.checkpoint_dir;
+    options.threads = static_cast<size_t>(settings.threads);
+    options.max_concurrent = static_cast<size_t>(settings.max_concurrent_requests);
+    return std::make_unique<CpuEngine>(options, tokenizer);
+  }
+#if LLM_WITH_TENSORRTLLM
+  return std::make_unique<TensorRtLlmEngine>(settings.tensorrtllm, tokenizer, std::move(log));
+#else
+  (void)log;
+  throw Error(std::string("engine \"tensorrtllm\": this libtriton_llm.so was built without TensorRT-LLM; rebuild it "
+                          "where TensorRT-LLM ") + tensorrtllm_target_release() +
+              " is installed with cmake -DLLM_WITH_TENSORRTLLM=ON (deploy/Dockerfile does), or use engine \"cpu\"");
+#endif
+}
+
+}  // namespace llm::triton

@@ -1,0 +1,21 @@
+#pragma once
+// Creates the engine a model's settings ask for. The one place that knows which engines exist:
+// the rest of the Triton glue sees only llm::Engine.
+#include <memory>
+
+#include "engine/engine.h"
+#include "tokenizer/tokenizer.h"
+#include "triton/model_settings.h"
+
+namespace llm::triton {
+
+// Whether this build has the TensorRT-LLM engine (-DLLM_WITH_TENSORRTLLM=ON), and the
+// TensorRT-LLM release it was written against.
+bool tensorrtllm_available();
+const char* tensorrtllm_target_release();
+
+// Throws Error for a model that cannot load: a bad checkpoint or engine folder, or engine
+// "tensorrtllm" in a build without TensorRT-LLM. `tokenizer` must outlive the engine.
+std::unique_ptr<Engine> make_engine(const ModelSettings& settings, const Tokenizer& tokenizer, EngineLog log);
+
+}  // namespace llm::triton
