@@ -73,13 +73,26 @@ export interface RetryOptions {
 /** A function returning headers for each call, e.g. to attach a fresh auth token. */
 export type HeadersProvider = () => Headers | Promise<Headers>;
 
+/**
+ * How calls are spread over the servers a target names: `pick_first` (gRPC's default: one server,
+ * the next only when it fails) or `round_robin` (each call to the next ready server in turn).
+ */
+export type LoadBalancing = 'pick_first' | 'round_robin';
+
 /** Options of {@link TritonClient}. */
 export interface TritonClientOptions {
   /**
    * Server address: `host:port` (default `localhost:8001`, Triton's gRPC port). A `grpcs://`
    * prefix turns TLS on; `grpc://` / `http://` prefixes are accepted and ignored.
+   *
+   * Several servers, for client-side load balancing: a gRPC target such as
+   * `dns:///triton-headless.default.svc.cluster.local:8001` (every address the name resolves to,
+   * re-resolved as servers come and go) or `ipv4:10.0.0.5:8001,10.0.0.6:8001`, or a list of
+   * `ip:port` addresses. A list defaults to `loadBalancing: 'round_robin'`.
    */
-  url?: string;
+  url?: string | readonly string[];
+  /** Load-balancing policy over the servers of `url` (default `pick_first`; `round_robin` for a list). */
+  loadBalancing?: LoadBalancing;
   /** TLS: `true` for the system roots, or certificates; default off unless the URL says `grpcs://`. */
   tls?: boolean | TlsOptions;
   /** gRPC metadata headers for every call (e.g. `{ authorization: 'Bearer TOKEN' }`), or a function giving them per call. */
@@ -196,10 +209,25 @@ function service(): ProtoGrpcType['inference']['GRPCInferenceService'] {
 interface ParsedUrl {
   target: string;
   tls: boolean | undefined;
+  /** Whether the target names several servers explicitly (an address list). */
+  several?: boolean;
 }
 
-/** Splits a client URL into the gRPC target and whether its scheme asks for TLS. */
-export function parseUrl(url: string): ParsedUrl {
+const grpcTargetScheme = /^(dns|ipv4|ipv6|unix|unix-abstract):/i;
+const ipv4Address = /^\d{1,3}(\.\d{1,3}){3}:\d+$/;
+const ipv6Address = /^\[[0-9a-f:.%]+\]:\d+$/i;
+
+/**
+ * Splits a client URL into the gRPC target and whether its scheme asks for TLS. gRPC target names
+ * (`dns:`, `ipv4:`, `ipv6:`, `unix:`) pass through unchanged; a list of `ip:port` addresses
+ * becomes one `ipv4:` / `ipv6:` target.
+ */
+export function parseUrl(url: string | readonly string[]): ParsedUrl {
+  if (typeof url !== 'string') return parseUrlList(url);
+  if (grpcTargetScheme.test(url.trim())) {
+    const target = url.trim();
+    return { target, tls: undefined, ...(/^ipv[46]:.*,/i.test(target) ? { several: true } : {}) };
+  }
   const match = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/i.exec(url.trim());
   let rest = url.trim();
   let tls: boolean | undefined;
@@ -216,6 +244,25 @@ export function parseUrl(url: string): ParsedUrl {
   }
   const hasPort = /:\d+$/.test(rest) && !/^\[[^\]]*\]$/.test(rest);
   return { target: hasPort ? rest : `${rest}:${tls ? 443 : 8001}`, tls };
+}
+
+function parseUrlList(urls: readonly string[]): ParsedUrl {
+  const invalid = (details: string): TritonError =>
+    new TritonError({ code: Status.INVALID_ARGUMENT, details, call: 'TritonClient', source: 'client' });
+  if (urls.length === 0) throw invalid('url is an empty list: give at least one address');
+  if (urls.length === 1) return parseUrl(urls[0]!);
+  const parsed = urls.map((u) => parseUrl(u));
+  const tls = parsed[0]!.tls;
+  if (parsed.some((p) => p.tls !== tls)) throw invalid(`the addresses of ${JSON.stringify(urls)} mix TLS and plain schemes`);
+  const v4 = parsed.every((p) => ipv4Address.test(p.target));
+  const v6 = parsed.every((p) => ipv6Address.test(p.target));
+  if (!v4 && !v6) {
+    throw invalid(
+      `a list of servers must be IPv4 or IPv6 ip:port addresses (gRPC resolves no host names in a list), got ${JSON.stringify(urls)}; ` +
+        'for host names give one dns:///NAME:PORT target whose name resolves to every server (e.g. a headless Kubernetes Service)',
+    );
+  }
+  return { target: `${v4 ? 'ipv4' : 'ipv6'}:${parsed.map((p) => p.target).join(',')}`, tls, several: true };
 }
 
 function toBuffer(value: string | Buffer | undefined): Buffer | null {
@@ -272,7 +319,7 @@ export class TritonClient {
 
   /** Creates the client; the connection is made on the first call. */
   constructor(options: TritonClientOptions = {}) {
-    const { target, tls: urlTls } = parseUrl(options.url ?? 'localhost:8001');
+    const { target, tls: urlTls, several } = parseUrl(options.url ?? 'localhost:8001');
     this.target = target;
     this.headers = options.headers;
     this.timeoutMs = options.timeoutMs;
@@ -299,6 +346,14 @@ export class TritonClient {
       if (options.keepalive.permitWithoutCalls !== undefined) {
         channelOptions['grpc.keepalive_permit_without_calls'] = options.keepalive.permitWithoutCalls ? 1 : 0;
       }
+    }
+    const loadBalancing = options.loadBalancing ?? (several ? 'round_robin' : undefined);
+    if (loadBalancing !== undefined) {
+      if (loadBalancing !== 'pick_first' && loadBalancing !== 'round_robin') {
+        throw new TritonError({ code: Status.INVALID_ARGUMENT, details: `loadBalancing must be "pick_first" or "round_robin", got "${String(loadBalancing)}"`, call: 'TritonClient', source: 'client' });
+      }
+      // gRPC's service config selects the policy; the SDK's own retries stay as they are.
+      channelOptions['grpc.service_config'] = JSON.stringify({ loadBalancingConfig: [{ [loadBalancing]: {} }] });
     }
     let credentials: grpc.ChannelCredentials;
     if (tls === false) {

@@ -6,6 +6,7 @@ export {
   type HeadersProvider,
   type InferRequest,
   type KeepaliveOptions,
+  type LoadBalancing,
   type ModelCallOptions,
   type ModelConfig,
   type ModelMetadata,
