@@ -414,6 +414,7 @@ std::unique_ptr<ModelState> load_model(TRITONBACKEND_Model* triton_model) {
     }
   };
   try {
+    check_engine_available(state->settings);
     state->tokenizer = std::make_unique<Tokenizer>(tokenizer_file);
     state->engine = make_engine(state->settings, *state->tokenizer, std::move(log));
     state->default_end_ids = state->engine->default_end_ids();

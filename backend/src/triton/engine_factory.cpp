@@ -17,7 +17,16 @@ bool tensorrtllm_available() { return LLM_WITH_TENSORRTLLM != 0; }
 
 const char* tensorrtllm_target_release() { return "0.13.0"; }
 
+void check_engine_available(const ModelSettings& settings) {
+  if (settings.engine == "tensorrtllm" && !tensorrtllm_available()) {
+    throw Error(std::string("engine \"tensorrtllm\": this libtriton_llm.so was built without TensorRT-LLM; rebuild it "
+                            "where TensorRT-LLM ") + tensorrtllm_target_release() +
+                " is installed with cmake -DLLM_WITH_TENSORRTLLM=ON (deploy/Dockerfile does), or use engine \"cpu\"");
+  }
+}
+
 std::unique_ptr<Engine> make_engine(const ModelSettings& settings, const Tokenizer& tokenizer, EngineLog log) {
+  check_engine_available(settings);
   if (settings.engine == "cpu") {
     CpuEngineOptions options;
     options.checkpoint_dir = settings.checkpoint_dir;
@@ -28,10 +37,9 @@ std::unique_ptr<Engine> make_engine(const ModelSettings& settings, const Tokeniz
 #if LLM_WITH_TENSORRTLLM
   return std::make_unique<TensorRtLlmEngine>(settings.tensorrtllm, tokenizer, std::move(log));
 #else
+  (void)tokenizer;
   (void)log;
-  throw Error(std::string("engine \"tensorrtllm\": this libtriton_llm.so was built without TensorRT-LLM; rebuild it "
-                          "where TensorRT-LLM ") + tensorrtllm_target_release() +
-              " is installed with cmake -DLLM_WITH_TENSORRTLLM=ON (deploy/Dockerfile does), or use engine \"cpu\"");
+  throw Error("unreachable: check_engine_available refuses engine \"tensorrtllm\" in this build");
 #endif
 }
 

@@ -14,6 +14,9 @@ namespace llm::triton {
 bool tensorrtllm_available();
 const char* tensorrtllm_target_release();
 
+// Throws Error when this build cannot run the engine the settings name (before anything loads).
+void check_engine_available(const ModelSettings& settings);
+
 // Throws Error for a model that cannot load: a bad checkpoint or engine folder, or engine
 // "tensorrtllm" in a build without TensorRT-LLM. `tokenizer` must outlive the engine.
 std::unique_ptr<Engine> make_engine(const ModelSettings& settings, const Tokenizer& tokenizer, EngineLog log);
