@@ -199,7 +199,9 @@ class SchedulerConfig {
 
 class KvCacheConfig {
  public:
-  explicit KvCacheConfig(bool enableBlockReuse = false, std::optional<SizeType32> const& maxTokens = std::nullopt,
+  // noinline (here and in ExecutorConfig): inlined into callers, GCC 12's -Wmaybe-uninitialized
+  // misreads the disengaged std::optional default arguments (a known false positive).
+  [[gnu::noinline]] explicit KvCacheConfig(bool enableBlockReuse = false, std::optional<SizeType32> const& maxTokens = std::nullopt,
                          std::optional<std::vector<SizeType32>> const& maxAttentionWindowVec = std::nullopt,
                          std::optional<SizeType32> const& sinkTokenLength = std::nullopt,
                          std::optional<FloatType> const& freeGpuMemoryFraction = std::nullopt,
@@ -229,8 +231,7 @@ class KvCacheConfig {
   }
 
  private:
-  // Plain fields rather than std::optional: GCC 11-13 warn (-Wmaybe-uninitialized, a known false
-  // positive) when such a class with optional scalars is copied.
+  // Plain fields rather than std::optional, for the same GCC false positive when the class is copied.
   bool mEnableBlockReuse;
   bool mHasMaxTokens = false;
   SizeType32 mMaxTokens = 0;
@@ -245,7 +246,7 @@ class ExecutorConfig {
  public:
   // The real constructor continues with parallel, PEFT, logits post-processor, decoding and
   // debug settings (all defaulted); the adapter default-constructs and uses setters.
-  explicit ExecutorConfig(SizeType32 maxBeamWidth = 1, SchedulerConfig const& schedulerConfig = SchedulerConfig(),
+  [[gnu::noinline]] explicit ExecutorConfig(SizeType32 maxBeamWidth = 1, SchedulerConfig const& schedulerConfig = SchedulerConfig(),
                           KvCacheConfig const& kvCacheConfig = KvCacheConfig(), bool enableChunkedContext = false,
                           bool normalizeLogProbs = true, SizeType32 iterStatsMaxIterations = kDefaultIterStatsMaxIterations,
                           SizeType32 requestStatsMaxIterations = kDefaultRequestStatsMaxIterations,
