@@ -1,9 +1,10 @@
-// `llm`: the engine's command line — convert, synth, generate.
+// `llm`: the engine's command line — convert, quantize, synth, generate, eval, bench.
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,8 @@
 #include "common/error.h"
 #include "engine/cpu/llama_model.h"
 #include "engine/generate.h"
+#include "quantization/evaluate.h"
+#include "quantization/quantize.h"
 #include "tokenizer/tokenizer.h"
 
 namespace {
@@ -30,6 +33,10 @@ constexpr const char* kUsage = R"(usage: llm COMMAND [OPTIONS]
 Commands:
   convert   Hugging Face Llama checkpoint -> TensorRT-LLM checkpoint
             --hf DIR --out DIR [--dtype float16|float32|bfloat16]
+            [--quant int8|int4-rtn|awq [--calib FILE] [--group-size 128] [--calib-samples N]]
+  quantize  float TensorRT-LLM checkpoint -> W8A16 or W4A16_AWQ checkpoint
+            --checkpoint DIR --out DIR --quant int8|int4-rtn|awq [--calib FILE] [--group-size 128]
+            [--calib-samples N] [--calib-seq-len N] [--threads N]
   synth     random-weight checkpoint of a real model's shape
             --shape tiny|110m|1b|7b --out DIR [--dtype float16|float32|bfloat16] [--seed N]
             (--vocab llama2-vocab.json | --tokenizer tokenizer.model) [--threads N]
@@ -37,6 +44,11 @@ Commands:
             --checkpoint DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-k K]
             [--top-p P] [--repetition-penalty R] [--seed S] [--min-tokens N] [--stop STR]...
             [--ignore-eos] [--tokenizer FILE] [--threads N] [--json]
+  eval      perplexity on a text, and agreement with a reference checkpoint
+            --checkpoint DIR --text FILE [--reference DIR] [--window N] [--max-tokens N]
+            [--layers] [--tokenizer FILE] [--threads N] [--json]
+  bench     engine speed and memory: resident memory after load, prefill and decode tokens/s
+            --checkpoint DIR [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--json]
 
 Run `llm COMMAND --help` for details.
 )";
@@ -111,14 +123,48 @@ llm::DType parse_dtype(const std::string& text) {
   return *dtype;
 }
 
+// The quantization options shared by `convert --quant` and `quantize`.
+const std::vector<std::string> kQuantOptions = {"quant", "calib", "group-size", "calib-samples", "calib-seq-len", "threads"};
+constexpr const char* kQuantHelp =
+    "  --quant int8       W8A16: int8 weights, one scale per output channel\n"
+    "  --quant int4-rtn   W4A16_AWQ format, round-to-nearest (AWQ's baseline)\n"
+    "  --quant awq        W4A16_AWQ: activation-aware scales searched on --calib text, then clipping\n"
+    "  --calib FILE       calibration text (UTF-8) for awq\n"
+    "  --group-size N     int4 input columns per scale (multiple of 32; default 128)\n"
+    "  --calib-samples N  calibration sequences (default 32)   --calib-seq-len N  their tokens (default 128)\n"
+    "  Embedding, norms and lm_head stay float (TensorRT-LLM's exclude_modules [\"lm_head\"]).\n";
+
+llm::QuantizeOptions quantize_options(const Args& args) {
+  llm::QuantizeOptions options;
+  const std::string method = args.get("quant");
+  const auto parsed = llm::quant_method_from_name(method);
+  if (!parsed) throw_error("--quant must be int8, int4-rtn or awq, got '", method, "'");
+  options.method = *parsed;
+  options.calib_text = args.get("calib");
+  if (options.method != llm::QuantMethod::Awq && args.has("calib"))
+    throw_error("--calib is only used by --quant awq");
+  options.group_size = args.number<size_t>("group-size", 128);
+  if (options.method == llm::QuantMethod::Int8 && args.has("group-size"))
+    throw Error("--group-size applies to int4 methods (int8 has one scale per output channel)");
+  options.calib_samples = args.number<size_t>("calib-samples", 32);
+  options.calib_sequence_length = args.number<size_t>("calib-seq-len", 128);
+  options.threads = args.number<size_t>("threads", 0);
+  options.log = [](const std::string& message) { std::cerr << message << '\n'; };
+  return options;
+}
+
 int cmd_convert(int argc, char** argv) {
-  const Args args("convert", argc, argv, {"hf", "out", "dtype"}, {});
+  std::vector<std::string> valued = {"hf", "out", "dtype"};
+  valued.insert(valued.end(), kQuantOptions.begin(), kQuantOptions.end());
+  const Args args("convert", argc, argv, valued, {});
   if (args.help) {
-    std::cout << "llm convert --hf DIR --out DIR [--dtype float16|float32|bfloat16]\n"
+    std::cout << "llm convert --hf DIR --out DIR [--dtype float16|float32|bfloat16] [--quant METHOD ...]\n"
                  "  Converts a Hugging Face Llama checkpoint (config.json, model.safetensors or sharded\n"
                  "  model-*.safetensors with model.safetensors.index.json, tokenizer.model) into a\n"
                  "  TensorRT-LLM checkpoint (config.json + rank0.safetensors + tokenizer files).\n"
-                 "  Default dtype: float16.\n";
+                 "  Default dtype: float16. AutoAWQ checkpoints (quantization_config quant_method \"awq\",\n"
+                 "  GEMM layout) become W4A16_AWQ checkpoints with zero points, without --quant.\n"
+              << kQuantHelp;
     return 0;
   }
   llm::HfConvertOptions options;
@@ -126,8 +172,50 @@ int cmd_convert(int argc, char** argv) {
   options.out_dir = args.required("convert", "out");
   options.dtype = parse_dtype(args.get("dtype", "float16"));
   options.log = [](const std::string& message) { std::cerr << message << '\n'; };
+  if (!args.has("quant")) {
+    for (const auto& name : kQuantOptions) {
+      if (name != "threads" && args.has(name)) throw_error("--", name, " needs --quant");
+    }
+    llm::convert_hf_checkpoint(options);
+    std::cerr << "wrote " << options.out_dir.string() << '\n';
+    return 0;
+  }
+  // Convert to float beside the output, quantize from there, then drop the float copy.
+  llm::QuantizeOptions quantize = quantize_options(args);
+  const std::filesystem::path staging = options.out_dir.string() + ".float.partial";
+  std::filesystem::remove_all(staging);
+  options.out_dir = staging;
   llm::convert_hf_checkpoint(options);
-  std::cerr << "wrote " << options.out_dir.string() << '\n';
+  quantize.checkpoint_dir = staging;
+  quantize.out_dir = args.get("out");
+  try {
+    llm::quantize_checkpoint(quantize);
+  } catch (...) {
+    std::filesystem::remove_all(staging);
+    throw;
+  }
+  std::filesystem::remove_all(staging);
+  std::cerr << "wrote " << quantize.out_dir.string() << " (" << llm::quant_method_name(quantize.method) << ")\n";
+  return 0;
+}
+
+int cmd_quantize(int argc, char** argv) {
+  std::vector<std::string> valued = {"checkpoint", "out", "tokenizer"};
+  valued.insert(valued.end(), kQuantOptions.begin(), kQuantOptions.end());
+  const Args args("quantize", argc, argv, valued, {});
+  if (args.help) {
+    std::cout << "llm quantize --checkpoint DIR --out DIR --quant int8|int4-rtn|awq [options]\n"
+                 "  Quantizes a float TensorRT-LLM checkpoint (from `llm convert` or `llm synth`).\n"
+              << kQuantHelp << "  --tokenizer FILE   for awq calibration (default: CHECKPOINT/tokenizer.model)\n";
+    return 0;
+  }
+  args.required("quantize", "quant");
+  llm::QuantizeOptions options = quantize_options(args);
+  options.checkpoint_dir = args.required("quantize", "checkpoint");
+  options.out_dir = args.required("quantize", "out");
+  options.tokenizer = args.get("tokenizer");
+  llm::quantize_checkpoint(options);
+  std::cerr << "wrote " << options.out_dir.string() << " (" << llm::quant_method_name(options.method) << ")\n";
   return 0;
 }
 
@@ -156,6 +244,15 @@ int cmd_synth(int argc, char** argv) {
   return 0;
 }
 
+std::filesystem::path tokenizer_for(const Args& args, const std::filesystem::path& checkpoint) {
+  const std::filesystem::path path = args.get("tokenizer", (checkpoint / "tokenizer.model").string());
+  if (!std::filesystem::exists(path)) {
+    throw_error("tokenizer not found: ", path.string(),
+                " (a checkpoint made by `llm convert` or `llm synth` has one; otherwise pass --tokenizer FILE)");
+  }
+  return path;
+}
+
 int cmd_generate(int argc, char** argv) {
   const Args args("generate", argc, argv,
                   {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "repetition-penalty",
@@ -179,11 +276,7 @@ int cmd_generate(int argc, char** argv) {
   }
   const std::filesystem::path checkpoint = args.required("generate", "checkpoint");
   const std::string prompt = args.required("generate", "prompt");
-  const std::filesystem::path tokenizer_path = args.get("tokenizer", (checkpoint / "tokenizer.model").string());
-  if (!std::filesystem::exists(tokenizer_path)) {
-    throw_error("tokenizer not found: ", tokenizer_path.string(),
-                " (a checkpoint made by `llm convert` or `llm synth` has one; otherwise pass --tokenizer FILE)");
-  }
+  const std::filesystem::path tokenizer_path = tokenizer_for(args, checkpoint);
 
   llm::GenerationRequest request;
   request.max_tokens = args.number<int32_t>("max-tokens", 64);
@@ -247,6 +340,148 @@ int cmd_generate(int argc, char** argv) {
   return 0;
 }
 
+int cmd_eval(int argc, char** argv) {
+  const Args args("eval", argc, argv, {"checkpoint", "text", "reference", "window", "max-tokens", "tokenizer", "threads"},
+                  {"json", "layers"});
+  if (args.help) {
+    std::cout << "llm eval --checkpoint DIR --text FILE [--reference DIR] [options]\n"
+                 "  Perplexity of the checkpoint on the text (cut into windows, each run from an empty cache).\n"
+                 "  --reference DIR   also run this checkpoint: its perplexity and the teacher-forced top-1\n"
+                 "                    agreement (how often both predict the same next token)\n"
+                 "  --layers          with --reference: each linear layer's relative output error\n"
+                 "  --window N        tokens per window (default min(context, 512))\n"
+                 "  --max-tokens N    evaluate only the first N tokens of the text\n"
+                 "  --json            one JSON object instead of text\n";
+    return 0;
+  }
+  const std::filesystem::path checkpoint = args.required("eval", "checkpoint");
+  const std::filesystem::path text_path = args.required("eval", "text");
+  if (args.has("layers") && !args.has("reference")) throw Error("--layers needs --reference");
+  std::ifstream in(text_path, std::ios::binary);
+  if (!in) throw_error("cannot open ", text_path.string());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  llm::validate_utf8(text, text_path.string());
+  const llm::Tokenizer tokenizer(tokenizer_for(args, checkpoint));
+  std::vector<int32_t> tokens = tokenizer.encode(text, true);
+  const size_t max_tokens = args.number<size_t>("max-tokens", 0);
+  if (max_tokens > 0 && tokens.size() > max_tokens) tokens.resize(max_tokens);
+
+  const size_t threads = args.number<size_t>("threads", 0);
+  auto model = llm::LlamaModel::load(checkpoint, {threads});
+  std::unique_ptr<llm::LlamaModel> reference;
+  if (args.has("reference")) reference = llm::LlamaModel::load(args.get("reference"), {threads});
+  llm::EvalOptions options;
+  options.window = args.number<size_t>("window", 0);
+  const llm::EvalResult result = llm::evaluate_text(*model, tokens, reference.get(), options);
+  std::vector<llm::LinearError> layers;
+  if (args.has("layers")) layers = llm::linear_output_errors(*reference, *model, tokens, options);
+
+  nlohmann::json out = {{"checkpoint", checkpoint.string()},
+                        {"text", text_path.string()},
+                        {"windows", result.windows},
+                        {"predicted_tokens", result.predicted_tokens},
+                        {"mean_nll", result.mean_nll},
+                        {"perplexity", result.perplexity}};
+  if (reference) {
+    out["reference"] = args.get("reference");
+    out["reference_perplexity"] = *result.reference_perplexity;
+    out["top1_agreement"] = *result.top1_agreement;
+    out["mean_kl_divergence"] = *result.mean_kl_divergence;
+  }
+  for (const auto& e : layers) {
+    out["linear_output_error"].push_back(
+        {{"layer", e.layer}, {"linear", llm::linear_name(e.linear)}, {"relative_error", e.relative_error}});
+  }
+  if (args.has("json")) {
+    std::cout << out.dump() << '\n';
+    return 0;
+  }
+  std::cout << "perplexity " << result.perplexity << " over " << result.predicted_tokens << " tokens ("
+            << result.windows << " windows)\n";
+  if (reference) {
+    std::cout << "reference perplexity " << *result.reference_perplexity << "\n"
+              << "top-1 agreement with the reference " << *result.top1_agreement * 100.0 << "%\n"
+              << "mean KL divergence from the reference " << *result.mean_kl_divergence << " nats\n";
+  }
+  for (const auto& e : layers) {
+    std::cout << "layer " << e.layer << " " << llm::linear_name(e.linear) << ": relative output error "
+              << e.relative_error << '\n';
+  }
+  return 0;
+}
+
+// This process's resident memory (VmRSS), in bytes.
+size_t resident_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+int cmd_bench(int argc, char** argv) {
+  const Args args("bench", argc, argv, {"checkpoint", "prompt-tokens", "decode-tokens", "threads"}, {"json"});
+  if (args.help) {
+    std::cout << "llm bench --checkpoint DIR [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--json]\n"
+                 "  Loads the checkpoint, reports resident memory, then times one prefill of the prompt and\n"
+                 "  greedy decode steps (fixed token ids, no tokenizer; EOS ignored).\n";
+    return 0;
+  }
+  const std::filesystem::path checkpoint = args.required("bench", "checkpoint");
+  const size_t prompt_tokens = args.number<size_t>("prompt-tokens", 64);
+  const size_t decode_tokens = args.number<size_t>("decode-tokens", 128);
+  if (prompt_tokens == 0 || decode_tokens == 0) throw Error("--prompt-tokens and --decode-tokens must be positive");
+  const size_t rss_before = resident_bytes();
+  auto model = llm::LlamaModel::load(checkpoint, {args.number<size_t>("threads", 0)});
+  const size_t rss_loaded = resident_bytes();
+  const auto& config = model->config();
+  if (prompt_tokens + decode_tokens > static_cast<size_t>(config.max_position_embeddings))
+    throw_error("--prompt-tokens + --decode-tokens exceeds the model's context of ", config.max_position_embeddings);
+
+  const auto vocab = static_cast<size_t>(config.vocab_size);
+  std::vector<int32_t> prompt(prompt_tokens);
+  for (size_t i = 0; i < prompt_tokens; ++i) prompt[i] = static_cast<int32_t>(1 + (i * 7919) % (vocab - 1));
+  llm::KvCache cache(config, prompt_tokens + decode_tokens);
+  std::vector<float> logits(vocab);
+  using Clock = std::chrono::steady_clock;
+  const auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+  const auto prefill_start = Clock::now();
+  model->forward(cache, prompt, logits, false);
+  const auto decode_start = Clock::now();
+  for (size_t i = 0; i < decode_tokens; ++i) {
+    const auto next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    model->forward(cache, std::span<const int32_t>(&next, 1), logits, false);
+  }
+  const auto end = Clock::now();
+  const double prefill_s = seconds(decode_start - prefill_start);
+  const double decode_s = seconds(end - decode_start);
+
+  nlohmann::json out = {
+      {"checkpoint", checkpoint.string()},
+      {"quant_algo", config.quantization.algo == llm::QuantAlgo::None
+                         ? std::string(llm::config_name(config.dtype))
+                         : std::string(llm::quant_algo_name(config.quantization.algo))},
+      {"weight_bytes", model->weight_bytes()},
+      {"resident_bytes_after_load", rss_loaded},
+      {"resident_bytes_before_load", rss_before},
+      {"prompt_tokens", prompt_tokens},
+      {"decode_tokens", decode_tokens},
+      {"prefill_tokens_per_s", static_cast<double>(prompt_tokens) / prefill_s},
+      {"decode_tokens_per_s", static_cast<double>(decode_tokens) / decode_s},
+      {"engine", {{"isa", llm::kernels::isa_name(model->isa())}, {"threads", model->threads()}}},
+  };
+  if (args.has("json")) {
+    std::cout << out.dump() << '\n';
+    return 0;
+  }
+  std::cout << checkpoint.string() << " (" << out["quant_algo"].get<std::string>() << ")\n"
+            << "  resident after load  " << static_cast<double>(rss_loaded) / (1 << 20) << " MiB\n"
+            << "  prefill              " << out["prefill_tokens_per_s"].get<double>() << " tokens/s\n"
+            << "  decode               " << out["decode_tokens_per_s"].get<double>() << " tokens/s\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -257,6 +492,9 @@ int main(int argc, char** argv) {
   const std::string command = argv[1];
   try {
     if (command == "convert") return cmd_convert(argc - 2, argv + 2);
+    if (command == "quantize") return cmd_quantize(argc - 2, argv + 2);
+    if (command == "eval") return cmd_eval(argc - 2, argv + 2);
+    if (command == "bench") return cmd_bench(argc - 2, argv + 2);
     if (command == "synth") return cmd_synth(argc - 2, argv + 2);
     if (command == "generate") return cmd_generate(argc - 2, argv + 2);
     std::cerr << "llm: unknown command '" << command << "'\n" << kUsage;

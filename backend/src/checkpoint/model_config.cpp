@@ -46,6 +46,19 @@ double number_or(const json& j, const char* key, double fallback, const std::str
 
 }  // namespace
 
+std::string_view quant_algo_name(QuantAlgo algo) {
+  switch (algo) {
+    case QuantAlgo::W8A16: return "W8A16";
+    case QuantAlgo::W4A16_AWQ: return "W4A16_AWQ";
+    case QuantAlgo::None: break;
+  }
+  return "";
+}
+
+bool QuantConfig::excludes(const std::string& module) const {
+  return std::find(exclude_modules.begin(), exclude_modules.end(), module) != exclude_modules.end();
+}
+
 void ModelConfig::validate(const std::string& where) const {
   auto positive = [&](const char* name, int64_t value) {
     if (value <= 0) throw_error(where, ": field \"", name, "\" must be positive, got ", value);
@@ -67,7 +80,60 @@ void ModelConfig::validate(const std::string& where) const {
   if (!(rotary_base > 0)) throw_error(where, ": field \"rotary_base\" must be positive");
   if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
     throw_error(where, ": field \"dtype\" must be float32, float16 or bfloat16");
+  if (quantization.algo == QuantAlgo::W4A16_AWQ &&
+      (quantization.group_size <= 0 || quantization.group_size % 32 != 0)) {
+    throw_error(where, ": quantization.group_size must be a positive multiple of 32 (e.g. 64 or 128), got ",
+                quantization.group_size);
+  }
 }
+
+namespace {
+
+json quantization_to_json(const QuantConfig& q) {
+  json out = {{"quant_algo", nullptr}, {"kv_cache_quant_algo", nullptr}};
+  if (q.algo == QuantAlgo::None) return out;
+  out["quant_algo"] = std::string(quant_algo_name(q.algo));
+  if (q.algo == QuantAlgo::W4A16_AWQ) {
+    out["group_size"] = q.group_size;
+    out["has_zero_point"] = q.has_zero_point;
+    out["pre_quant_scale"] = q.pre_quant_scale;
+  }
+  out["exclude_modules"] = q.exclude_modules;
+  return out;
+}
+
+QuantConfig quantization_from_json(const json& q, const std::string& where) {
+  QuantConfig c;
+  if (q.contains("kv_cache_quant_algo") && !q["kv_cache_quant_algo"].is_null())
+    throw_error(where, ": quantization.kv_cache_quant_algo ", q["kv_cache_quant_algo"].dump(),
+                " is not supported (the CPU engine keeps the KV cache in float32)");
+  if (!q.contains("quant_algo") || q["quant_algo"].is_null()) return c;
+  const json& algo = q["quant_algo"];
+  if (algo == "W8A16") {
+    c.algo = QuantAlgo::W8A16;
+  } else if (algo == "W4A16_AWQ") {
+    c.algo = QuantAlgo::W4A16_AWQ;
+  } else {
+    throw_error(where, ": quantization.quant_algo ", algo.dump(),
+                " is not supported by the CPU engine (supported: null, \"W8A16\", \"W4A16_AWQ\")");
+  }
+  if (q.contains("group_size") && !q["group_size"].is_null()) {
+    if (!q["group_size"].is_number_integer()) throw_error(where, ": quantization.group_size must be an integer");
+    c.group_size = q["group_size"].get<int64_t>();
+  }
+  c.has_zero_point = q.value("has_zero_point", false);
+  c.pre_quant_scale = q.value("pre_quant_scale", false);
+  if (q.contains("exclude_modules") && !q["exclude_modules"].is_null()) {
+    if (!q["exclude_modules"].is_array()) throw_error(where, ": quantization.exclude_modules must be a list of names");
+    for (const auto& name : q["exclude_modules"]) {
+      if (!name.is_string()) throw_error(where, ": quantization.exclude_modules must be a list of names");
+      c.exclude_modules.push_back(name.get<std::string>());
+    }
+  }
+  return c;
+}
+
+}  // namespace
 
 json ModelConfig::to_json() const {
   return json{
@@ -93,7 +159,7 @@ json ModelConfig::to_json() const {
       {"attn_bias", false},
       {"mlp_bias", false},
       {"mapping", {{"world_size", 1}, {"tp_size", 1}, {"pp_size", 1}}},
-      {"quantization", {{"quant_algo", nullptr}, {"kv_cache_quant_algo", nullptr}}},
+      {"quantization", quantization_to_json(quantization)},
   };
 }
 
@@ -146,14 +212,9 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
       }
     }
   }
-  if (j.contains("quantization") && j["quantization"].is_object()) {
-    const json& q = j["quantization"];
-    if (q.contains("quant_algo") && !q["quant_algo"].is_null()) {
-      throw_error(where, ": quantization.quant_algo ", q["quant_algo"].dump(),
-                  " is not supported by this build (float checkpoints only)");
-    }
-    if (q.contains("kv_cache_quant_algo") && !q["kv_cache_quant_algo"].is_null())
-      throw_error(where, ": quantization.kv_cache_quant_algo ", q["kv_cache_quant_algo"].dump(), " is not supported");
+  if (j.contains("quantization") && !j["quantization"].is_null()) {
+    if (!j["quantization"].is_object()) throw_error(where, ": field \"quantization\" must be an object");
+    c.quantization = quantization_from_json(j["quantization"], where);
   }
   c.validate(where);
   return c;

@@ -40,6 +40,7 @@ class SafetensorsFile {
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::filesystem::path& path() const { return file_.path(); }
+  void release_resident_pages() const noexcept { file_.release_resident_pages(); }
 
  private:
   MappedFile file_;

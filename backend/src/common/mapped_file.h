@@ -19,6 +19,9 @@ class MappedFile {
 
   std::span<const uint8_t> bytes() const { return {data_, size_}; }
   const std::filesystem::path& path() const { return path_; }
+  // Drops this process's resident pages of the map (they stay in the page cache and fault back
+  // in on the next read), e.g. once the hot parts have been copied out.
+  void release_resident_pages() const noexcept;
 
  private:
   void release() noexcept;

@@ -1,5 +1,6 @@
 #pragma once
 // The project's Llama runtime: a forward pass over a TensorRT-LLM checkpoint on the CPU.
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "checkpoint/model_config.h"
+#include "checkpoint/safetensors.h"
 #include "common/mapped_file.h"
 #include "common/thread_pool.h"
 #include "kernels/kernels.h"
@@ -33,37 +35,57 @@ class KvCache {
   std::vector<float> v_;
 };
 
+// The linear layers of one transformer layer, in TensorRT-LLM's naming.
+enum class Linear : uint8_t { Qkv, Dense, Fc, Gate, Proj };
+inline constexpr size_t kLinearsPerLayer = 5;
+inline constexpr std::array<Linear, kLinearsPerLayer> kLinears = {Linear::Qkv, Linear::Dense, Linear::Fc, Linear::Gate,
+                                                                   Linear::Proj};
+// "attention.qkv", "attention.dense", "mlp.fc" (Hugging Face gate_proj: the SiLU branch),
+// "mlp.gate" (up_proj), "mlp.proj" (down_proj).
+const char* linear_name(Linear linear);
+
+// Sees the input of every linear layer during a forward pass (AWQ calibration, error analysis).
+class LinearInputObserver {
+ public:
+  virtual ~LinearInputObserver() = default;
+  // x holds n_tokens rows of cols floats, before any AWQ input scale; valid during the call only.
+  virtual void on_linear_input(size_t layer, Linear linear, const float* x, size_t n_tokens, size_t cols) = 0;
+};
+
 class LlamaModel {
  public:
   struct Options {
     size_t threads = 0;  // 0: one per core
   };
 
-  // Loads config.json + rank0.safetensors from a TensorRT-LLM checkpoint directory. The file is
-  // memory-mapped to parse and validate it; weights are then kept in huge-page memory in their
-  // stored dtype. Every problem is an Error naming the file, tensor or field.
+  // Loads config.json + rank0.safetensors from a TensorRT-LLM checkpoint directory: float, W8A16
+  // or W4A16_AWQ (checkpoint/quantized_format.h). The file is memory-mapped to parse and validate
+  // it; the weights the forward pass streams are then copied into huge-page memory, quantized
+  // ones as they are stored. The embedding table, read one row per token, stays in the map.
+  // Every problem is an Error naming the file, tensor or field.
   static std::unique_ptr<LlamaModel> load(const std::filesystem::path& checkpoint_dir, Options options);
 
   const ModelConfig& config() const { return config_; }
   kernels::Isa isa() const { return context_.isa; }
   size_t threads() const { return pool_.size(); }
+  // Bytes of weights held in process memory (not counting the mapped embedding table).
   size_t weight_bytes() const { return weight_bytes_; }
+  size_t num_layers() const { return layers_.size(); }
+  const kernels::WeightView& linear(size_t layer, Linear which) const;
 
   // Runs `tokens` at positions cache.length() ... and appends their keys/values to the cache.
   // With all_logits, writes tokens.size() rows of vocab_size logits; otherwise only the last
   // token's row. Several tokens run as matrix-matrix work (prefill), one as decode.
   // Not thread-safe: one forward at a time per model (it owns the thread pool and scratch).
-  void forward(KvCache& cache, std::span<const int32_t> tokens, std::span<float> logits, bool all_logits);
+  void forward(KvCache& cache, std::span<const int32_t> tokens, std::span<float> logits, bool all_logits,
+               LinearInputObserver* observer = nullptr);
 
  private:
   struct Layer {
     std::vector<float> input_norm;
     std::vector<float> post_norm;
-    kernels::WeightView qkv;
-    kernels::WeightView dense;
-    kernels::WeightView fc;    // Hugging Face gate_proj: the SiLU branch
-    kernels::WeightView gate;  // Hugging Face up_proj
-    kernels::WeightView proj;  // Hugging Face down_proj
+    std::array<kernels::WeightView, kLinearsPerLayer> linears;  // indexed by Linear
+    const kernels::WeightView& operator[](Linear which) const { return linears[static_cast<size_t>(which)]; }
   };
 
   LlamaModel(ModelConfig config, Options options);
@@ -74,6 +96,7 @@ class LlamaModel {
   ModelConfig config_;
   ThreadPool pool_;
   kernels::Context context_;
+  std::unique_ptr<SafetensorsFile> file_;  // kept while the embedding is read from it
   HugePageBuffer weights_;
   size_t weight_bytes_ = 0;
   kernels::WeightView embedding_;

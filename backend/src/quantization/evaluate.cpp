@@ -1,0 +1,156 @@
+#include "quantization/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "common/error.h"
+#include "common/thread_pool.h"
+#include "kernels/kernels.h"
+
+namespace llm {
+namespace {
+
+size_t window_length(const LlamaModel& model, const EvalOptions& options) {
+  const auto context = static_cast<size_t>(model.config().max_position_embeddings);
+  const size_t window = options.window == 0 ? std::min<size_t>(context, 512) : options.window;
+  if (window < 2) throw Error("the evaluation window must hold at least 2 tokens");
+  if (window > context)
+    throw_error("the evaluation window of ", window, " tokens exceeds the model's context of ", context);
+  return window;
+}
+
+// -log p(target) under softmax(logits).
+double negative_log_likelihood(const float* logits, size_t vocab, int32_t target) {
+  const float max_logit = *std::max_element(logits, logits + vocab);
+  double sum = 0.0;
+  for (size_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - max_logit);
+  return std::log(sum) - (static_cast<double>(logits[static_cast<size_t>(target)]) - max_logit);
+}
+
+// KL(p || q) for p = softmax(reference), q = softmax(model).
+double kl_divergence(const float* reference, const float* model, size_t vocab) {
+  const float p_max = *std::max_element(reference, reference + vocab);
+  const float q_max = *std::max_element(model, model + vocab);
+  double p_sum = 0.0, q_sum = 0.0;
+  for (size_t i = 0; i < vocab; ++i) {
+    p_sum += std::exp(static_cast<double>(reference[i]) - p_max);
+    q_sum += std::exp(static_cast<double>(model[i]) - q_max);
+  }
+  const double p_log_norm = std::log(p_sum) + p_max, q_log_norm = std::log(q_sum) + q_max;
+  double kl = 0.0;
+  for (size_t i = 0; i < vocab; ++i) {
+    const double log_p = reference[i] - p_log_norm, log_q = model[i] - q_log_norm;
+    kl += std::exp(log_p) * (log_p - log_q);
+  }
+  return kl;
+}
+
+size_t argmax(const float* logits, size_t vocab) {
+  return static_cast<size_t>(std::max_element(logits, logits + vocab) - logits);
+}
+
+}  // namespace
+
+EvalResult evaluate_text(LlamaModel& model, std::span<const int32_t> tokens, LlamaModel* reference,
+                         const EvalOptions& options) {
+  const size_t vocab = static_cast<size_t>(model.config().vocab_size);
+  if (reference != nullptr && static_cast<size_t>(reference->config().vocab_size) != vocab)
+    throw Error("the reference checkpoint has a different vocabulary size");
+  if (tokens.size() < 2) throw Error("the text is too short to evaluate: it needs at least 2 tokens");
+  const size_t window = window_length(model, options);
+
+  EvalResult result;
+  double nll = 0.0, reference_nll = 0.0, kl = 0.0;
+  size_t agreeing = 0;
+  std::vector<float> logits, reference_logits;
+  for (size_t begin = 0; begin + 1 < tokens.size(); begin += window) {
+    const auto chunk = tokens.subspan(begin, std::min(window, tokens.size() - begin));
+    if (chunk.size() < 2) break;
+    logits.resize(chunk.size() * vocab);
+    KvCache cache(model.config(), chunk.size());
+    model.forward(cache, chunk, logits, true);
+    if (reference != nullptr) {
+      reference_logits.resize(chunk.size() * vocab);
+      KvCache reference_cache(reference->config(), chunk.size());
+      reference->forward(reference_cache, chunk, reference_logits, true);
+    }
+    for (size_t t = 0; t + 1 < chunk.size(); ++t) {
+      nll += negative_log_likelihood(&logits[t * vocab], vocab, chunk[t + 1]);
+      if (reference != nullptr) {
+        reference_nll += negative_log_likelihood(&reference_logits[t * vocab], vocab, chunk[t + 1]);
+        kl += kl_divergence(&reference_logits[t * vocab], &logits[t * vocab], vocab);
+        agreeing += argmax(&logits[t * vocab], vocab) == argmax(&reference_logits[t * vocab], vocab) ? 1 : 0;
+      }
+      ++result.predicted_tokens;
+    }
+    ++result.windows;
+  }
+  const auto n = static_cast<double>(result.predicted_tokens);
+  result.mean_nll = nll / n;
+  result.perplexity = std::exp(result.mean_nll);
+  if (reference != nullptr) {
+    result.reference_perplexity = std::exp(reference_nll / n);
+    result.top1_agreement = static_cast<double>(agreeing) / n;
+    result.mean_kl_divergence = kl / n;
+  }
+  return result;
+}
+
+namespace {
+
+// Copies every linear layer's input during one forward pass.
+class InputRecorder : public LinearInputObserver {
+ public:
+  void on_linear_input(size_t layer, Linear linear, const float* x, size_t n_tokens, size_t cols) override {
+    inputs_[{layer, linear}] = {std::vector<float>(x, x + n_tokens * cols), n_tokens};
+  }
+  struct Input {
+    std::vector<float> values;
+    size_t rows = 0;
+  };
+  const std::map<std::pair<size_t, Linear>, Input>& inputs() const { return inputs_; }
+
+ private:
+  std::map<std::pair<size_t, Linear>, Input> inputs_;
+};
+
+}  // namespace
+
+std::vector<LinearError> linear_output_errors(LlamaModel& reference, const LlamaModel& model,
+                                              std::span<const int32_t> tokens, const EvalOptions& options) {
+  if (reference.num_layers() != model.num_layers() || reference.config().hidden_size != model.config().hidden_size ||
+      reference.config().intermediate_size != model.config().intermediate_size) {
+    throw Error("linear output errors need two checkpoints of the same shape");
+  }
+  if (tokens.empty()) throw Error("no tokens to measure linear layers on");
+  const auto chunk = tokens.subspan(0, std::min(tokens.size(), window_length(reference, options)));
+  InputRecorder recorder;
+  KvCache cache(reference.config(), chunk.size());
+  std::vector<float> logits(static_cast<size_t>(reference.config().vocab_size));
+  reference.forward(cache, chunk, logits, false, &recorder);
+
+  ThreadPool pool;
+  const kernels::Context ctx{kernels::detect_isa(), &pool};
+  std::vector<LinearError> errors;
+  std::vector<float> expected, actual;
+  for (const auto& [key, input] : recorder.inputs()) {
+    const auto [layer, which] = key;
+    const kernels::WeightView& w_reference = reference.linear(layer, which);
+    const kernels::WeightView& w_model = model.linear(layer, which);
+    expected.resize(input.rows * w_reference.rows);
+    actual.resize(input.rows * w_model.rows);
+    kernels::matmul(ctx, input.values.data(), input.rows, w_reference, expected.data());
+    kernels::matmul(ctx, input.values.data(), input.rows, w_model, actual.data());
+    double difference = 0.0, magnitude = 0.0;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const double d = static_cast<double>(expected[i]) - actual[i];
+      difference += d * d;
+      magnitude += static_cast<double>(expected[i]) * expected[i];
+    }
+    errors.push_back({layer, which, magnitude > 0 ? difference / magnitude : 0.0});
+  }
+  return errors;
+}
+
+}  // namespace llm
