@@ -85,7 +85,7 @@ export interface SetupResult {
 const usage = `usage: npx tsx bench/run.ts [options]
   --url HOST:PORT        measure a running Triton (default: start build/bin/llm-server)
   --repository DIR       model repository for the started server (default: model_repository)
-  --models a,b           models to measure, in turn (default: llama_fp16)
+  --models a,b           models to measure, in turn (default: llama_fp16,llama_int8,llama_awq)
   --requests N           timed requests per setup (default 8)
   --warmup N             warm-up requests per model (default 1)
   --max-tokens N         new tokens per request, end id disabled (default 200)
@@ -100,7 +100,7 @@ export class UsageError extends Error {}
 export function parseArgs(argv: readonly string[]): Options {
   const o: Options = {
     repository: join(repoRoot, 'model_repository'),
-    models: ['llama_fp16'],
+    models: ['llama_fp16', 'llama_int8', 'llama_awq'],
     requests: 8,
     warmup: 1,
     maxTokens: 200,

@@ -50,4 +50,19 @@ for shape in tiny 110m; do
     build/bin/llm synth --shape "$shape" --dtype float16 --seed 0 --vocab "$vocab" --out "$out"
   fi
 done
+# The quantized models of model_repository/ (llama_int8, llama_awq). The synthetic weights are
+# random, so any text calibrates AWQ equally well; the README serves as that text.
+float=build/models/synth-110m-float16
+for quant in int8 awq; do
+  out=build/models/synth-110m-$quant
+  if [[ ! -f $out/config.json || $float/config.json -nt $out/config.json ]]; then
+    echo "setup: quantizing $float -> $out ($quant)"
+    # Per-layer progress goes to a log, shown if quantizing fails.
+    if ! build/bin/llm quantize --checkpoint "$float" --out "$out" --quant "$quant" \
+      $([[ $quant == awq ]] && echo "--calib README.md --calib-samples 4") 2>"$out.log"; then
+      cat "$out.log" >&2
+      exit 1
+    fi
+  fi
+done
 echo "setup: done"

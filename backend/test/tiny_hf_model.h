@@ -24,7 +24,8 @@ struct TinyHfModel {
   std::map<std::string, std::vector<float>> tensors;
   std::map<std::string, std::vector<size_t>> shapes;
 
-  explicit TinyHfModel(uint32_t seed, bool tie = false) : tied(tie) {
+  // intermediate: e.g. 64 where group-wise int4 needs whole groups of 32 input columns.
+  explicit TinyHfModel(uint32_t seed, bool tie = false, int intermediate = 48) : inter(intermediate), tied(tie) {
     std::mt19937 rng(seed);
     std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
     auto make = [&](const std::string& name, std::vector<size_t> shape, float scale, float offset = 0.0f) {

@@ -1,11 +1,16 @@
 #include "checkpoint/hf_convert.h"
 
+#include <array>
+#include <cctype>
+#include <cstring>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <vector>
 
 #include "checkpoint/model_config.h"
+#include "checkpoint/quantized_format.h"
 #include "checkpoint/safetensors.h"
 #include "common/error.h"
 #include "common/half.h"
@@ -75,18 +80,29 @@ class HfWeights {
     return it == file_of_.end() ? nullptr : it->second->find(name);
   }
 
-  // The tensor from whichever shard holds it, with its shape checked (the error names the shard).
+  // The float tensor from whichever shard holds it, with its shape checked (the error names the shard).
   const TensorView& get(const std::string& name, const std::vector<size_t>& shape) const {
-    const auto it = file_of_.find(name);
-    if (it == file_of_.end())
-      throw_error("tensor ", name, " is missing from the Hugging Face checkpoint in ", dir_string());
-    const TensorView* view = &it->second->get(name, shape);
-    if (view->dtype != DType::F32 && view->dtype != DType::F16 && view->dtype != DType::BF16)
-      throw_error("tensor ", name, " has dtype ", safetensors_name(view->dtype), "; expected F32, F16 or BF16");
-    return *view;
+    const TensorView& view = get_any(name, shape);
+    if (view.dtype != DType::F32 && view.dtype != DType::F16 && view.dtype != DType::BF16)
+      throw_error("tensor ", name, " has dtype ", safetensors_name(view.dtype), "; expected F32, F16 or BF16");
+    return view;
+  }
+
+  // Like get(), for a tensor of the given dtype.
+  const TensorView& get(const std::string& name, const std::vector<size_t>& shape, DType dtype) const {
+    const TensorView& view = get_any(name, shape);
+    if (view.dtype != dtype)
+      throw_error("tensor ", name, " has dtype ", safetensors_name(view.dtype), "; expected ", safetensors_name(dtype));
+    return view;
   }
 
  private:
+  const TensorView& get_any(const std::string& name, const std::vector<size_t>& shape) const {
+    const auto it = file_of_.find(name);
+    if (it == file_of_.end())
+      throw_error("tensor ", name, " is missing from the Hugging Face checkpoint in ", dir_string());
+    return it->second->get(name, shape);
+  }
   std::string dir_string() const { return files_.empty() ? "" : files_.front()->path().parent_path().string(); }
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*> file_of_;  // tensor name -> the shard holding it
@@ -133,6 +149,52 @@ ModelConfig config_from_hf(const json& hf, DType dtype, const std::string& where
   return c;
 }
 
+// AutoAWQ's GEMM layout (as vLLM serves it): per linear, qweight I32 [in, out / 8] and qzeros I32
+// [in / group, out / 8] hold eight 4-bit values per int32, nibble i holding output column
+// kAwqPackOrder[i] of its group of eight; scales [in / group, out]; w = (q - zero) * scale.
+constexpr std::array<size_t, 8> kAwqPackOrder = {0, 2, 4, 6, 1, 3, 5, 7};
+// Its inverse: the nibble holding output column j of a group of eight.
+constexpr std::array<size_t, 8> kAwqNibbleOfColumn = [] {
+  std::array<size_t, 8> inverse{};
+  for (size_t i = 0; i < 8; ++i) inverse[kAwqPackOrder[i]] = i;
+  return inverse;
+}();
+
+// The AutoAWQ settings of a checkpoint's quantization_config, or nullopt for a float checkpoint.
+std::optional<QuantConfig> autoawq_config(const json& hf, const std::string& where) {
+  if (!hf.contains("quantization_config") || hf["quantization_config"].is_null()) return std::nullopt;
+  const json& q = hf["quantization_config"];
+  const std::string method = q.value("quant_method", std::string());
+  if (method != "awq") {
+    throw_error(where, ": quantization_config.quant_method \"", method,
+                "\" is not supported; the converter reads float checkpoints and AutoAWQ (\"awq\") ones");
+  }
+  const int64_t bits = q.value("bits", q.value("w_bit", int64_t{4}));
+  const std::string version = q.value("version", std::string("gemm"));
+  if (bits != 4) throw_error(where, ": AutoAWQ checkpoints with ", bits, "-bit weights are not supported (4 only)");
+  std::string lowered;
+  for (char ch : version) lowered += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (lowered != "gemm") throw_error(where, ": AutoAWQ version \"", version, "\" is not supported (GEMM layout only)");
+  if (!q.value("zero_point", true)) throw_error(where, ": AutoAWQ checkpoints without zero points are not supported");
+  QuantConfig config;
+  config.algo = QuantAlgo::W4A16_AWQ;
+  config.group_size = q.value("group_size", q.value("q_group_size", int64_t{128}));
+  if (config.group_size <= 0 || config.group_size % 32 != 0)
+    throw_error(where, ": AutoAWQ group_size ", config.group_size, " is not a multiple of 32");
+  config.has_zero_point = true;
+  config.pre_quant_scale = false;  // AutoAWQ folds its scales into the preceding layers
+  config.exclude_modules = {"lm_head"};
+  return config;
+}
+
+// The 4-bit value of row `in`, output column `out` of an AutoAWQ-packed I32 tensor.
+uint8_t awq_value(const TensorView& packed, size_t in, size_t out) {
+  const size_t packed_cols = packed.shape[1];
+  uint32_t word;
+  std::memcpy(&word, packed.bytes.data() + (in * packed_cols + out / 8) * 4, 4);
+  return static_cast<uint8_t>((word >> (4 * kAwqNibbleOfColumn[out % 8])) & 0xF);
+}
+
 }  // namespace
 
 void convert_hf_checkpoint(const HfConvertOptions& options) {
@@ -144,7 +206,9 @@ void convert_hf_checkpoint(const HfConvertOptions& options) {
   if (!std::filesystem::exists(config_path))
     throw_error("no config.json in ", dir.string(), ": expected a Hugging Face Llama checkpoint directory");
   const json hf = read_json_file(config_path);
-  const ModelConfig config = config_from_hf(hf, options.dtype, config_path.string());
+  ModelConfig config = config_from_hf(hf, options.dtype, config_path.string());
+  const std::optional<QuantConfig> awq = autoawq_config(hf, config_path.string());
+  if (awq) config.quantization = *awq;
   const HfWeights weights(dir);
 
   const size_t hidden = static_cast<size_t>(config.hidden_size);
@@ -156,6 +220,7 @@ void convert_hf_checkpoint(const HfConvertOptions& options) {
 
   SafetensorsWriter writer;
   writer.set_metadata("producer", "triton-llm convert");
+  if (awq) writer.set_metadata(quantized_format::kPackingKey, quantized_format::kPackingVersion);
   // Copies tensors (converted to the output dtype) stacked along the first dimension.
   auto add = [&](const std::string& name, std::vector<const TensorView*> parts, std::vector<size_t> shape) {
     writer.add(name, out, std::move(shape), [parts, out](std::span<uint8_t> dst) {
@@ -163,6 +228,66 @@ void convert_hf_checkpoint(const HfConvertOptions& options) {
       for (const TensorView* part : parts) {
         convert_elements(part->dtype, part->bytes.data(), out, dst.data() + offset, part->numel());
         offset += part->numel() * dtype_size(out);
+      }
+    });
+  };
+
+  // A linear layer from Hugging Face parts stacked on the output dimension: float, or AutoAWQ's
+  // codes repacked into the project's W4A16 layout (checkpoint/quantized_format.h).
+  auto add_linear = [&](const std::string& trt, const std::vector<std::string>& hf_names,
+                        const std::vector<size_t>& part_rows, size_t cols) {
+    size_t rows = 0;
+    for (size_t r : part_rows) rows += r;
+    if (!awq) {
+      std::vector<const TensorView*> parts;
+      for (size_t k = 0; k < hf_names.size(); ++k) parts.push_back(&weights.get(hf_names[k] + ".weight", {part_rows[k], cols}));
+      add(trt + ".weight", parts, {rows, cols});
+      return;
+    }
+    const size_t group = static_cast<size_t>(awq->group_size);
+    if (cols % group != 0)
+      throw_error(hf_names[0], ": ", cols, " input features are not a multiple of the AutoAWQ group size ", group);
+    const size_t groups = cols / group;
+    struct Part {
+      const TensorView* qweight;
+      const TensorView* qzeros;
+      const TensorView* scales;
+      size_t rows;
+    };
+    std::vector<Part> parts;
+    for (size_t k = 0; k < hf_names.size(); ++k) {
+      if (part_rows[k] % 8 != 0) throw_error(hf_names[k], ": AutoAWQ packs output features in eights");
+      parts.push_back({&weights.get(hf_names[k] + ".qweight", {cols, part_rows[k] / 8}, DType::I32),
+                       &weights.get(hf_names[k] + ".qzeros", {groups, part_rows[k] / 8}, DType::I32),
+                       &weights.get(hf_names[k] + ".scales", {groups, part_rows[k]}), part_rows[k]});
+    }
+    writer.add(trt + ".weight", DType::I8, {rows, cols / 2}, [parts, cols](std::span<uint8_t> out) {
+      std::vector<uint8_t> codes(cols);
+      size_t row = 0;
+      for (const Part& part : parts) {
+        for (size_t r = 0; r < part.rows; ++r, ++row) {
+          for (size_t c = 0; c < cols; ++c) codes[c] = awq_value(*part.qweight, c, r);
+          quantized_format::pack_int4_row(codes.data(), cols, out.data() + row * cols / 2);
+        }
+      }
+    });
+    writer.add(trt + ".weights_scaling_factor", DType::F16, {rows, groups}, [parts, groups](std::span<uint8_t> out) {
+      auto* bits = reinterpret_cast<uint16_t*>(out.data());
+      size_t row = 0;
+      for (const Part& part : parts) {
+        std::vector<float> scales(part.scales->numel());
+        convert_elements(part.scales->dtype, part.scales->bytes.data(), DType::F32, scales.data(), scales.size());
+        for (size_t r = 0; r < part.rows; ++r, ++row) {
+          for (size_t g = 0; g < groups; ++g) bits[row * groups + g] = f32_to_fp16(scales[g * part.rows + r]);
+        }
+      }
+    });
+    writer.add(trt + ".zero", DType::U8, {rows, groups}, [parts, groups](std::span<uint8_t> out) {
+      size_t row = 0;
+      for (const Part& part : parts) {
+        for (size_t r = 0; r < part.rows; ++r, ++row) {
+          for (size_t g = 0; g < groups; ++g) out[row * groups + g] = awq_value(*part.qzeros, g, r);
+        }
       }
     });
   };
@@ -175,17 +300,14 @@ void convert_hf_checkpoint(const HfConvertOptions& options) {
     add(trt + "input_layernorm.weight", {&weights.get(hf + "input_layernorm.weight", {hidden})}, {hidden});
     // Fused QKV stacks q, k, v on the output dimension. Hugging Face's rotate-half layout is
     // what rope_gpt_neox expects, so q/k rows are taken without permutation.
-    add(trt + "attention.qkv.weight",
-        {&weights.get(hf + "self_attn.q_proj.weight", {q_rows, hidden}),
-         &weights.get(hf + "self_attn.k_proj.weight", {kv_rows, hidden}),
-         &weights.get(hf + "self_attn.v_proj.weight", {kv_rows, hidden})},
-        {q_rows + 2 * kv_rows, hidden});
-    add(trt + "attention.dense.weight", {&weights.get(hf + "self_attn.o_proj.weight", {hidden, q_rows})}, {hidden, q_rows});
+    add_linear(trt + "attention.qkv", {hf + "self_attn.q_proj", hf + "self_attn.k_proj", hf + "self_attn.v_proj"},
+               {q_rows, kv_rows, kv_rows}, hidden);
+    add_linear(trt + "attention.dense", {hf + "self_attn.o_proj"}, {hidden}, q_rows);
     add(trt + "post_layernorm.weight", {&weights.get(hf + "post_attention_layernorm.weight", {hidden})}, {hidden});
     // TensorRT-LLM's fc is the SiLU branch (gate_proj); its gate is up_proj.
-    add(trt + "mlp.fc.weight", {&weights.get(hf + "mlp.gate_proj.weight", {inter, hidden})}, {inter, hidden});
-    add(trt + "mlp.gate.weight", {&weights.get(hf + "mlp.up_proj.weight", {inter, hidden})}, {inter, hidden});
-    add(trt + "mlp.proj.weight", {&weights.get(hf + "mlp.down_proj.weight", {hidden, inter})}, {hidden, inter});
+    add_linear(trt + "mlp.fc", {hf + "mlp.gate_proj"}, {inter}, hidden);
+    add_linear(trt + "mlp.gate", {hf + "mlp.up_proj"}, {inter}, hidden);
+    add_linear(trt + "mlp.proj", {hf + "mlp.down_proj"}, {hidden}, inter);
   }
   add("transformer.ln_f.weight", {&weights.get("model.norm.weight", {hidden})}, {hidden});
   const bool tied = hf.value("tie_word_embeddings", false);

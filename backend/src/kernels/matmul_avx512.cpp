@@ -166,8 +166,15 @@ struct Avx512Int4Tile {
 #pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) acc[i][j] = _mm512_setzero_ps();
     }
-    // One block of 32 columns from c; the loaders read the inputs of its two halves.
+    // One block of 32 columns from c; the loaders read the inputs of its two halves, once per
+    // block (each input vector meets every weight row of the tile).
     const auto accumulate_block = [&](size_t c, const __m512(&table)[WeightRows], auto load_low, auto load_high) {
+      __m512 input_low[InputRows], input_high[InputRows];
+#pragma GCC unroll 16
+      for (size_t i = 0; i < InputRows; ++i) {
+        input_low[i] = load_low(x + i * cols + c);
+        input_high[i] = load_high(x + i * cols + c + kLanes);
+      }
 #pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) {
         const __m512i lanes =
@@ -176,8 +183,8 @@ struct Avx512Int4Tile {
         const __m512 high = _mm512_permutexvar_ps(_mm512_srli_epi32(lanes, 4), table[j]);
 #pragma GCC unroll 16
         for (size_t i = 0; i < InputRows; ++i) {
-          acc[i][j] = _mm512_fmadd_ps(load_low(x + i * cols + c), low, acc[i][j]);
-          acc[i][j] = _mm512_fmadd_ps(load_high(x + i * cols + c + kLanes), high, acc[i][j]);
+          acc[i][j] = _mm512_fmadd_ps(input_low[i], low, acc[i][j]);
+          acc[i][j] = _mm512_fmadd_ps(input_high[i], high, acc[i][j]);
         }
       }
     };

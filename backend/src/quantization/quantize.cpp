@@ -186,17 +186,31 @@ QuantizedLinear quantize_int4(const std::vector<float>& w, size_t rows, size_t c
   return out;
 }
 
-// The float32 matrix the kernels will effectively multiply by: dequantised codes times the
-// pre-quant scale folded back into the columns.
-std::vector<float> dequantize_int4(const QuantizedLinear& q, size_t rows, size_t cols, size_t group_size) {
-  kernels::WeightView view{DType::U8, q.weight.data(), rows, cols, kernels::WeightFormat::Int4, q.scales.data()};
-  view.group_size = group_size;
+// The float32 matrix the kernels will effectively multiply by for quantize_int4(w, s, clip): the
+// dequantised codes with the pre-quant scale folded back into the columns. Computed directly (no
+// packing), in parallel over rows: the scale search evaluates it for every candidate.
+std::vector<float> fake_quantize_int4(ThreadPool& pool, const std::vector<float>& w, size_t rows, size_t cols,
+                                      size_t group_size, const std::vector<float>& s, const std::vector<float>& clip) {
+  const size_t groups = quantized_format::int4_padded_columns(cols, group_size) / group_size;
+  std::vector<float> inverse_s(cols);
+  for (size_t c = 0; c < cols; ++c) inverse_s[c] = fp16_to_f32(f32_to_fp16(1.0f / s[c]));
   std::vector<float> out(rows * cols);
-  for (size_t r = 0; r < rows; ++r) {
-    float* row = out.data() + r * cols;
-    kernels::weight_row_to_f32(view, r, row);
-    for (size_t c = 0; c < cols; ++c) row[c] *= fp16_to_f32(q.input_scale[c]);
-  }
+  pool.run(rows, [&](size_t r) {
+    const float* row = w.data() + r * cols;
+    float* dst = out.data() + r * cols;
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t begin = g * group_size, end = std::min(begin + group_size, cols);
+      float max_abs = 0.0f;
+      for (size_t c = begin; c < end; ++c) max_abs = std::max(max_abs, std::fabs(row[c] * s[c]));
+      const float limit = max_abs * (clip.empty() ? 1.0f : clip[r * groups + g]);
+      float scale = fp16_to_f32(f32_to_fp16(limit > 0.0f ? limit / 7.0f : 1.0f));
+      if (scale == 0.0f) scale = 6.1e-5f;
+      const float inverse_scale = 1.0f / scale;
+      for (size_t c = begin; c < end; ++c) {
+        dst[c] = std::clamp(std::nearbyint(row[c] * s[c] * inverse_scale), -8.0f, 7.0f) * scale * inverse_s[c];
+      }
+    }
+  });
   return out;
 }
 
@@ -283,9 +297,9 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
   const auto error_of = [&](const std::vector<float>& s, const std::vector<std::vector<float>>& clips) {
     std::vector<std::vector<float>> dequantized;
     std::vector<const float*> pointers;
+    dequantized.reserve(ws.size());
     for (size_t k = 0; k < ws.size(); ++k) {
-      const QuantizedLinear q = quantize_int4(ws[k].values, ws[k].rows, cols, group_size, s, clips[k]);
-      dequantized.push_back(dequantize_int4(q, ws[k].rows, cols, group_size));
+      dequantized.push_back(fake_quantize_int4(pool, ws[k].values, ws[k].rows, cols, group_size, s, clips[k]));
       pointers.push_back(dequantized.back().data());
     }
     return squared_difference(reference, block(pointers));
@@ -379,9 +393,6 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
 // BOS), spread evenly over the text.
 std::vector<std::vector<int32_t>> calibration_sequences(const QuantizeOptions& options, const Tokenizer& tokenizer,
                                                         size_t context) {
-  if (options.calib_text.empty()) {
-    throw Error("awq needs calibration text: pass --calib FILE (plain UTF-8 text like the prompts the model will see)");
-  }
   const std::string text = read_text_file(options.calib_text);
   validate_utf8(text, options.calib_text.string());
   const std::vector<int32_t> ids = tokenizer.encode(text, false);
@@ -417,6 +428,9 @@ void quantize_checkpoint(const QuantizeOptions& options) {
   if (source.quantization.algo != QuantAlgo::None) {
     throw_error(options.checkpoint_dir.string(), " is already quantized (", quant_algo_name(source.quantization.algo),
                 "); quantize a float checkpoint");
+  }
+  if (options.method == QuantMethod::Awq && options.calib_text.empty()) {
+    throw Error("awq needs calibration text: pass --calib FILE (plain UTF-8 text like the prompts the model will see)");
   }
   if (options.method != QuantMethod::Int8 && (options.group_size == 0 || options.group_size % 32 != 0)) {
     throw_error("--group-size must be a positive multiple of 32 (e.g. 64 or 128), got ", options.group_size);

@@ -73,10 +73,14 @@ class ArenaPlan {
     add(bytes.size(), [bytes](uint8_t* out) { std::memcpy(out, bytes.data(), bytes.size()); }, std::move(bind));
   }
 
-  HugePageBuffer place() const {
+  size_t total_bytes() const {
     size_t total = 0;
     for (const auto& piece : pieces_) total += aligned(piece.bytes);
-    HugePageBuffer arena(total);
+    return total;
+  }
+
+  HugePageBuffer place() const {
+    HugePageBuffer arena(total_bytes());
     size_t offset = 0;
     for (const auto& piece : pieces_) {
       piece.fill(arena.data() + offset);
@@ -236,7 +240,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::filesystem::path& checkp
   model->final_norm_ = norm("transformer.ln_f.weight", hidden);
 
   model->weights_ = plan.place();
-  model->weight_bytes_ = model->weights_.size();
+  model->weight_bytes_ = plan.total_bytes();
   if (shared_lm_head) {
     model->embedding_ = model->lm_head_;  // read from the arena; the map is no longer needed
     model->file_.reset();

@@ -1,0 +1,444 @@
+// Quantized checkpoints: the quantizer's rounding, loading W8A16 / W4A16_AWQ checkpoints (the
+// project's own and AutoAWQ's GEMM layout through the converter) against double-precision
+// references over the dequantised weights, and AWQ against round-to-nearest on a trained model.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "checkpoint/hf_convert.h"
+#include "checkpoint/model_config.h"
+#include "checkpoint/quantized_format.h"
+#include "checkpoint/safetensors.h"
+#include "common/error.h"
+#include "common/half.h"
+#include "engine/cpu/llama_model.h"
+#include "quantization/evaluate.h"
+#include "quantization/quantize.h"
+#include "test_util.h"
+#include "tiny_hf_model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace llm {
+namespace {
+
+using test::TempDir;
+using test::TinyHfModel;
+
+const std::vector<int> kTokens = {1, 17, 42, 5, 63, 8, 30, 2, 11, 50};
+
+double max_relative_error(const std::vector<float>& actual, const std::vector<std::vector<double>>& expected) {
+  double worst = 0.0, scale = 0.0;
+  for (const auto& row : expected)
+    for (double v : row) scale = std::max(scale, std::fabs(v));
+  size_t i = 0;
+  for (const auto& row : expected)
+    for (double v : row) worst = std::max(worst, std::fabs(actual[i++] - v));
+  return worst / scale;
+}
+
+std::vector<float> logits_of(LlamaModel& model, const std::vector<int>& tokens) {
+  KvCache cache(model.config(), tokens.size());
+  std::vector<float> logits(tokens.size() * static_cast<size_t>(model.config().vocab_size));
+  const std::vector<int32_t> ids(tokens.begin(), tokens.end());
+  model.forward(cache, ids, logits, true);
+  return logits;
+}
+
+// ---- The quantizer's rounding ----
+
+TEST(QuantizeRows, Int8IsSymmetricPerRowWithinHalfAStep) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-3.0f, 3.0f);
+  std::vector<float> w(257);
+  for (float& v : w) v = dist(rng);
+  w[100] = -4.5f;  // the largest magnitude takes code -127
+  std::vector<int8_t> codes(w.size());
+  const float scale = fp16_to_f32(quantize_int8_row(w.data(), w.size(), codes.data()));
+  EXPECT_NEAR(scale, 4.5f / 127.0f, 1e-5);
+  EXPECT_EQ(codes[100], -127);
+  for (size_t c = 0; c < w.size(); ++c) ASSERT_LE(std::fabs(codes[c] * scale - w[c]), scale / 2 + 1e-6) << c;
+
+  std::vector<float> zeros(8, 0.0f);
+  std::vector<int8_t> zero_codes(8, 1);
+  EXPECT_GT(fp16_to_f32(quantize_int8_row(zeros.data(), 8, zero_codes.data())), 0.0f);
+  for (int8_t code : zero_codes) EXPECT_EQ(code, 0);
+}
+
+TEST(QuantizeRows, Int4GroupsRoundToNearestAndPadWithZeroWeights) {
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const size_t cols = 70, group = 32, padded = 96;
+  std::vector<float> w(cols);
+  for (float& v : w) v = dist(rng);
+  std::vector<uint8_t> codes(padded, 0xFF);
+  std::vector<uint16_t> scales(3);
+  quantize_int4_row(w.data(), cols, group, nullptr, codes.data(), scales.data());
+  for (size_t g = 0; g < 3; ++g) {
+    float max_abs = 0.0f;
+    for (size_t c = g * group; c < std::min(cols, (g + 1) * group); ++c) max_abs = std::max(max_abs, std::fabs(w[c]));
+    EXPECT_NEAR(fp16_to_f32(scales[g]), max_abs / 7.0f, 1e-3 * max_abs) << "group " << g;
+  }
+  for (size_t c = 0; c < padded; ++c) {
+    ASSERT_LE(codes[c], 15) << c;
+    if (c >= cols) {
+      EXPECT_EQ(codes[c], kernels::kInt4SymmetricZero) << "padding column " << c << " must dequantise to 0";
+      continue;
+    }
+    const float scale = fp16_to_f32(scales[c / group]);
+    ASSERT_LE(std::fabs((codes[c] - 8.0f) * scale - w[c]), scale / 2 + 1e-6) << c;
+  }
+
+  // A clip ratio shrinks the range: the largest weights saturate at code 15 (q = 7).
+  const std::vector<float> clip = {0.5f, 1.0f, 1.0f};
+  quantize_int4_row(w.data(), cols, group, clip.data(), codes.data(), scales.data());
+  float max_abs = 0.0f;
+  for (size_t c = 0; c < group; ++c) max_abs = std::max(max_abs, std::fabs(w[c]));
+  EXPECT_NEAR(fp16_to_f32(scales[0]), 0.5f * max_abs / 7.0f, 1e-3 * max_abs);
+}
+
+TEST(QuantizedFormat, PacksTwoColumnsSixteenApartPerByte) {
+  std::vector<uint8_t> codes(64);
+  for (size_t c = 0; c < 64; ++c) codes[c] = static_cast<uint8_t>(c % 16);
+  std::vector<uint8_t> packed(32);
+  quantized_format::pack_int4_row(codes.data(), 64, packed.data());
+  EXPECT_EQ(packed[0], 0x00);   // column 0 (low) and 16 (high)
+  EXPECT_EQ(packed[3], 0x33);   // columns 3 and 19
+  EXPECT_EQ(packed[16], 0x00);  // the second block: columns 32 and 48
+  for (size_t c = 0; c < 64; ++c) ASSERT_EQ(quantized_format::int4_code(packed.data(), c), codes[c]) << c;
+}
+
+// ---- Loading quantized checkpoints ----
+
+// The float weights a quantized checkpoint stands for, decoded by the test from the format
+// described in checkpoint/quantized_format.h.
+std::vector<float> dequantised(const SafetensorsFile& file, const ModelConfig& config, const std::string& module,
+                               size_t rows, size_t cols) {
+  std::vector<float> out(rows * cols);
+  const TensorView& weight = file.get(module + ".weight");
+  const auto element = [](const TensorView& t, size_t i) {
+    float value;
+    if (t.dtype == DType::F16) return fp16_to_f32(reinterpret_cast<const uint16_t*>(t.bytes.data())[i]);
+    std::memcpy(&value, t.bytes.data() + i * 4, 4);
+    return value;
+  };
+  if (config.quantization.algo == QuantAlgo::W8A16) {
+    const TensorView& scales = file.get(module + ".per_channel_scale");
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t c = 0; c < cols; ++c)
+        out[r * cols + c] = static_cast<float>(static_cast<int8_t>(weight.bytes[r * cols + c])) * element(scales, r);
+    return out;
+  }
+  const size_t group = static_cast<size_t>(config.quantization.group_size);
+  const size_t padded = quantized_format::int4_padded_columns(cols, group);
+  const size_t groups = padded / group;
+  const TensorView& scales = file.get(module + ".weights_scaling_factor");
+  const TensorView* zeros = config.quantization.has_zero_point ? &file.get(module + ".zero") : nullptr;
+  const TensorView* pre = config.quantization.pre_quant_scale ? &file.get(module + ".prequant_scaling_factor") : nullptr;
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) {
+      const size_t block = c / 32 * 32, k = c % 32;
+      const uint8_t byte = weight.bytes[r * padded / 2 + block / 2 + k % 16];
+      const int code = k < 16 ? byte & 0xF : byte >> 4;
+      const size_t g = r * groups + c / group;
+      const int zero = zeros != nullptr ? zeros->bytes[g] : 8;
+      out[r * cols + c] = static_cast<float>(code - zero) * element(scales, g) * (pre ? element(*pre, c) : 1.0f);
+    }
+  }
+  return out;
+}
+
+// Replaces hf's linear weights with those a TensorRT-LLM-layout quantized checkpoint stands for.
+void load_dequantised_into(TinyHfModel& hf, const std::filesystem::path& checkpoint) {
+  const ModelConfig config = ModelConfig::load(checkpoint);
+  const SafetensorsFile file(checkpoint / "rank0.safetensors");
+  const size_t h = hf.hidden, q = hf.heads * hf.head, kv = hf.kv_heads * hf.head, inter = hf.inter;
+  for (int l = 0; l < hf.layers; ++l) {
+    const std::string t = "transformer.layers." + std::to_string(l) + ".";
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const auto qkv = dequantised(file, config, t + "attention.qkv", q + 2 * kv, h);
+    hf.tensors[p + "self_attn.q_proj.weight"].assign(qkv.begin(), qkv.begin() + q * h);
+    hf.tensors[p + "self_attn.k_proj.weight"].assign(qkv.begin() + q * h, qkv.begin() + (q + kv) * h);
+    hf.tensors[p + "self_attn.v_proj.weight"].assign(qkv.begin() + (q + kv) * h, qkv.end());
+    hf.tensors[p + "self_attn.o_proj.weight"] = dequantised(file, config, t + "attention.dense", h, q);
+    hf.tensors[p + "mlp.gate_proj.weight"] = dequantised(file, config, t + "mlp.fc", inter, h);
+    hf.tensors[p + "mlp.up_proj.weight"] = dequantised(file, config, t + "mlp.gate", inter, h);
+    hf.tensors[p + "mlp.down_proj.weight"] = dequantised(file, config, t + "mlp.proj", h, inter);
+  }
+}
+
+class QuantizedCheckpoint : public ::testing::TestWithParam<QuantMethod> {};
+
+TEST_P(QuantizedCheckpoint, LoadsQuantizedAndMatchesTheDequantisedReference) {
+  TinyHfModel hf(21, false, 64);
+  TempDir dir;
+  hf.write(dir.path() / "hf");
+  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+  QuantizeOptions options;
+  options.checkpoint_dir = dir.path() / "float";
+  options.out_dir = dir.path() / "quantized";
+  options.method = GetParam();
+  options.group_size = 32;
+  quantize_checkpoint(options);
+
+  const ModelConfig config = ModelConfig::load(options.out_dir);
+  const bool int8 = GetParam() == QuantMethod::Int8;
+  EXPECT_EQ(config.quantization.algo, int8 ? QuantAlgo::W8A16 : QuantAlgo::W4A16_AWQ);
+  EXPECT_TRUE(config.quantization.excludes("lm_head"));
+  auto model = LlamaModel::load(options.out_dir, {2});
+  EXPECT_EQ(model->linear(0, Linear::Qkv).format, int8 ? kernels::WeightFormat::Int8 : kernels::WeightFormat::Int4);
+
+  // Quantized weights stay quantized in memory: a quarter (int8) or about an eighth (int4) of float32.
+  auto float_model = LlamaModel::load(dir.path() / "float", {2});
+  EXPECT_LT(model->weight_bytes(), float_model->weight_bytes());
+
+  load_dequantised_into(hf, options.out_dir);
+  const auto reference = hf.reference_logits(kTokens);
+  EXPECT_LT(max_relative_error(logits_of(*model, kTokens), reference), 1e-4);
+  // ... and quantization changed the model, so the comparison above is not float against float.
+  EXPECT_GT(max_relative_error(logits_of(*float_model, kTokens), reference), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, QuantizedCheckpoint, ::testing::Values(QuantMethod::Int8, QuantMethod::Int4Rtn),
+                         [](const auto& info) { return info.param == QuantMethod::Int8 ? "int8" : "int4_rtn"; });
+
+TEST(QuantizedCheckpoint, RejectsQuantizedWeightsInAnotherPacking) {
+  TinyHfModel hf(22, false, 64);
+  TempDir dir;
+  hf.write(dir.path() / "hf");
+  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+  QuantizeOptions options{.checkpoint_dir = dir.path() / "float", .out_dir = dir.path() / "int8"};
+  quantize_checkpoint(options);
+  // The same tensors without this project's packing marker, as TensorRT-LLM's quantizer writes them.
+  const SafetensorsFile file(dir.path() / "int8" / "rank0.safetensors");
+  SafetensorsWriter writer;
+  for (const auto& [name, t] : file.tensors()) writer.add_copy(name, t.dtype, t.shape, t.bytes);
+  std::filesystem::create_directories(dir.path() / "foreign");
+  writer.write(dir.path() / "foreign" / "rank0.safetensors");
+  std::filesystem::copy_file(dir.path() / "int8" / "config.json", dir.path() / "foreign" / "config.json");
+  try {
+    LlamaModel::load(dir.path() / "foreign", {1});
+    FAIL() << "loaded weights of unknown packing";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("llm convert --hf DIR --quant"), std::string::npos) << e.what();
+  }
+}
+
+TEST(QuantizeCheckpoint, RejectsBadOptionsClearly) {
+  TinyHfModel hf(23, false, 64);
+  TempDir dir;
+  hf.write(dir.path() / "hf");
+  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+  QuantizeOptions options{
+      .checkpoint_dir = dir.path() / "float", .out_dir = dir.path() / "out", .method = QuantMethod::Int4Rtn, .group_size = 48};
+  EXPECT_THROW(quantize_checkpoint(options), Error);  // group size not a multiple of 32
+  options.method = QuantMethod::Awq;
+  options.group_size = 32;
+  try {
+    quantize_checkpoint(options);
+    FAIL() << "awq ran without calibration text";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--calib"), std::string::npos) << e.what();
+  }
+}
+
+// ---- AutoAWQ's GEMM layout, built here: qweight / qzeros I32 packed eight 4-bit values per int32
+// in the order 0, 2, 4, 6, 1, 3, 5, 7; scales [in / group, out]; w = (q - zero) * scale. ----
+
+constexpr int kAwqOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+
+std::vector<int32_t> awq_pack(const std::vector<uint8_t>& values, size_t rows, size_t cols) {
+  std::vector<int32_t> packed(rows * cols / 8, 0);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < cols; c += 8) {
+      uint32_t word = 0;
+      for (int i = 0; i < 8; ++i) word |= static_cast<uint32_t>(values[r * cols + c + kAwqOrder[i]]) << (4 * i);
+      packed[(r * cols + c) / 8] = static_cast<int32_t>(word);
+    }
+  }
+  return packed;
+}
+
+TEST(AutoAwqCheckpoint, ConvertsToW4A16WithZeroPointsAndMatchesTheDequantisedReference) {
+  TinyHfModel hf(24, false, 64);
+  const size_t group = 32;
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> code(0, 15);
+  std::uniform_real_distribution<float> scale_dist(0.01f, 0.06f);
+  std::map<std::string, std::vector<uint8_t>> awq_tensors_bytes;
+  SafetensorsWriter writer;
+  std::vector<std::vector<int32_t>> keep_ints;
+  std::vector<std::vector<uint16_t>> keep_halves;
+  for (auto& [name, values] : hf.tensors) {
+    const bool linear = name.find("_proj.weight") != std::string::npos;
+    const auto& shape = hf.shapes.at(name);
+    if (!linear) {
+      writer.add_copy(name, DType::F32, shape,
+                      {reinterpret_cast<const uint8_t*>(values.data()), values.size() * sizeof(float)});
+      continue;
+    }
+    const size_t out = shape[0], in = shape[1], groups = in / group;
+    std::vector<uint8_t> q(in * out), z(groups * out);
+    std::vector<uint16_t> s(groups * out);
+    for (auto& v : q) v = static_cast<uint8_t>(code(rng));
+    for (auto& v : z) v = static_cast<uint8_t>(code(rng));
+    for (auto& v : s) v = f32_to_fp16(scale_dist(rng));
+    for (size_t o = 0; o < out; ++o)
+      for (size_t i = 0; i < in; ++i)
+        values[o * in + i] = (static_cast<float>(q[i * out + o]) - z[i / group * out + o]) * fp16_to_f32(s[i / group * out + o]);
+    const std::string base = name.substr(0, name.size() - 7);
+    keep_ints.push_back(awq_pack(q, in, out));
+    writer.add_copy(base + ".qweight", DType::I32, {in, out / 8},
+                    {reinterpret_cast<const uint8_t*>(keep_ints.back().data()), keep_ints.back().size() * 4});
+    keep_ints.push_back(awq_pack(z, groups, out));
+    writer.add_copy(base + ".qzeros", DType::I32, {groups, out / 8},
+                    {reinterpret_cast<const uint8_t*>(keep_ints.back().data()), keep_ints.back().size() * 4});
+    keep_halves.push_back(s);
+    writer.add_copy(base + ".scales", DType::F16, {groups, out},
+                    {reinterpret_cast<const uint8_t*>(keep_halves.back().data()), keep_halves.back().size() * 2});
+  }
+  TempDir dir;
+  std::filesystem::create_directories(dir.path() / "awq");
+  writer.write(dir.path() / "awq" / "model.safetensors");
+  nlohmann::json config = hf.config();
+  config["quantization_config"] = {{"quant_method", "awq"}, {"bits", 4}, {"group_size", group},
+                                   {"zero_point", true}, {"version", "gemm"}};
+  write_json_file(dir.path() / "awq" / "config.json", config);
+
+  convert_hf_checkpoint({dir.path() / "awq", dir.path() / "trt", DType::F16, {}});
+  const ModelConfig converted = ModelConfig::load(dir.path() / "trt");
+  EXPECT_EQ(converted.quantization.algo, QuantAlgo::W4A16_AWQ);
+  EXPECT_TRUE(converted.quantization.has_zero_point);
+  EXPECT_FALSE(converted.quantization.pre_quant_scale);
+  EXPECT_EQ(converted.quantization.group_size, 32);
+  auto model = LlamaModel::load(dir.path() / "trt", {2});
+  EXPECT_NE(model->linear(1, Linear::Proj).zeros, nullptr);
+  // Non-linear weights went to float16; the reference sees the same rounding.
+  for (auto& [name, values] : hf.tensors) {
+    if (name.find("_proj.weight") == std::string::npos)
+      for (float& v : values) v = fp16_to_f32(f32_to_fp16(v));
+  }
+  EXPECT_LT(max_relative_error(logits_of(*model, kTokens), hf.reference_logits(kTokens)), 1e-4);
+
+  config["quantization_config"]["version"] = "gemv";
+  write_json_file(dir.path() / "awq" / "config.json", config);
+  try {
+    convert_hf_checkpoint({dir.path() / "awq", dir.path() / "trt2", DType::F16, {}});
+    FAIL() << "converted the GEMV layout";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("GEMM layout only"), std::string::npos) << e.what();
+  }
+}
+
+// ---- AWQ against round-to-nearest on a trained model (../shared) ----
+
+class ShakespeareQuantization : public ::testing::Test {
+ protected:
+  static constexpr const char* kModel = "models/shakespeare-llama-hf";
+  static constexpr const char* kCalibration = "data/shakespeare-calib.txt";
+  static constexpr const char* kHeldOut = "data/shakespeare-heldout.txt";
+  static constexpr size_t kHeldOutTokens = 8192;
+
+  static void SetUpTestSuite() {
+    const auto shared = test::shared_dir();
+    if (!std::filesystem::exists(shared / kModel) || !std::filesystem::exists(shared / kHeldOut)) return;
+    dir_ = std::make_unique<TempDir>();
+    convert_hf_checkpoint({shared / kModel, path("float16"), DType::F16, {}});
+    const auto quantize = [&](const char* name, QuantMethod method, size_t group) {
+      QuantizeOptions options{.checkpoint_dir = path("float16"),
+                              .out_dir = path(name),
+                              .method = method,
+                              .group_size = group,
+                              .calib_text = shared / kCalibration};
+      quantize_checkpoint(options);
+    };
+    quantize("int8", QuantMethod::Int8, 128);
+    for (size_t group : {128, 64}) {
+      quantize(("int4-rtn-" + std::to_string(group)).c_str(), QuantMethod::Int4Rtn, group);
+      quantize(("awq-" + std::to_string(group)).c_str(), QuantMethod::Awq, group);
+    }
+    std::ifstream in(shared / kHeldOut);
+    std::stringstream text;
+    text << in.rdbuf();
+    held_out_ = std::make_unique<std::vector<int32_t>>(Tokenizer(path("float16") / "tokenizer.model").encode(text.str()));
+    // The first 8192 tokens (16 windows) keep the suite quick, sanitizers included; the README's
+    // numbers come from `llm eval` over the whole text.
+    if (held_out_->size() > kHeldOutTokens) held_out_->resize(kHeldOutTokens);
+  }
+  static void TearDownTestSuite() {
+    held_out_.reset();
+    dir_.reset();
+  }
+  void SetUp() override {
+    LLM_REQUIRE_SHARED(kModel);
+    LLM_REQUIRE_SHARED(kHeldOut);
+  }
+  static std::filesystem::path path(const std::string& name) { return dir_->path() / name; }
+  static std::unique_ptr<LlamaModel> load(const std::string& name) { return LlamaModel::load(path(name), {0}); }
+
+  static inline std::unique_ptr<TempDir> dir_;
+  static inline std::unique_ptr<std::vector<int32_t>> held_out_;
+};
+
+TEST_F(ShakespeareQuantization, Int8AgreesWithFloat16OnAtLeast98PercentOfTokens) {
+  auto float16 = load("float16");
+  auto int8 = load("int8");
+  const EvalResult result = evaluate_text(*int8, *held_out_, float16.get(), {});
+  std::cout << "[          ] int8: perplexity " << result.perplexity << " (float16 " << *result.reference_perplexity
+            << "), top-1 agreement " << *result.top1_agreement * 100 << "%\n";
+  EXPECT_GE(*result.top1_agreement, 0.98);
+  EXPECT_LT(result.perplexity, *result.reference_perplexity * 1.01);
+}
+
+TEST_F(ShakespeareQuantization, AwqLayerOutputErrorsOnHeldOutTextAreNotAboveRoundToNearest) {
+  auto float16 = load("float16");
+  for (const char* group : {"128", "64"}) {
+    SCOPED_TRACE(std::string("group size ") + group);
+    auto awq = load(std::string("awq-") + group);
+    auto rtn = load(std::string("int4-rtn-") + group);
+    const auto awq_errors = linear_output_errors(*float16, *awq, *held_out_, {});
+    const auto rtn_errors = linear_output_errors(*float16, *rtn, *held_out_, {});
+    ASSERT_EQ(awq_errors.size(), rtn_errors.size());
+    ASSERT_EQ(awq_errors.size(), float16->num_layers() * kLinearsPerLayer);
+    double awq_total = 0.0, rtn_total = 0.0;
+    for (size_t i = 0; i < awq_errors.size(); ++i) {
+      EXPECT_LE(awq_errors[i].relative_error, rtn_errors[i].relative_error)
+          << "layer " << awq_errors[i].layer << " " << linear_name(awq_errors[i].linear);
+      awq_total += awq_errors[i].relative_error;
+      rtn_total += rtn_errors[i].relative_error;
+    }
+    std::cout << "[          ] group " << group << ": mean relative output error awq " << awq_total / awq_errors.size()
+              << ", round-to-nearest " << rtn_total / rtn_errors.size() << "\n";
+  }
+}
+
+// Perplexity is reported, and both int4 methods stay within 1% of float16. The closeness of the
+// distributions (KL from float16, top-1 agreement) is where AWQ must beat round-to-nearest.
+TEST_F(ShakespeareQuantization, AwqIsCloserToFloat16ThanRoundToNearest) {
+  auto float16 = load("float16");
+  for (const char* group : {"128", "64"}) {
+    SCOPED_TRACE(std::string("group size ") + group);
+    auto awq = load(std::string("awq-") + group);
+    auto rtn = load(std::string("int4-rtn-") + group);
+    const EvalResult a = evaluate_text(*awq, *held_out_, float16.get(), {});
+    const EvalResult r = evaluate_text(*rtn, *held_out_, float16.get(), {});
+    std::cout << "[          ] group " << group << ": perplexity float16 " << *a.reference_perplexity << ", awq "
+              << a.perplexity << ", int4-rtn " << r.perplexity << "; KL awq " << *a.mean_kl_divergence << ", rtn "
+              << *r.mean_kl_divergence << "; top-1 agreement awq " << *a.top1_agreement * 100 << "%, rtn "
+              << *r.top1_agreement * 100 << "%\n";
+    EXPECT_LT(*a.mean_kl_divergence, *r.mean_kl_divergence);
+    EXPECT_GT(*a.top1_agreement, *r.top1_agreement);
+    EXPECT_LT(std::fabs(a.perplexity / *a.reference_perplexity - 1.0), 0.01);
+    EXPECT_LT(std::fabs(r.perplexity / *r.reference_perplexity - 1.0), 0.01);
+  }
+}
+
+}  // namespace
+}  // namespace llm

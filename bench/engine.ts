@@ -1,0 +1,124 @@
+// Engine benchmark of the CPU engine's weight formats: float16, W8A16 (int8) and W4A16 AWQ on one
+// synthetic shape, measured in one run so the ratios compare like with like.
+// Usage: npx tsx bench/engine.ts [--shape 1b] [--decode-tokens 128] [--prompt-tokens 64] [--threads N] [--out FILE]
+// Checkpoints are made once under build/models/ (llm synth, then llm quantize).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const buildDir = resolve(repoRoot, process.env.LLM_BUILD_DIR ?? 'build');
+const llm = join(buildDir, 'bin', 'llm');
+
+interface Options {
+  shape: string;
+  decodeTokens: number;
+  promptTokens: number;
+  threads?: number;
+  out: string;
+}
+
+/** One `llm bench --json` result. */
+interface EngineResult {
+  checkpoint: string;
+  quant_algo: string;
+  weight_bytes: number;
+  resident_bytes_after_load: number;
+  prefill_tokens_per_s: number;
+  decode_tokens_per_s: number;
+  engine: { isa: string; threads: number };
+}
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = { shape: '1b', decodeTokens: 128, promptTokens: 64, out: join(repoRoot, 'bench', 'results', 'engine.json') };
+  for (let i = 0; i < argv.length; i++) {
+    const name = argv[i];
+    const value = argv[i + 1];
+    const number = (): number => {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} expects a positive integer, got '${value ?? ''}'`);
+      return n;
+    };
+    switch (name) {
+      case '--shape': options.shape = value ?? ''; break;
+      case '--decode-tokens': options.decodeTokens = number(); break;
+      case '--prompt-tokens': options.promptTokens = number(); break;
+      case '--threads': options.threads = number(); break;
+      case '--out': options.out = resolve(value ?? ''); break;
+      default: throw new Error(`unknown argument '${name}' (see the usage line at the top of bench/engine.ts)`);
+    }
+    i++;
+  }
+  return options;
+}
+
+function run(args: string[]): string {
+  return execFileSync(llm, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+}
+
+/** The float16, int8 and awq checkpoints of the shape, made where missing. */
+function checkpoints(shape: string): { label: string; dir: string }[] {
+  const models = join(buildDir, 'models');
+  const float16 = join(models, `synth-${shape}-float16`);
+  const int8 = join(models, `synth-${shape}-int8`);
+  const awq = join(models, `synth-${shape}-awq`);
+  if (!existsSync(join(float16, 'config.json'))) {
+    console.error(`bench: making ${float16}`);
+    run(['synth', '--shape', shape, '--dtype', 'float16', '--seed', '0', '--vocab', join(buildDir, 'llama2-vocab.json'), '--out', float16]);
+  }
+  if (!existsSync(join(int8, 'config.json'))) {
+    console.error(`bench: quantizing ${int8}`);
+    run(['quantize', '--checkpoint', float16, '--out', int8, '--quant', 'int8']);
+  }
+  if (!existsSync(join(awq, 'config.json'))) {
+    // Random weights: any text calibrates them equally; a few sequences keep the search short.
+    console.error(`bench: quantizing ${awq} (AWQ search, a few minutes for 1b)`);
+    run(['quantize', '--checkpoint', float16, '--out', awq, '--quant', 'awq', '--calib', join(repoRoot, 'README.md'),
+      '--calib-samples', '4']);
+  }
+  return [{ label: 'float16', dir: float16 }, { label: 'int8 (W8A16)', dir: int8 }, { label: 'awq (W4A16, g128)', dir: awq }];
+}
+
+function main(argv: string[]): void {
+  const options = parseArgs(argv);
+  if (!existsSync(llm)) throw new Error(`${llm} is missing: run \`bash scripts/setup.sh\` first`);
+  const results: (EngineResult & { label: string })[] = [];
+  for (const { label, dir } of checkpoints(options.shape)) {
+    const args = ['bench', '--checkpoint', dir, '--json', '--prompt-tokens', String(options.promptTokens),
+      '--decode-tokens', String(options.decodeTokens)];
+    if (options.threads !== undefined) args.push('--threads', String(options.threads));
+    console.error(`bench: ${label}`);
+    results.push({ label, ...(JSON.parse(run(args)) as EngineResult) });
+  }
+  const base = results[0];
+  if (base === undefined) throw new Error('no checkpoint was benchmarked');
+  const mib = (bytes: number): string => (bytes / (1 << 20)).toFixed(0);
+  console.log(`\nCPU engine, synthetic ${options.shape} shape, ${base.engine.isa}, ${base.engine.threads} threads, ` +
+    `${os.cpus()[0]?.model ?? 'unknown CPU'}`);
+  console.log('| weights | resident after load (MiB) | vs float16 | prefill tok/s | decode tok/s | decode vs float16 |');
+  console.log('|---|---:|---:|---:|---:|---:|');
+  const rows = results.map((r) => ({
+    label: r.label,
+    resident_mib: Number(mib(r.resident_bytes_after_load)),
+    resident_ratio: r.resident_bytes_after_load / base.resident_bytes_after_load,
+    prefill_tokens_per_s: r.prefill_tokens_per_s,
+    decode_tokens_per_s: r.decode_tokens_per_s,
+    decode_speedup: r.decode_tokens_per_s / base.decode_tokens_per_s,
+  }));
+  for (const r of rows) {
+    console.log(`| ${r.label} | ${r.resident_mib} | ${(r.resident_ratio * 100).toFixed(0)}% | ` +
+      `${r.prefill_tokens_per_s.toFixed(1)} | ${r.decode_tokens_per_s.toFixed(1)} | ${r.decode_speedup.toFixed(2)}x |`);
+  }
+  mkdirSync(dirname(options.out), { recursive: true });
+  writeFileSync(options.out, JSON.stringify({ shape: options.shape, options, results, rows }, null, 2) + '\n');
+  console.log(`\nwrote ${options.out}`);
+}
+
+try {
+  main(process.argv.slice(2));
+} catch (error) {
+  console.error(`bench/engine: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+}
