@@ -264,8 +264,9 @@ class QuantizedWeights {
     QuantizedWeights q(rows, cols);
     std::uniform_int_distribution<int> code(0, 15);
     std::uniform_real_distribution<float> scale(0.001f, 0.05f);
-    const size_t padded = (cols + group_size - 1) / group_size * group_size;
-    const size_t groups = padded / group_size;
+    const size_t block_columns = std::max<size_t>(group_size, 128);
+    const size_t padded = (cols + block_columns - 1) / block_columns * block_columns;
+    const size_t groups = (cols + group_size - 1) / group_size;
     q.int4_codes_.resize(rows * padded / 2);
     q.scales_.resize(rows * groups);
     if (zero_points) q.zeros_.resize(rows * groups);
@@ -276,9 +277,10 @@ class QuantizedWeights {
       }
       for (size_t c = 0; c < padded; ++c) {
         const auto u = static_cast<uint8_t>(code(rng));
-        const size_t block = c / 32, k = c % 32;
-        uint8_t& byte = q.int4_codes_[r * padded / 2 + block * 16 + k % 16];
-        byte = k < 16 ? static_cast<uint8_t>((byte & 0xF0) | u) : static_cast<uint8_t>((byte & 0x0F) | (u << 4));
+        // Blocks of 128 columns = 16 little-endian words; word i holds column i + 16k in nibble k.
+        const size_t block = c / 128, word = c % 16, nibble = c % 128 / 16;
+        uint8_t& byte = q.int4_codes_[r * padded / 2 + block * 64 + word * 4 + nibble / 2];
+        byte = nibble % 2 == 0 ? static_cast<uint8_t>((byte & 0xF0) | u) : static_cast<uint8_t>((byte & 0x0F) | (u << 4));
         if (c >= cols) continue;
         const size_t index = r * groups + c / group_size;
         const float zero = zero_points ? q.zeros_[index] : 8.0f;
@@ -341,7 +343,7 @@ TEST_P(QuantizedMatmulTest, MatchesDequantisedReferenceForOddShapes) {
     const Context ctx{isa, p};
     for (size_t cols : {1, 31, 33, 64, 100, 130, 515, 1024}) {
       for (size_t rows : {1, 3, 17, 40}) {
-        for (size_t group_size : {32, 64, 128}) {
+        for (size_t group_size : {32, 64, 128, 256}) {
           if (quant == QuantCase::Int8 && group_size != 32) continue;  // no groups in int8
           const QuantizedWeights w = quant == QuantCase::Int8
                                          ? QuantizedWeights::int8(rows, cols, rng)
@@ -401,7 +403,7 @@ TEST(QuantizedMatmul, RejectsBadLayoutsWithClearErrors) {
     matmul(Context{}, x, 1, WeightView{DType::U8, codes.data(), 2, 64, WeightFormat::Int4, scales.data(), nullptr, 48}, y);
     FAIL() << "group size 48 accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("multiple of 32"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("32, 64 or a multiple of 128"), std::string::npos) << e.what();
   }
   EXPECT_THROW(matmul(Context{}, x, 1, WeightView{DType::I8, codes.data(), 2, 32, WeightFormat::Int8}, y), Error);
 }

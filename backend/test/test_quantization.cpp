@@ -75,7 +75,7 @@ TEST(QuantizeRows, Int8IsSymmetricPerRowWithinHalfAStep) {
 TEST(QuantizeRows, Int4GroupsRoundToNearestAndPadWithZeroWeights) {
   std::mt19937 rng(2);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  const size_t cols = 70, group = 32, padded = 96;
+  const size_t cols = 70, group = 32, padded = 128;  // rows are stored in blocks of 128 columns
   std::vector<float> w(cols);
   for (float& v : w) v = dist(rng);
   std::vector<uint8_t> codes(padded, 0xFF);
@@ -104,15 +104,19 @@ TEST(QuantizeRows, Int4GroupsRoundToNearestAndPadWithZeroWeights) {
   EXPECT_NEAR(fp16_to_f32(scales[0]), 0.5f * max_abs / 7.0f, 1e-3 * max_abs);
 }
 
-TEST(QuantizedFormat, PacksTwoColumnsSixteenApartPerByte) {
-  std::vector<uint8_t> codes(64);
-  for (size_t c = 0; c < 64; ++c) codes[c] = static_cast<uint8_t>(c % 16);
-  std::vector<uint8_t> packed(32);
-  quantized_format::pack_int4_row(codes.data(), 64, packed.data());
-  EXPECT_EQ(packed[0], 0x00);   // column 0 (low) and 16 (high)
-  EXPECT_EQ(packed[3], 0x33);   // columns 3 and 19
-  EXPECT_EQ(packed[16], 0x00);  // the second block: columns 32 and 48
-  for (size_t c = 0; c < 64; ++c) ASSERT_EQ(quantized_format::int4_code(packed.data(), c), codes[c]) << c;
+TEST(QuantizedFormat, PacksSixteenWordsPerBlockWithColumnsSixteenApartInEachWord) {
+  std::vector<uint8_t> codes(256);
+  for (size_t c = 0; c < 256; ++c) codes[c] = static_cast<uint8_t>((c * 7 + c / 16) % 16);
+  std::vector<uint8_t> packed(128);
+  quantized_format::pack_int4_row(codes.data(), 256, packed.data());
+  for (size_t block = 0; block < 2; ++block) {
+    for (size_t i = 0; i < 16; ++i) {
+      const uint32_t word = packed[block * 64 + 4 * i] | packed[block * 64 + 4 * i + 1] << 8 |
+                            packed[block * 64 + 4 * i + 2] << 16 | static_cast<uint32_t>(packed[block * 64 + 4 * i + 3]) << 24;
+      for (size_t k = 0; k < 8; ++k) ASSERT_EQ((word >> (4 * k)) & 0xF, codes[block * 128 + i + 16 * k]) << i << "," << k;
+    }
+  }
+  for (size_t c = 0; c < 256; ++c) ASSERT_EQ(kernels::int4_code(packed.data(), c), codes[c]) << c;
 }
 
 // ---- Loading quantized checkpoints ----
@@ -138,15 +142,16 @@ std::vector<float> dequantised(const SafetensorsFile& file, const ModelConfig& c
   }
   const size_t group = static_cast<size_t>(config.quantization.group_size);
   const size_t padded = quantized_format::int4_padded_columns(cols, group);
-  const size_t groups = padded / group;
+  const size_t groups = (cols + group - 1) / group;
   const TensorView& scales = file.get(module + ".weights_scaling_factor");
   const TensorView* zeros = config.quantization.has_zero_point ? &file.get(module + ".zero") : nullptr;
   const TensorView* pre = config.quantization.pre_quant_scale ? &file.get(module + ".prequant_scaling_factor") : nullptr;
   for (size_t r = 0; r < rows; ++r) {
     for (size_t c = 0; c < cols; ++c) {
-      const size_t block = c / 32 * 32, k = c % 32;
-      const uint8_t byte = weight.bytes[r * padded / 2 + block / 2 + k % 16];
-      const int code = k < 16 ? byte & 0xF : byte >> 4;
+      // 128-column blocks of 16 little-endian words; word i holds column i + 16k in nibble k.
+      const size_t word = c % 16, nibble = c % 128 / 16;
+      const uint8_t byte = weight.bytes[r * padded / 2 + c / 128 * 64 + word * 4 + nibble / 2];
+      const int code = nibble % 2 == 0 ? byte & 0xF : byte >> 4;
       const size_t g = r * groups + c / group;
       const int zero = zeros != nullptr ? zeros->bytes[g] : 8;
       out[r * cols + c] = static_cast<float>(code - zero) * element(scales, g) * (pre ? element(*pre, c) : 1.0f);
@@ -214,7 +219,9 @@ TEST(QuantizedCheckpoint, RejectsQuantizedWeightsInAnotherPacking) {
   TempDir dir;
   hf.write(dir.path() / "hf");
   convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
-  QuantizeOptions options{.checkpoint_dir = dir.path() / "float", .out_dir = dir.path() / "int8"};
+  QuantizeOptions options;
+  options.checkpoint_dir = dir.path() / "float";
+  options.out_dir = dir.path() / "int8";
   quantize_checkpoint(options);
   // The same tensors without this project's packing marker, as TensorRT-LLM's quantizer writes them.
   const SafetensorsFile file(dir.path() / "int8" / "rank0.safetensors");
@@ -236,8 +243,11 @@ TEST(QuantizeCheckpoint, RejectsBadOptionsClearly) {
   TempDir dir;
   hf.write(dir.path() / "hf");
   convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
-  QuantizeOptions options{
-      .checkpoint_dir = dir.path() / "float", .out_dir = dir.path() / "out", .method = QuantMethod::Int4Rtn, .group_size = 48};
+  QuantizeOptions options;
+  options.checkpoint_dir = dir.path() / "float";
+  options.out_dir = dir.path() / "out";
+  options.method = QuantMethod::Int4Rtn;
+  options.group_size = 48;
   EXPECT_THROW(quantize_checkpoint(options), Error);  // group size not a multiple of 32
   options.method = QuantMethod::Awq;
   options.group_size = 32;
@@ -352,11 +362,12 @@ class ShakespeareQuantization : public ::testing::Test {
     dir_ = std::make_unique<TempDir>();
     convert_hf_checkpoint({shared / kModel, path("float16"), DType::F16, {}});
     const auto quantize = [&](const char* name, QuantMethod method, size_t group) {
-      QuantizeOptions options{.checkpoint_dir = path("float16"),
-                              .out_dir = path(name),
-                              .method = method,
-                              .group_size = group,
-                              .calib_text = shared / kCalibration};
+      QuantizeOptions options;
+      options.checkpoint_dir = path("float16");
+      options.out_dir = path(name);
+      options.method = method;
+      options.group_size = group;
+      options.calib_text = shared / kCalibration;
       quantize_checkpoint(options);
     };
     quantize("int8", QuantMethod::Int8, 128);

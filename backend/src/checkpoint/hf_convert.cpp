@@ -247,6 +247,8 @@ void convert_hf_checkpoint(const HfConvertOptions& options) {
     const size_t group = static_cast<size_t>(awq->group_size);
     if (cols % group != 0)
       throw_error(hf_names[0], ": ", cols, " input features are not a multiple of the AutoAWQ group size ", group);
+    if (128 % group != 0 && group % 128 != 0)
+      throw_error(hf_names[0], ": AutoAWQ group size ", group, " is not supported (32, 64 or a multiple of 128)");
     const size_t groups = cols / group;
     struct Part {
       const TensorView* qweight;
@@ -261,13 +263,14 @@ void convert_hf_checkpoint(const HfConvertOptions& options) {
                        &weights.get(hf_names[k] + ".qzeros", {groups, part_rows[k] / 8}, DType::I32),
                        &weights.get(hf_names[k] + ".scales", {groups, part_rows[k]}), part_rows[k]});
     }
-    writer.add(trt + ".weight", DType::I8, {rows, cols / 2}, [parts, cols](std::span<uint8_t> out) {
-      std::vector<uint8_t> codes(cols);
+    const size_t padded = quantized_format::int4_padded_columns(cols, group);
+    writer.add(trt + ".weight", DType::I8, {rows, padded / 2}, [parts, cols, padded](std::span<uint8_t> out) {
+      std::vector<uint8_t> codes(padded, 0);  // padding columns meet zero inputs only
       size_t row = 0;
       for (const Part& part : parts) {
         for (size_t r = 0; r < part.rows; ++r, ++row) {
           for (size_t c = 0; c < cols; ++c) codes[c] = awq_value(*part.qweight, c, r);
-          quantized_format::pack_int4_row(codes.data(), cols, out.data() + row * cols / 2);
+          quantized_format::pack_int4_row(codes.data(), padded, out.data() + row * padded / 2);
         }
       }
     });

@@ -80,10 +80,9 @@ void ModelConfig::validate(const std::string& where) const {
   if (!(rotary_base > 0)) throw_error(where, ": field \"rotary_base\" must be positive");
   if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
     throw_error(where, ": field \"dtype\" must be float32, float16 or bfloat16");
-  if (quantization.algo == QuantAlgo::W4A16_AWQ &&
-      (quantization.group_size <= 0 || quantization.group_size % 32 != 0)) {
-    throw_error(where, ": quantization.group_size must be a positive multiple of 32 (e.g. 64 or 128), got ",
-                quantization.group_size);
+  const int64_t group = quantization.group_size;
+  if (quantization.algo == QuantAlgo::W4A16_AWQ && (group <= 0 || group % 32 != 0 || (128 % group != 0 && group % 128 != 0))) {
+    throw_error(where, ": quantization.group_size must be 32, 64 or a multiple of 128, got ", group);
   }
 }
 

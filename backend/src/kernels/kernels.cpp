@@ -40,6 +40,12 @@ detail::MatmulRowsFn matmul_rows_for(Isa isa) {
 
 }  // namespace
 
+size_t WeightView::padded_cols() const {
+  if (format != WeightFormat::Int4 || group_size == 0) return cols;
+  const size_t block = std::max(group_size, kInt4BlockColumns);
+  return (cols + block - 1) / block * block;
+}
+
 size_t WeightView::row_bytes() const {
   switch (format) {
     case WeightFormat::Float: return cols * dtype_size(dtype);
@@ -64,8 +70,9 @@ void check_weights(const WeightView& w) {
       if (w.scales == nullptr) throw Error("matmul: int8 weights need per-row scales");
       return;
     case WeightFormat::Int4:
-      if (w.group_size == 0 || w.group_size % 32 != 0)
-        throw_error("matmul: int4 group size must be a positive multiple of 32, got ", w.group_size);
+      if (w.group_size == 0 || w.group_size % 32 != 0 ||
+          (kInt4BlockColumns % w.group_size != 0 && w.group_size % kInt4BlockColumns != 0))
+        throw_error("matmul: int4 group size must be 32, 64 or a multiple of 128, got ", w.group_size);
       if (w.scales == nullptr) throw Error("matmul: int4 weights need per-group scales");
       return;
   }
@@ -73,13 +80,10 @@ void check_weights(const WeightView& w) {
 }
 
 float int4_weight(const WeightView& w, size_t row, size_t col) {
-  const auto* codes = static_cast<const uint8_t*>(w.data) + row * w.row_bytes();
-  const size_t block = col / 32 * 32;
-  const size_t k = col - block;
-  const uint8_t byte = codes[block / 2 + k % 16];
+  const uint8_t code = int4_code(static_cast<const uint8_t*>(w.data) + row * w.row_bytes(), col);
   const size_t index = row * w.groups() + col / w.group_size;
   const float zero = w.zeros != nullptr ? w.zeros[index] : static_cast<float>(kInt4SymmetricZero);
-  return (static_cast<float>(k < 16 ? byte & 0xF : byte >> 4) - zero) * fp16_to_f32(w.scales[index]);
+  return (static_cast<float>(code) - zero) * fp16_to_f32(w.scales[index]);
 }
 
 }  // namespace

@@ -28,10 +28,11 @@ enum class WeightFormat : uint8_t {
   // W8A16: row-major int8, w[r][c] = q[r][c] * scales[r] (one fp16 scale per output row).
   Int8,
   // W4A16 group-wise: 4-bit codes u in [0, 15], w[r][c] = (u - zero[r][g]) * scales[r][g] for the
-  // group g = c / group_size. Each row is padded with zero weights to a multiple of group_size
-  // columns (group_size is a multiple of 32), stored in blocks of 32 columns = 16 bytes where
-  // byte k holds column k in its low nibble and column k + 16 in its high nibble. This layout lets
-  // one byte load feed two SIMD vectors of consecutive columns.
+  // group g = c / group_size (a multiple of 32 that divides 128, or a multiple of 128). Each row is
+  // padded to a multiple of max(group_size, 128) columns and stored in blocks of 128 columns =
+  // 64 bytes = 16 little-endian 32-bit words: word i holds columns i + 16k in its nibbles
+  // k = 0..7 (bits 4k..4k+3). A SIMD lane then finds consecutive nibbles of one word, 16 columns
+  // apart, with a shift; no widening of bytes is needed.
   Int4,
 };
 
@@ -43,19 +44,27 @@ struct WeightView {
   size_t rows = 0;
   size_t cols = 0;
   WeightFormat format = WeightFormat::Float;
-  const uint16_t* scales = nullptr;   // fp16 bits; Int8: [rows], Int4: [rows][groups()]
+  const uint16_t* scales = nullptr;   // fp16 bits; Int8: [rows], Int4: [rows][groups()] (no padding groups)
   const uint8_t* zeros = nullptr;     // Int4: [rows][groups()] zero points; null: symmetric (8)
   size_t group_size = 0;              // Int4
   const float* input_scale = nullptr;  // [cols]: x is multiplied by it first (AWQ's pre-quant scale)
 
-  size_t padded_cols() const { return group_size == 0 ? cols : (cols + group_size - 1) / group_size * group_size; }
-  size_t groups() const { return group_size == 0 ? 0 : padded_cols() / group_size; }
+  size_t padded_cols() const;
+  size_t groups() const { return group_size == 0 ? 0 : (cols + group_size - 1) / group_size; }
   // Bytes from one row's start to the next.
   size_t row_bytes() const;
 };
 
 // The symmetric zero point of Int4 codes: u = q + 8 for q in [-8, 7].
 inline constexpr uint8_t kInt4SymmetricZero = 8;
+// Columns per Int4 storage block.
+inline constexpr size_t kInt4BlockColumns = 128;
+// The code of column `col` in a row of Int4 blocks.
+inline uint8_t int4_code(const uint8_t* row, size_t col) {
+  const size_t within = col % kInt4BlockColumns;
+  const uint8_t byte = row[col / kInt4BlockColumns * 64 + within % 16 * 4 + within / 16 / 2];
+  return within / 16 % 2 == 0 ? (byte & 0xF) : (byte >> 4);
+}
 
 struct Context {
   Isa isa = Isa::Scalar;

@@ -152,13 +152,12 @@ struct Avx2Tile {
   }
 };
 
-// W4A16 group-wise (layout in kernels.h). Eight codes widened to 32-bit lanes give eight columns
-// from their low nibbles and the eight 16 columns later from their high nibbles; each is
-// dequantized as u * scale + (-zero * scale) with one FMA.
+// W4A16 group-wise (layout in kernels.h). A 64-byte block of one row is two vectors of eight
+// words; masking the low nibble of each word (then shifting the words right by 4) gives eight
+// columns 16 apart per step, dequantized as u * scale + (-zero * scale) with one FMA.
 struct Avx2Int4Tile {
-  static constexpr size_t kDecodeWeightRows = 4;
+  static constexpr size_t kDecodeWeightRows = 2;
   static constexpr size_t kPrefillWeightRows = 2;
-  static constexpr size_t kBlockColumns = 32;
 
   template <size_t InputRows, size_t WeightRows>
   static void run(const float* x, const WeightView& view, size_t row, float* y, size_t y_stride, bool prefetch_next) {
@@ -175,56 +174,53 @@ struct Avx2Int4Tile {
 #pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) acc[i][j] = _mm256_setzero_ps();
     }
-    // Columns c + [0, 8) + half * 8 and c + 16 + [0, 8) + half * 8 of a 32-column block.
-    const auto accumulate = [&](size_t c, size_t half, const __m256 (&scale)[WeightRows],
-                                const __m256 (&offset)[WeightRows], auto load_low, auto load_high) {
+    float scale[WeightRows] = {};
+    float offset[WeightRows] = {};
+    for (size_t block = 0; block < cols; block += kInt4BlockColumns) {
+      if (prefetch_next) {
 #pragma GCC unroll 16
-      for (size_t j = 0; j < WeightRows; ++j) {
-        const __m256i lanes = _mm256_cvtepu8_epi32(
-            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + j * stride + c / 2 + half * kLanes)));
-        const __m256 low = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(lanes, nibble)), scale[j], offset[j]);
-        const __m256 high = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(lanes, 4)), scale[j], offset[j]);
-#pragma GCC unroll 16
-        for (size_t i = 0; i < InputRows; ++i) {
-          acc[i][j] = _mm256_fmadd_ps(load_low(x + i * cols + c + half * kLanes), low, acc[i][j]);
-          acc[i][j] = _mm256_fmadd_ps(load_high(x + i * cols + c + 16 + half * kLanes), high, acc[i][j]);
+        for (size_t j = 0; j < WeightRows; ++j) {
+          _mm_prefetch(reinterpret_cast<const char*>(codes + (WeightRows + j) * stride + block / 2), _MM_HINT_T1);
         }
       }
-    };
-    const auto load = [](const float* p) { return _mm256_loadu_ps(p); };
-    for (size_t g = 0; g < groups; ++g) {
-      const size_t group_begin = g * group_size;
-      if (group_begin >= cols) break;  // whole groups of padding
-      __m256 scale[WeightRows];
-      __m256 offset[WeightRows];
+      __m256i words[WeightRows][2];
 #pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) {
-        const size_t index = (row + j) * groups + g;
-        const float s = _cvtsh_ss(view.scales[index]);
-        const float zero = view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f;
-        scale[j] = _mm256_set1_ps(s);
-        offset[j] = _mm256_set1_ps(-zero * s);
+        for (size_t h = 0; h < 2; ++h) {
+          words[j][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + j * stride + block / 2 + h * 32));
+        }
       }
-      const size_t group_end = group_begin + group_size < cols ? group_begin + group_size : cols;
-      size_t c = group_begin;
-      for (; c + kBlockColumns <= group_end; c += kBlockColumns) {
-        if (prefetch_next && c % 128 == 0) {
-#pragma GCC unroll 16
+      for (size_t k = 0; k < kInt4BlockColumns / 16; ++k) {
+        const size_t c = block + k * 16;
+        if (c >= cols) break;  // the rest of the block is padding
+        if (c % group_size == 0) {
           for (size_t j = 0; j < WeightRows; ++j) {
-            _mm_prefetch(reinterpret_cast<const char*>(codes + (WeightRows + j) * stride + c / 2), _MM_HINT_T1);
+            const size_t index = (row + j) * groups + c / group_size;
+            scale[j] = _cvtsh_ss(view.scales[index]);
+            offset[j] = -(view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f) * scale[j];
           }
         }
-        accumulate(c, 0, scale, offset, load, load);
-        accumulate(c, 1, scale, offset, load, load);
-      }
-      if (c < group_end) {  // the row's last, partial block: zero-padded inputs meet its padding codes
-        const size_t left = group_end - c;
-        for (size_t half = 0; half < 2; ++half) {
-          const auto partial = [](size_t first_column, size_t end) {
-            return [count = end > first_column ? (end - first_column < kLanes ? end - first_column : kLanes) : 0](
-                       const float* p) { return count == 0 ? _mm256_setzero_ps() : load_first_f32(p, count); };
-          };
-          accumulate(c, half, scale, offset, partial(half * kLanes, left), partial(16 + half * kLanes, left));
+        for (size_t h = 0; h < 2; ++h) {
+          const size_t first = c + h * kLanes;
+          if (first >= cols) break;
+          __m256 input[InputRows];
+#pragma GCC unroll 16
+          for (size_t i = 0; i < InputRows; ++i) {
+            input[i] = first + kLanes <= cols ? _mm256_loadu_ps(x + i * cols + first)
+                                              : load_first_f32(x + i * cols + first, cols - first);
+          }
+#pragma GCC unroll 16
+          for (size_t j = 0; j < WeightRows; ++j) {
+            const __m256 weights = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(words[j][h], nibble)),
+                                                   _mm256_set1_ps(scale[j]), _mm256_set1_ps(offset[j]));
+#pragma GCC unroll 16
+            for (size_t i = 0; i < InputRows; ++i) acc[i][j] = _mm256_fmadd_ps(input[i], weights, acc[i][j]);
+          }
+        }
+#pragma GCC unroll 16
+        for (size_t j = 0; j < WeightRows; ++j) {
+          words[j][0] = _mm256_srli_epi32(words[j][0], 4);
+          words[j][1] = _mm256_srli_epi32(words[j][1], 4);
         }
       }
     }

@@ -141,15 +141,15 @@ struct Avx512Tile {
 };
 
 // W4A16 group-wise (layout in kernels.h). Per weight row and group, the 16 possible dequantized
-// values (u - zero) * scale sit in one register; a 4-bit code then indexes it directly with a
-// lane permute, which takes the low 4 bits of each 32-bit lane. A 16-byte load of codes widened
-// to 32-bit lanes yields columns c..c+15 (low nibbles) and, shifted right by 4, c+16..c+31.
+// values (u - zero) * scale sit in one register; a lane permute, which reads the low 4 bits of
+// each 32-bit lane, then turns codes into weights. A 64-byte block of one row is 16 words: the
+// permute of the words dequantizes columns 0..15, of the words shifted right by 4 columns 16..31,
+// and so on: one shift, one permute and one FMA per 16 weights.
 struct Avx512Int4Tile {
-  // Decode: eight rows keep several memory streams busy while their value tables and accumulators
-  // stay in registers.
+  // Decode: eight rows keep several memory streams busy while their value tables, code words and
+  // accumulators stay in registers.
   static constexpr size_t kDecodeWeightRows = 8;
   static constexpr size_t kPrefillWeightRows = 4;
-  static constexpr size_t kBlockColumns = 32;
 
   template <size_t InputRows, size_t WeightRows>
   static void run(const float* x, const WeightView& view, size_t row, float* y, size_t y_stride, bool prefetch_next) {
@@ -166,57 +166,41 @@ struct Avx512Int4Tile {
 #pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) acc[i][j] = _mm512_setzero_ps();
     }
-    // One block of 32 columns from c; the loaders read the inputs of its two halves, once per
-    // block (each input vector meets every weight row of the tile).
-    const auto accumulate_block = [&](size_t c, const __m512(&table)[WeightRows], auto load_low, auto load_high) {
-      __m512 input_low[InputRows], input_high[InputRows];
+    __m512 table[WeightRows];
+    for (size_t block = 0; block < cols; block += kInt4BlockColumns) {
+      if (prefetch_next) {  // the same block of the next rows: one 64-byte line each
 #pragma GCC unroll 16
-      for (size_t i = 0; i < InputRows; ++i) {
-        input_low[i] = load_low(x + i * cols + c);
-        input_high[i] = load_high(x + i * cols + c + kLanes);
-      }
-#pragma GCC unroll 16
-      for (size_t j = 0; j < WeightRows; ++j) {
-        const __m512i lanes =
-            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + j * stride + c / 2)));
-        const __m512 low = _mm512_permutexvar_ps(lanes, table[j]);
-        const __m512 high = _mm512_permutexvar_ps(_mm512_srli_epi32(lanes, 4), table[j]);
-#pragma GCC unroll 16
-        for (size_t i = 0; i < InputRows; ++i) {
-          acc[i][j] = _mm512_fmadd_ps(input_low[i], low, acc[i][j]);
-          acc[i][j] = _mm512_fmadd_ps(input_high[i], high, acc[i][j]);
+        for (size_t j = 0; j < WeightRows; ++j) {
+          _mm_prefetch(reinterpret_cast<const char*>(codes + (WeightRows + j) * stride + block / 2), _MM_HINT_T1);
         }
       }
-    };
-    for (size_t g = 0; g < groups; ++g) {
-      const size_t group_begin = g * group_size;
-      if (group_begin >= cols) break;  // whole groups of padding
-      __m512 table[WeightRows];
+      __m512i words[WeightRows];
 #pragma GCC unroll 16
-      for (size_t j = 0; j < WeightRows; ++j) {
-        const size_t index = (row + j) * groups + g;
-        const float zero = view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f;
-        table[j] = _mm512_mul_ps(_mm512_sub_ps(code_values, _mm512_set1_ps(zero)), _mm512_set1_ps(_cvtsh_ss(view.scales[index])));
-      }
-      const size_t group_end = group_begin + group_size < cols ? group_begin + group_size : cols;
-      size_t c = group_begin;
-      for (; c + kBlockColumns <= group_end; c += kBlockColumns) {
-        if (prefetch_next && c % 128 == 0) {  // one 64-byte line of codes per row
+      for (size_t j = 0; j < WeightRows; ++j) words[j] = _mm512_loadu_si512(codes + j * stride + block / 2);
+      for (size_t k = 0; k < kInt4BlockColumns / kLanes; ++k) {
+        const size_t c = block + k * kLanes;
+        if (c >= cols) break;  // the rest of the block is padding
+        if (c % group_size == 0) {
+          const size_t g = c / group_size;
 #pragma GCC unroll 16
           for (size_t j = 0; j < WeightRows; ++j) {
-            _mm_prefetch(reinterpret_cast<const char*>(codes + (WeightRows + j) * stride + c / 2), _MM_HINT_T1);
+            const size_t index = (row + j) * groups + g;
+            const float zero = view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f;
+            table[j] = _mm512_mul_ps(_mm512_sub_ps(code_values, _mm512_set1_ps(zero)),
+                                     _mm512_set1_ps(_cvtsh_ss(view.scales[index])));
           }
         }
-        const auto load = [](const float* p) { return _mm512_loadu_ps(p); };
-        accumulate_block(c, table, load, load);
-      }
-      if (c < group_end) {  // the row's last, partial block: masked inputs meet its padding codes
-        const size_t left = group_end - c;
-        const __mmask16 low_lanes = first_lanes(left < kLanes ? left : kLanes);
-        const __mmask16 high_lanes = left > kLanes ? first_lanes(left - kLanes) : 0;
-        accumulate_block(
-            c, table, [low_lanes](const float* p) { return _mm512_maskz_loadu_ps(low_lanes, p); },
-            [high_lanes](const float* p) { return _mm512_maskz_loadu_ps(high_lanes, p); });
+        const __mmask16 lanes = c + kLanes <= cols ? static_cast<__mmask16>(0xFFFF) : first_lanes(cols - c);
+        __m512 input[InputRows];
+#pragma GCC unroll 16
+        for (size_t i = 0; i < InputRows; ++i) input[i] = _mm512_maskz_loadu_ps(lanes, x + i * cols + c);
+#pragma GCC unroll 16
+        for (size_t j = 0; j < WeightRows; ++j) {
+          const __m512 weights = _mm512_permutexvar_ps(words[j], table[j]);
+          words[j] = _mm512_srli_epi32(words[j], 4);
+#pragma GCC unroll 16
+          for (size_t i = 0; i < InputRows; ++i) acc[i][j] = _mm512_fmadd_ps(input[i], weights, acc[i][j]);
+        }
       }
     }
 #pragma GCC unroll 16

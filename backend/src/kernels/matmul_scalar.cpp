@@ -87,10 +87,9 @@ struct ScalarInt4Tile {
         const float zero = view.zeros != nullptr ? view.zeros[index] : 8.0f;
         const uint8_t* row_codes = codes + j * stride;
         for (size_t c = begin; c < end; ++c) {
-          const size_t block = c / 32 * 32;
-          const size_t k = c - block;
-          const uint8_t byte = row_codes[block / 2 + k % 16];
-          const float weight = (static_cast<float>(k < 16 ? byte & 0xF : byte >> 4) - zero) * scale;
+          const size_t within = c % kInt4BlockColumns;
+          const uint8_t byte = row_codes[c / kInt4BlockColumns * 64 + within % 16 * 4 + within / 16 / 2];
+          const float weight = (static_cast<float>(within / 16 % 2 == 0 ? byte & 0xF : byte >> 4) - zero) * scale;
           for (size_t i = 0; i < InputRows; ++i) acc[i][j] += x[i * cols + c] * weight;
         }
       }

@@ -56,7 +56,8 @@ uint16_t quantize_int8_row(const float* w, size_t cols, int8_t* codes) {
 void quantize_int4_row(const float* w, size_t cols, size_t group_size, const float* clip, uint8_t* codes,
                        uint16_t* scales) {
   const size_t padded = quantized_format::int4_padded_columns(cols, group_size);
-  for (size_t g = 0; g * group_size < padded; ++g) {
+  std::fill(codes + cols, codes + padded, kernels::kInt4SymmetricZero);  // zero weights
+  for (size_t g = 0; g * group_size < cols; ++g) {
     const size_t begin = g * group_size;
     const size_t end = std::min(begin + group_size, cols);
     float max_abs = 0.0f;
@@ -66,8 +67,8 @@ void quantize_int4_row(const float* w, size_t cols, size_t group_size, const flo
     if (fp16_to_f32(bits) == 0.0f) bits = f32_to_fp16(6.1e-5f);  // smallest normal fp16
     scales[g] = bits;
     const float scale = fp16_to_f32(bits);
-    for (size_t c = begin; c < begin + group_size; ++c) {
-      const float q = c < end ? std::clamp(std::nearbyint(w[c] / scale), -8.0f, 7.0f) : 0.0f;
+    for (size_t c = begin; c < end; ++c) {
+      const float q = std::clamp(std::nearbyint(w[c] / scale), -8.0f, 7.0f);
       codes[c] = static_cast<uint8_t>(static_cast<int>(q) + kernels::kInt4SymmetricZero);
     }
   }
@@ -169,7 +170,7 @@ QuantizedLinear quantize_int8(const std::vector<float>& w, size_t rows, size_t c
 QuantizedLinear quantize_int4(const std::vector<float>& w, size_t rows, size_t cols, size_t group_size,
                               const std::vector<float>& s, const std::vector<float>& clip) {
   const size_t padded = quantized_format::int4_padded_columns(cols, group_size);
-  const size_t groups = padded / group_size;
+  const size_t groups = quantized_format::int4_groups(cols, group_size);
   QuantizedLinear out;
   out.weight.resize(rows * padded / 2);
   out.scales.resize(rows * groups);
@@ -191,7 +192,7 @@ QuantizedLinear quantize_int4(const std::vector<float>& w, size_t rows, size_t c
 // packing), in parallel over rows: the scale search evaluates it for every candidate.
 std::vector<float> fake_quantize_int4(ThreadPool& pool, const std::vector<float>& w, size_t rows, size_t cols,
                                       size_t group_size, const std::vector<float>& s, const std::vector<float>& clip) {
-  const size_t groups = quantized_format::int4_padded_columns(cols, group_size) / group_size;
+  const size_t groups = quantized_format::int4_groups(cols, group_size);
   std::vector<float> inverse_s(cols);
   for (size_t c = 0; c < cols; ++c) inverse_s[c] = fp16_to_f32(f32_to_fp16(1.0f / s[c]));
   std::vector<float> out(rows * cols);
@@ -328,8 +329,8 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
     // group g contiguously.
     const size_t clip_rows = std::min(n, kClipTokens);
     const size_t clip_stride = std::max<size_t>(1, n / clip_rows);
-    const size_t padded = quantized_format::int4_padded_columns(cols, group_size);
-    const size_t groups = padded / group_size;
+    const size_t groups = quantized_format::int4_groups(cols, group_size);
+    const size_t padded = groups * group_size;
     std::vector<float> xg(groups * clip_rows * group_size, 0.0f);
     for (size_t i = 0; i < clip_rows; ++i) {
       const float* row = x.samples.data() + i * clip_stride * cols;
@@ -432,8 +433,10 @@ void quantize_checkpoint(const QuantizeOptions& options) {
   if (options.method == QuantMethod::Awq && options.calib_text.empty()) {
     throw Error("awq needs calibration text: pass --calib FILE (plain UTF-8 text like the prompts the model will see)");
   }
-  if (options.method != QuantMethod::Int8 && (options.group_size == 0 || options.group_size % 32 != 0)) {
-    throw_error("--group-size must be a positive multiple of 32 (e.g. 64 or 128), got ", options.group_size);
+  if (options.method != QuantMethod::Int8 &&
+      (options.group_size == 0 || options.group_size % 32 != 0 ||
+       (kernels::kInt4BlockColumns % options.group_size != 0 && options.group_size % kernels::kInt4BlockColumns != 0))) {
+    throw_error("--group-size must be 32, 64 or a multiple of 128, got ", options.group_size);
   }
   if (std::filesystem::exists(options.out_dir) && std::filesystem::equivalent(options.checkpoint_dir, options.out_dir)) {
     throw Error("--out must differ from the input checkpoint");
@@ -545,7 +548,8 @@ void quantize_checkpoint(const QuantizeOptions& options) {
     const size_t cols = tensor.shape[1];
     const size_t padded = quantized_format::int4_padded_columns(cols, group_size);
     writer.add_copy(name, DType::I8, {rows, padded / 2}, bytes_of(q.weight));
-    writer.add_copy(module + ".weights_scaling_factor", DType::F16, {rows, padded / group_size}, bytes_of(q.scales));
+    writer.add_copy(module + ".weights_scaling_factor", DType::F16, {rows, quantized_format::int4_groups(cols, group_size)},
+                    bytes_of(q.scales));
     writer.add_copy(module + ".prequant_scaling_factor", DType::F16, {cols}, bytes_of(q.input_scale));
   }
   if (int4 && (hidden % group_size != 0 || q_size % group_size != 0 || inter % group_size != 0)) {

@@ -46,8 +46,8 @@ uint16_t quantize_int8_row(const float* w, size_t cols, int8_t* codes);
 
 // Symmetric group-wise int4 quantization of one row: per group g, scale = clip[g] * max|w_g| / 7
 // rounded to fp16 (clip null: 1), codes u = clamp(round(w / scale), -8, 7) + 8 for padded_cols =
-// cols rounded up to group_size (padding gets u = 8, a zero weight). codes: padded_cols values
-// (unpacked); scales: padded_cols / group_size fp16 bits.
+// quantized_format::int4_padded_columns (padding gets u = 8, a zero weight). codes: padded_cols
+// values (unpacked); scales: ceil(cols / group_size) fp16 bits.
 void quantize_int4_row(const float* w, size_t cols, size_t group_size, const float* clip, uint8_t* codes,
                        uint16_t* scales);
 

@@ -180,7 +180,7 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::filesystem::path& checkp
     }
     const size_t group = static_cast<size_t>(quant.group_size);
     const size_t padded = quantized_format::int4_padded_columns(cols, group);
-    const size_t groups = padded / group;
+    const size_t groups = quantized_format::int4_groups(cols, group);
     const TensorView& t = file.get(weight_name, {rows, padded / 2});
     expect_int8_bytes(t);
     *target = kernels::WeightView{DType::U8, nullptr, rows, cols, kernels::WeightFormat::Int4};
