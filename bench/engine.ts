@@ -1,7 +1,10 @@
 // Engine benchmark of the CPU engine's weight formats: float16, W8A16 (int8) and W4A16 AWQ on one
 // synthetic shape, measured in one run so the ratios compare like with like.
-// Usage: npx tsx bench/engine.ts [--shape 1b] [--decode-tokens 128] [--prompt-tokens 64] [--threads N] [--out FILE]
-// Checkpoints are made once under build/models/ (llm synth, then llm quantize).
+// Usage: npx tsx bench/engine.ts [--shape 1b] [--rounds 3] [--decode-tokens 128] [--prompt-tokens 64] [--threads N]
+//        [--out FILE]
+// Checkpoints are made once under build/models/ (llm synth, then llm quantize). Each round runs every
+// format once, in turn, in its own process; the table shows each format's median round, so a
+// burst of load from other tenants of the machine shifts one round, not one format.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +17,7 @@ const llm = join(buildDir, 'bin', 'llm');
 
 interface Options {
   shape: string;
+  rounds: number;
   decodeTokens: number;
   promptTokens: number;
   threads?: number;
@@ -32,7 +36,7 @@ interface EngineResult {
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { shape: '1b', decodeTokens: 128, promptTokens: 64, out: join(repoRoot, 'bench', 'results', 'engine.json') };
+  const options: Options = { shape: '1b', rounds: 3, decodeTokens: 128, promptTokens: 64, out: join(repoRoot, 'bench', 'results', 'engine.json') };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i];
     const value = argv[i + 1];
@@ -43,6 +47,7 @@ function parseArgs(argv: string[]): Options {
     };
     switch (name) {
       case '--shape': options.shape = value ?? ''; break;
+      case '--rounds': options.rounds = number(); break;
       case '--decode-tokens': options.decodeTokens = number(); break;
       case '--prompt-tokens': options.promptTokens = number(); break;
       case '--threads': options.threads = number(); break;
@@ -84,19 +89,40 @@ function checkpoints(shape: string): { label: string; dir: string }[] {
 function main(argv: string[]): void {
   const options = parseArgs(argv);
   if (!existsSync(llm)) throw new Error(`${llm} is missing: run \`bash scripts/setup.sh\` first`);
-  const results: (EngineResult & { label: string })[] = [];
-  for (const { label, dir } of checkpoints(options.shape)) {
-    const args = ['bench', '--checkpoint', dir, '--json', '--prompt-tokens', String(options.promptTokens),
-      '--decode-tokens', String(options.decodeTokens)];
-    if (options.threads !== undefined) args.push('--threads', String(options.threads));
-    console.error(`bench: ${label}`);
-    results.push({ label, ...(JSON.parse(run(args)) as EngineResult) });
+  const formats = checkpoints(options.shape);
+  const rounds: EngineResult[][] = formats.map(() => []);
+  for (let round = 0; round < options.rounds; round++) {
+    formats.forEach(({ label, dir }, index) => {
+      const args = ['bench', '--checkpoint', dir, '--json', '--prompt-tokens', String(options.promptTokens),
+        '--decode-tokens', String(options.decodeTokens)];
+      if (options.threads !== undefined) args.push('--threads', String(options.threads));
+      console.error(`bench: round ${round + 1}/${options.rounds}: ${label}`);
+      rounds[index]?.push(JSON.parse(run(args)) as EngineResult);
+    });
   }
+  const median = (values: number[]): number => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const middle = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+  };
+  const results = formats.map(({ label }, index) => {
+    const runs = rounds[index] ?? [];
+    const first = runs[0];
+    if (first === undefined) throw new Error(`no result for ${label}`);
+    return {
+      ...first,
+      label,
+      resident_bytes_after_load: median(runs.map((r) => r.resident_bytes_after_load)),
+      prefill_tokens_per_s: median(runs.map((r) => r.prefill_tokens_per_s)),
+      decode_tokens_per_s: median(runs.map((r) => r.decode_tokens_per_s)),
+      decode_tokens_per_s_rounds: runs.map((r) => r.decode_tokens_per_s),
+    };
+  });
   const base = results[0];
   if (base === undefined) throw new Error('no checkpoint was benchmarked');
   const mib = (bytes: number): string => (bytes / (1 << 20)).toFixed(0);
   console.log(`\nCPU engine, synthetic ${options.shape} shape, ${base.engine.isa}, ${base.engine.threads} threads, ` +
-    `${os.cpus()[0]?.model ?? 'unknown CPU'}`);
+    `${os.cpus()[0]?.model ?? 'unknown CPU'}; median of ${options.rounds} rounds`);
   console.log('| weights | resident after load (MiB) | vs float16 | prefill tok/s | decode tok/s | decode vs float16 |');
   console.log('|---|---:|---:|---:|---:|---:|');
   const rows = results.map((r) => ({
@@ -111,6 +137,7 @@ function main(argv: string[]): void {
     console.log(`| ${r.label} | ${r.resident_mib} | ${(r.resident_ratio * 100).toFixed(0)}% | ` +
       `${r.prefill_tokens_per_s.toFixed(1)} | ${r.decode_tokens_per_s.toFixed(1)} | ${r.decode_speedup.toFixed(2)}x |`);
   }
+  console.log(`decode tok/s per round: ${results.map((r) => `${r.label} ${r.decode_tokens_per_s_rounds.map((v) => v.toFixed(1)).join('/')}`).join(', ')}`);
   mkdirSync(dirname(options.out), { recursive: true });
   writeFileSync(options.out, JSON.stringify({ shape: options.shape, options, results, rows }, null, 2) + '\n');
   console.log(`\nwrote ${options.out}`);

@@ -176,6 +176,7 @@ struct Avx2Int4Tile {
     }
     float scale[WeightRows] = {};
     float offset[WeightRows] = {};
+    size_t next_group = 0;  // the first column of the next group (a counter: no division per step)
     for (size_t block = 0; block < cols; block += kInt4BlockColumns) {
       if (prefetch_next) {
 #pragma GCC unroll 16
@@ -193,7 +194,8 @@ struct Avx2Int4Tile {
       for (size_t k = 0; k < kInt4BlockColumns / 16; ++k) {
         const size_t c = block + k * 16;
         if (c >= cols) break;  // the rest of the block is padding
-        if (c % group_size == 0) {
+        if (c == next_group) {
+          next_group += group_size;
           for (size_t j = 0; j < WeightRows; ++j) {
             const size_t index = (row + j) * groups + c / group_size;
             scale[j] = _cvtsh_ss(view.scales[index]);

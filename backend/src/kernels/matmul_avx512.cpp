@@ -167,6 +167,7 @@ struct Avx512Int4Tile {
       for (size_t j = 0; j < WeightRows; ++j) acc[i][j] = _mm512_setzero_ps();
     }
     __m512 table[WeightRows];
+    size_t next_group = 0;  // the first column of the next group (a counter: no division per step)
     for (size_t block = 0; block < cols; block += kInt4BlockColumns) {
       if (prefetch_next) {  // the same block of the next rows: one 64-byte line each
 #pragma GCC unroll 16
@@ -180,8 +181,9 @@ struct Avx512Int4Tile {
       for (size_t k = 0; k < kInt4BlockColumns / kLanes; ++k) {
         const size_t c = block + k * kLanes;
         if (c >= cols) break;  // the rest of the block is padding
-        if (c % group_size == 0) {
+        if (c == next_group) {
           const size_t g = c / group_size;
+          next_group += group_size;
 #pragma GCC unroll 16
           for (size_t j = 0; j < WeightRows; ++j) {
             const size_t index = (row + j) * groups + g;
