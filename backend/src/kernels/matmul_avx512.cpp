@@ -168,41 +168,59 @@ struct Avx512Int4Tile {
     }
     __m512 table[WeightRows];
     size_t next_group = 0;  // the first column of the next group (a counter: no division per step)
-    for (size_t block = 0; block < cols; block += kInt4BlockColumns) {
+    const auto load_tables = [&](size_t c) {
+      const size_t g = c / group_size;
+      next_group += group_size;
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        const size_t index = (row + j) * groups + g;
+        const float zero = view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f;
+        table[j] = _mm512_mul_ps(_mm512_sub_ps(code_values, _mm512_set1_ps(zero)),
+                                 _mm512_set1_ps(_cvtsh_ss(view.scales[index])));
+      }
+    };
+    __m512i words[WeightRows];
+    const auto load_words = [&](size_t block) {
       if (prefetch_next) {  // the same block of the next rows: one 64-byte line each
 #pragma GCC unroll 16
         for (size_t j = 0; j < WeightRows; ++j) {
           _mm_prefetch(reinterpret_cast<const char*>(codes + (WeightRows + j) * stride + block / 2), _MM_HINT_T1);
         }
       }
-      __m512i words[WeightRows];
 #pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) words[j] = _mm512_loadu_si512(codes + j * stride + block / 2);
+    };
+    // Step k of a block: columns c .. c + 15 from every row's words, then the words move on.
+    const auto step = [&](size_t c, __mmask16 lanes) {
+      __m512 input[InputRows];
+#pragma GCC unroll 16
+      for (size_t i = 0; i < InputRows; ++i) input[i] = _mm512_maskz_loadu_ps(lanes, x + i * cols + c);
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        const __m512 weights = _mm512_permutexvar_ps(words[j], table[j]);
+        words[j] = _mm512_srli_epi32(words[j], 4);
+#pragma GCC unroll 16
+        for (size_t i = 0; i < InputRows; ++i) acc[i][j] = _mm512_fmadd_ps(input[i], weights, acc[i][j]);
+      }
+    };
+    size_t block = 0;
+    if (group_size % kInt4BlockColumns == 0) {
+      // Whole blocks inside one group: one table per row for all eight steps, no masks.
+      for (; block + kInt4BlockColumns <= cols; block += kInt4BlockColumns) {
+        if (block == next_group) load_tables(block);
+        load_words(block);
+#pragma GCC unroll 8
+        for (size_t k = 0; k < kInt4BlockColumns / kLanes; ++k) step(block + k * kLanes, static_cast<__mmask16>(0xFFFF));
+      }
+    }
+    // Groups smaller than a block, and the row's last, partial block.
+    for (; block < cols; block += kInt4BlockColumns) {
+      load_words(block);
       for (size_t k = 0; k < kInt4BlockColumns / kLanes; ++k) {
         const size_t c = block + k * kLanes;
         if (c >= cols) break;  // the rest of the block is padding
-        if (c == next_group) {
-          const size_t g = c / group_size;
-          next_group += group_size;
-#pragma GCC unroll 16
-          for (size_t j = 0; j < WeightRows; ++j) {
-            const size_t index = (row + j) * groups + g;
-            const float zero = view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f;
-            table[j] = _mm512_mul_ps(_mm512_sub_ps(code_values, _mm512_set1_ps(zero)),
-                                     _mm512_set1_ps(_cvtsh_ss(view.scales[index])));
-          }
-        }
-        const __mmask16 lanes = c + kLanes <= cols ? static_cast<__mmask16>(0xFFFF) : first_lanes(cols - c);
-        __m512 input[InputRows];
-#pragma GCC unroll 16
-        for (size_t i = 0; i < InputRows; ++i) input[i] = _mm512_maskz_loadu_ps(lanes, x + i * cols + c);
-#pragma GCC unroll 16
-        for (size_t j = 0; j < WeightRows; ++j) {
-          const __m512 weights = _mm512_permutexvar_ps(words[j], table[j]);
-          words[j] = _mm512_srli_epi32(words[j], 4);
-#pragma GCC unroll 16
-          for (size_t i = 0; i < InputRows; ++i) acc[i][j] = _mm512_fmadd_ps(input[i], weights, acc[i][j]);
-        }
+        if (c == next_group) load_tables(c);
+        step(c, c + kLanes <= cols ? static_cast<__mmask16>(0xFFFF) : first_lanes(cols - c));
       }
     }
 #pragma GCC unroll 16

@@ -371,7 +371,8 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
       });
     }
     const double clipped_error = error_of(best_s, clips);
-    // Clipping is chosen per group on a subsample; keep it only where the whole layer agrees.
+    // Clipping is chosen per group on a subsample of the inputs; keep it only if it also lowers the
+    // whole block's error on every sampled input.
     if (clipped_error < best_error) {
       best_error = clipped_error;
     } else {
