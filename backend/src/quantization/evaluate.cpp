@@ -20,27 +20,22 @@ size_t window_length(const LlamaModel& model, const EvalOptions& options) {
   return window;
 }
 
-// -log p(target) under softmax(logits).
-double negative_log_likelihood(const float* logits, size_t vocab, int32_t target) {
+// log sum_i exp(logits[i]): log p(i) = logits[i] - this, for p = softmax(logits). Computed once
+// per row and shared by the perplexity and the KL divergence (the exponentials dominate the cost
+// of evaluating beside the forward pass).
+double log_normalizer(const float* logits, size_t vocab) {
   const float max_logit = *std::max_element(logits, logits + vocab);
   double sum = 0.0;
   for (size_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(logits[i]) - max_logit);
-  return std::log(sum) - (static_cast<double>(logits[static_cast<size_t>(target)]) - max_logit);
+  return std::log(sum) + max_logit;
 }
 
-// KL(p || q) for p = softmax(reference), q = softmax(model).
-double kl_divergence(const float* reference, const float* model, size_t vocab) {
-  const float p_max = *std::max_element(reference, reference + vocab);
-  const float q_max = *std::max_element(model, model + vocab);
-  double p_sum = 0.0, q_sum = 0.0;
-  for (size_t i = 0; i < vocab; ++i) {
-    p_sum += std::exp(static_cast<double>(reference[i]) - p_max);
-    q_sum += std::exp(static_cast<double>(model[i]) - q_max);
-  }
-  const double p_log_norm = std::log(p_sum) + p_max, q_log_norm = std::log(q_sum) + q_max;
+// KL(p || q) for p = softmax(reference), q = softmax(model), given their log normalizers.
+double kl_divergence(const float* reference, double reference_norm, const float* model, double model_norm,
+                     size_t vocab) {
   double kl = 0.0;
   for (size_t i = 0; i < vocab; ++i) {
-    const double log_p = reference[i] - p_log_norm, log_q = model[i] - q_log_norm;
+    const double log_p = reference[i] - reference_norm, log_q = model[i] - model_norm;
     kl += std::exp(log_p) * (log_p - log_q);
   }
   return kl;
@@ -76,11 +71,16 @@ EvalResult evaluate_text(LlamaModel& model, std::span<const int32_t> tokens, Lla
       reference->forward(reference_cache, chunk, reference_logits, true);
     }
     for (size_t t = 0; t + 1 < chunk.size(); ++t) {
-      nll += negative_log_likelihood(&logits[t * vocab], vocab, chunk[t + 1]);
+      const auto target = static_cast<size_t>(chunk[t + 1]);
+      const float* row = &logits[t * vocab];
+      const double norm = log_normalizer(row, vocab);
+      nll += norm - row[target];
       if (reference != nullptr) {
-        reference_nll += negative_log_likelihood(&reference_logits[t * vocab], vocab, chunk[t + 1]);
-        kl += kl_divergence(&reference_logits[t * vocab], &logits[t * vocab], vocab);
-        agreeing += argmax(&logits[t * vocab], vocab) == argmax(&reference_logits[t * vocab], vocab) ? 1 : 0;
+        const float* reference_row = &reference_logits[t * vocab];
+        const double reference_norm = log_normalizer(reference_row, vocab);
+        reference_nll += reference_norm - reference_row[target];
+        kl += kl_divergence(reference_row, reference_norm, row, norm, vocab);
+        agreeing += argmax(row, vocab) == argmax(reference_row, vocab) ? 1 : 0;
       }
       ++result.predicted_tokens;
     }
