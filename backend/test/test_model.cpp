@@ -18,30 +18,11 @@ namespace {
 
 using test::TempDir;
 using test::TinyHfModel;
+using test::all_logits;
+using test::relative_error;
 using test::write_fake_llama_tokenizer;
 
 const std::vector<int> kTokens = {1, 7, 33, 2, 63, 15, 15, 40, 9, 0, 22, 51};
-
-// Largest |a - b| over all logits, relative to the largest |b|.
-double relative_error(const std::vector<float>& engine, const std::vector<std::vector<double>>& reference) {
-  double max_diff = 0, max_ref = 0;
-  const size_t vocab = reference[0].size();
-  for (size_t t = 0; t < reference.size(); ++t) {
-    for (size_t i = 0; i < vocab; ++i) {
-      max_diff = std::max(max_diff, std::abs(double(engine[t * vocab + i]) - reference[t][i]));
-      max_ref = std::max(max_ref, std::abs(reference[t][i]));
-    }
-  }
-  return max_diff / max_ref;
-}
-
-std::vector<float> all_logits(LlamaModel& model, const std::vector<int>& tokens) {
-  KvCache cache(model.config(), tokens.size());
-  std::vector<float> logits(tokens.size() * size_t(model.config().vocab_size));
-  const std::vector<int32_t> ids(tokens.begin(), tokens.end());
-  model.forward(cache, ids, logits, true);
-  return logits;
-}
 
 std::unique_ptr<LlamaModel> convert_and_load(const TinyHfModel& hf, const TempDir& dir, DType dtype, int shards = 1,
                                              size_t threads = 2) {

@@ -30,27 +30,11 @@ namespace llm {
 namespace {
 
 using test::TempDir;
+using test::all_logits;
+using test::relative_error;
 using test::TinyHfModel;
 
 const std::vector<int> kTokens = {1, 17, 42, 5, 63, 8, 30, 2, 11, 50};
-
-double max_relative_error(const std::vector<float>& actual, const std::vector<std::vector<double>>& expected) {
-  double worst = 0.0, scale = 0.0;
-  for (const auto& row : expected)
-    for (double v : row) scale = std::max(scale, std::fabs(v));
-  size_t i = 0;
-  for (const auto& row : expected)
-    for (double v : row) worst = std::max(worst, std::fabs(actual[i++] - v));
-  return worst / scale;
-}
-
-std::vector<float> logits_of(LlamaModel& model, const std::vector<int>& tokens) {
-  KvCache cache(model.config(), tokens.size());
-  std::vector<float> logits(tokens.size() * static_cast<size_t>(model.config().vocab_size));
-  const std::vector<int32_t> ids(tokens.begin(), tokens.end());
-  model.forward(cache, ids, logits, true);
-  return logits;
-}
 
 // ---- The quantizer's rounding ----
 
@@ -206,9 +190,9 @@ TEST_P(QuantizedCheckpoint, LoadsQuantizedAndMatchesTheDequantisedReference) {
 
   load_dequantised_into(hf, options.out_dir);
   const auto reference = hf.reference_logits(kTokens);
-  EXPECT_LT(max_relative_error(logits_of(*model, kTokens), reference), 1e-4);
+  EXPECT_LT(relative_error(all_logits(*model, kTokens), reference), 1e-4);
   // ... and quantization changed the model, so the comparison above is not float against float.
-  EXPECT_GT(max_relative_error(logits_of(*float_model, kTokens), reference), 1e-4);
+  EXPECT_GT(relative_error(all_logits(*float_model, kTokens), reference), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Methods, QuantizedCheckpoint, ::testing::Values(QuantMethod::Int8, QuantMethod::Int4Rtn),
@@ -335,7 +319,7 @@ TEST(AutoAwqCheckpoint, ConvertsToW4A16WithZeroPointsAndMatchesTheDequantisedRef
     if (name.find("_proj.weight") == std::string::npos)
       for (float& v : values) v = fp16_to_f32(f32_to_fp16(v));
   }
-  EXPECT_LT(max_relative_error(logits_of(*model, kTokens), hf.reference_logits(kTokens)), 1e-4);
+  EXPECT_LT(relative_error(all_logits(*model, kTokens), hf.reference_logits(kTokens)), 1e-4);
 
   config["quantization_config"]["version"] = "gemv";
   write_json_file(dir.path() / "awq" / "config.json", config);

@@ -2,6 +2,7 @@
 // A tiny random Hugging Face Llama checkpoint written by the tests themselves, and an
 // independent double-precision forward pass over its Hugging Face tensors (separate q/k/v,
 // gate/up/down; rotate-half rotary) to check the converter and the engine against.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +14,7 @@
 
 #include "checkpoint/model_config.h"
 #include "checkpoint/safetensors.h"
+#include "engine/cpu/llama_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace llm::test {
@@ -164,6 +166,28 @@ struct TinyHfModel {
     return logits;
   }
 };
+
+// Largest |a - b| over all logits, relative to the largest |b|.
+inline double relative_error(const std::vector<float>& engine, const std::vector<std::vector<double>>& reference) {
+  double max_diff = 0, max_ref = 0;
+  const size_t vocab = reference[0].size();
+  for (size_t t = 0; t < reference.size(); ++t) {
+    for (size_t i = 0; i < vocab; ++i) {
+      max_diff = std::max(max_diff, std::abs(double(engine[t * vocab + i]) - reference[t][i]));
+      max_ref = std::max(max_ref, std::abs(reference[t][i]));
+    }
+  }
+  return max_diff / max_ref;
+}
+
+// Logits of every position of `tokens`, run as one prefill from an empty cache.
+inline std::vector<float> all_logits(LlamaModel& model, const std::vector<int>& tokens) {
+  KvCache cache(model.config(), tokens.size());
+  std::vector<float> logits(tokens.size() * size_t(model.config().vocab_size));
+  const std::vector<int32_t> ids(tokens.begin(), tokens.end());
+  model.forward(cache, ids, logits, true);
+  return logits;
+}
 
 // A 32000-piece Llama-style vocabulary written without any downloaded file: specials, 256 byte
 // pieces, then made-up pieces. Returns the tokenizer.model path.
