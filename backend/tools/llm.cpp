@@ -357,10 +357,7 @@ int cmd_eval(int argc, char** argv) {
   const std::filesystem::path checkpoint = args.required("eval", "checkpoint");
   const std::filesystem::path text_path = args.required("eval", "text");
   if (args.has("layers") && !args.has("reference")) throw Error("--layers needs --reference");
-  std::ifstream in(text_path, std::ios::binary);
-  if (!in) throw_error("cannot open ", text_path.string());
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  llm::validate_utf8(text, text_path.string());
+  const std::string text = llm::read_utf8_file(text_path);
   const llm::Tokenizer tokenizer(tokenizer_for(args, checkpoint));
   std::vector<int32_t> tokens = tokenizer.encode(text, true);
   const size_t max_tokens = args.number<size_t>("max-tokens", 0);

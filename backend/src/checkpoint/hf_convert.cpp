@@ -19,6 +19,15 @@ namespace llm {
 
 using nlohmann::json;
 
+void copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to) {
+  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
+                           "generation_config.json"}) {
+    if (std::filesystem::exists(from / name)) {
+      std::filesystem::copy_file(from / name, to / name, std::filesystem::copy_options::overwrite_existing);
+    }
+  }
+}
+
 void convert_elements(DType from, const void* src, DType to, void* dst, size_t count) {
   auto load = [&](size_t i) -> float {
     switch (from) {
@@ -179,8 +188,8 @@ std::optional<QuantConfig> autoawq_config(const json& hf, const std::string& whe
   QuantConfig config;
   config.algo = QuantAlgo::W4A16_AWQ;
   config.group_size = q.value("group_size", q.value("q_group_size", int64_t{128}));
-  if (config.group_size <= 0 || config.group_size % 32 != 0)
-    throw_error(where, ": AutoAWQ group_size ", config.group_size, " is not a multiple of 32");
+  if (config.group_size <= 0 || !kernels::int4_group_size_supported(static_cast<size_t>(config.group_size)))
+    throw_error(where, ": AutoAWQ group_size ", config.group_size, " is not supported (32, 64 or a multiple of 128)");
   config.has_zero_point = true;
   config.pre_quant_scale = false;  // AutoAWQ folds its scales into the preceding layers
   config.exclude_modules = {"lm_head"};
@@ -247,9 +256,7 @@ void convert_hf_checkpoint(const HfConvertOptions& options) {
     const size_t group = static_cast<size_t>(awq->group_size);
     if (cols % group != 0)
       throw_error(hf_names[0], ": ", cols, " input features are not a multiple of the AutoAWQ group size ", group);
-    if (128 % group != 0 && group % 128 != 0)
-      throw_error(hf_names[0], ": AutoAWQ group size ", group, " is not supported (32, 64 or a multiple of 128)");
-    const size_t groups = cols / group;
+    const size_t groups = quantized_format::int4_groups(cols, group);
     struct Part {
       const TensorView* qweight;
       const TensorView* qzeros;
@@ -326,12 +333,7 @@ void convert_hf_checkpoint(const HfConvertOptions& options) {
 
   std::filesystem::create_directories(options.out_dir);
   writer.write(options.out_dir / "rank0.safetensors");
-  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
-                           "generation_config.json"}) {
-    if (std::filesystem::exists(dir / name)) {
-      std::filesystem::copy_file(dir / name, options.out_dir / name, std::filesystem::copy_options::overwrite_existing);
-    }
-  }
+  copy_tokenizer_files(dir, options.out_dir);
   if (!std::filesystem::exists(dir / "tokenizer.model"))
     log("warning: no tokenizer.model in " + dir.string() + "; `llm generate` will need --tokenizer");
   // config.json last: a directory with it is a complete checkpoint.

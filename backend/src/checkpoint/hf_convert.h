@@ -22,6 +22,10 @@ struct HfConvertOptions {
 // weights. Throws Error naming the file, tensor or field on any problem.
 void convert_hf_checkpoint(const HfConvertOptions& options);
 
+// Copies the tokenizer and generation files a checkpoint carries (tokenizer.model,
+// tokenizer_config.json, special_tokens_map.json, tokenizer.json, generation_config.json) where present.
+void copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to);
+
 // Element-wise dtype conversion of a whole tensor (float dtypes), through float32.
 void convert_elements(DType from, const void* src, DType to, void* dst, size_t count);
 

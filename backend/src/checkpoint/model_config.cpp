@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "kernels/kernels.h"
 
 namespace llm {
 
@@ -81,7 +82,8 @@ void ModelConfig::validate(const std::string& where) const {
   if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16)
     throw_error(where, ": field \"dtype\" must be float32, float16 or bfloat16");
   const int64_t group = quantization.group_size;
-  if (quantization.algo == QuantAlgo::W4A16_AWQ && (group <= 0 || group % 32 != 0 || (128 % group != 0 && group % 128 != 0))) {
+  if (quantization.algo == QuantAlgo::W4A16_AWQ &&
+      (group <= 0 || !kernels::int4_group_size_supported(static_cast<size_t>(group)))) {
     throw_error(where, ": quantization.group_size must be 32, 64 or a multiple of 128, got ", group);
   }
 }

@@ -37,14 +37,9 @@ namespace llm::quantized_format {
 
 inline constexpr const char* kPackingKey = "triton_llm.weight_packing";
 inline constexpr const char* kPackingVersion = "1";
+using kernels::int4_groups;
+using kernels::int4_padded_columns;
 using kernels::kInt4BlockColumns;
-
-inline size_t int4_groups(size_t cols, size_t group_size) { return (cols + group_size - 1) / group_size; }
-
-inline size_t int4_padded_columns(size_t cols, size_t group_size) {
-  const size_t block = group_size > kInt4BlockColumns ? group_size : kInt4BlockColumns;
-  return (cols + block - 1) / block * block;
-}
 
 // Packs one row of codes (padded_cols values in [0, 15]) into padded_cols / 2 bytes.
 inline void pack_int4_row(const uint8_t* codes, size_t padded_cols, uint8_t* out) {

@@ -40,11 +40,23 @@ detail::MatmulRowsFn matmul_rows_for(Isa isa) {
 
 }  // namespace
 
-size_t WeightView::padded_cols() const {
-  if (format != WeightFormat::Int4 || group_size == 0) return cols;
+bool int4_group_size_supported(size_t group_size) {
+  return group_size > 0 && group_size % 32 == 0 &&
+         (kInt4BlockColumns % group_size == 0 || group_size % kInt4BlockColumns == 0);
+}
+
+size_t int4_padded_columns(size_t cols, size_t group_size) {
   const size_t block = std::max(group_size, kInt4BlockColumns);
   return (cols + block - 1) / block * block;
 }
+
+size_t int4_groups(size_t cols, size_t group_size) { return (cols + group_size - 1) / group_size; }
+
+size_t WeightView::padded_cols() const {
+  return format == WeightFormat::Int4 && group_size != 0 ? int4_padded_columns(cols, group_size) : cols;
+}
+
+size_t WeightView::groups() const { return group_size == 0 ? 0 : int4_groups(cols, group_size); }
 
 size_t WeightView::row_bytes() const {
   switch (format) {
@@ -70,8 +82,7 @@ void check_weights(const WeightView& w) {
       if (w.scales == nullptr) throw Error("matmul: int8 weights need per-row scales");
       return;
     case WeightFormat::Int4:
-      if (w.group_size == 0 || w.group_size % 32 != 0 ||
-          (kInt4BlockColumns % w.group_size != 0 && w.group_size % kInt4BlockColumns != 0))
+      if (!int4_group_size_supported(w.group_size))
         throw_error("matmul: int4 group size must be 32, 64 or a multiple of 128, got ", w.group_size);
       if (w.scales == nullptr) throw Error("matmul: int4 weights need per-group scales");
       return;

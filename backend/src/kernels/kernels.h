@@ -50,7 +50,7 @@ struct WeightView {
   const float* input_scale = nullptr;  // [cols]: x is multiplied by it first (AWQ's pre-quant scale)
 
   size_t padded_cols() const;
-  size_t groups() const { return group_size == 0 ? 0 : (cols + group_size - 1) / group_size; }
+  size_t groups() const;
   // Bytes from one row's start to the next.
   size_t row_bytes() const;
 };
@@ -59,6 +59,12 @@ struct WeightView {
 inline constexpr uint8_t kInt4SymmetricZero = 8;
 // Columns per Int4 storage block.
 inline constexpr size_t kInt4BlockColumns = 128;
+// Int4 group sizes the layout supports: 32, 64 or a multiple of 128.
+bool int4_group_size_supported(size_t group_size);
+// A row's stored columns: cols rounded up to max(group_size, kInt4BlockColumns).
+size_t int4_padded_columns(size_t cols, size_t group_size);
+// Groups that hold real columns: ceil(cols / group_size) (scales and zeros have no padding groups).
+size_t int4_groups(size_t cols, size_t group_size);
 // The code of column `col` in a row of Int4 blocks.
 inline uint8_t int4_code(const uint8_t* row, size_t col) {
   const size_t within = col % kInt4BlockColumns;

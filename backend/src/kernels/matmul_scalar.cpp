@@ -87,9 +87,7 @@ struct ScalarInt4Tile {
         const float zero = view.zeros != nullptr ? view.zeros[index] : 8.0f;
         const uint8_t* row_codes = codes + j * stride;
         for (size_t c = begin; c < end; ++c) {
-          const size_t within = c % kInt4BlockColumns;
-          const uint8_t byte = row_codes[c / kInt4BlockColumns * 64 + within % 16 * 4 + within / 16 / 2];
-          const float weight = (static_cast<float>(within / 16 % 2 == 0 ? byte & 0xF : byte >> 4) - zero) * scale;
+          const float weight = (static_cast<float>(int4_code(row_codes, c)) - zero) * scale;
           for (size_t i = 0; i < InputRows; ++i) acc[i][j] += x[i * cols + c] * weight;
         }
       }

@@ -4,7 +4,6 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <fstream>
 #include <iomanip>
 #include <limits>
 #include <map>
@@ -12,6 +11,7 @@
 #include <sstream>
 #include <vector>
 
+#include "checkpoint/hf_convert.h"
 #include "checkpoint/model_config.h"
 #include "checkpoint/quantized_format.h"
 #include "checkpoint/safetensors.h"
@@ -87,14 +87,6 @@ constexpr size_t kClipTokens = 128;
 
 void log_line(const QuantizeOptions& options, const std::string& message) {
   if (options.log) options.log(message);
-}
-
-std::string read_text_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error("cannot open calibration text ", path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 // Every linear layer's float weights as one row-major float32 matrix.
@@ -395,8 +387,7 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
 // BOS), spread evenly over the text.
 std::vector<std::vector<int32_t>> calibration_sequences(const QuantizeOptions& options, const Tokenizer& tokenizer,
                                                         size_t context) {
-  const std::string text = read_text_file(options.calib_text);
-  validate_utf8(text, options.calib_text.string());
+  const std::string text = read_utf8_file(options.calib_text);
   const std::vector<int32_t> ids = tokenizer.encode(text, false);
   const size_t length = std::min(options.calib_sequence_length, context);
   if (length < 2 || options.calib_samples == 0) throw Error("--calib-samples and the sequence length must be positive");
@@ -434,9 +425,7 @@ void quantize_checkpoint(const QuantizeOptions& options) {
   if (options.method == QuantMethod::Awq && options.calib_text.empty()) {
     throw Error("awq needs calibration text: pass --calib FILE (plain UTF-8 text like the prompts the model will see)");
   }
-  if (options.method != QuantMethod::Int8 &&
-      (options.group_size == 0 || options.group_size % 32 != 0 ||
-       (kernels::kInt4BlockColumns % options.group_size != 0 && options.group_size % kernels::kInt4BlockColumns != 0))) {
+  if (options.method != QuantMethod::Int8 && !kernels::int4_group_size_supported(options.group_size)) {
     throw_error("--group-size must be 32, 64 or a multiple of 128, got ", options.group_size);
   }
   if (std::filesystem::exists(options.out_dir) && std::filesystem::equivalent(options.checkpoint_dir, options.out_dir)) {
@@ -497,14 +486,14 @@ void quantize_checkpoint(const QuantizeOptions& options) {
       }
       continue;
     }
-    // Linears sharing one input are scaled together: qkv; dense; fc and gate; proj.
-    const std::vector<std::vector<Linear>> sharing = {{Linear::Qkv}, {Linear::Dense}, {Linear::Fc, Linear::Gate}, {Linear::Proj}};
+    // Linears sharing one input are scaled together: qkv; dense; proj; fc and gate. proj goes
+    // before fc and gate so that its float weights, once searched, serve their MLP objective.
+    const std::vector<std::vector<Linear>> sharing = {{Linear::Qkv}, {Linear::Dense}, {Linear::Proj}, {Linear::Fc, Linear::Gate}};
+    Weights proj;
     for (const auto& group : sharing) {
       std::vector<Weights> ws;
       for (Linear which : group) ws.push_back(load_weights(prefix + linear_name(which), which));
       const InputStatistics& x = calibration->stats(l, group.front());
-      const Weights proj =
-          group.front() == Linear::Fc ? load_weights(prefix + linear_name(Linear::Proj), Linear::Proj) : Weights{};
       const BlockOutput block =
           group.front() == Linear::Fc ? mlp_output(ctx, ws, proj, x) : linear_outputs(ctx, ws, x);
       std::string report;
@@ -516,6 +505,7 @@ void quantize_checkpoint(const QuantizeOptions& options) {
         quantized[prefix + linear_name(group[k])] = std::move(results[k]);
       }
       log_line(options, "layer " + std::to_string(l) + " " + names + ": " + report);
+      if (group.front() == Linear::Proj) proj = std::move(ws.front());
     }
   }
 
@@ -559,13 +549,7 @@ void quantize_checkpoint(const QuantizeOptions& options) {
   }
   std::filesystem::create_directories(options.out_dir);
   writer.write(options.out_dir / "rank0.safetensors");
-  for (const char* name : {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
-                           "generation_config.json"}) {
-    if (std::filesystem::exists(options.checkpoint_dir / name)) {
-      std::filesystem::copy_file(options.checkpoint_dir / name, options.out_dir / name,
-                                 std::filesystem::copy_options::overwrite_existing);
-    }
-  }
+  copy_tokenizer_files(options.checkpoint_dir, options.out_dir);
   nlohmann::json j = config.to_json();
   const nlohmann::json source_json = read_json_file(options.checkpoint_dir / "config.json");
   if (source_json.contains("synthetic")) j["synthetic"] = source_json["synthetic"];

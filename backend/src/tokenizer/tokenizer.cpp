@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "common/error.h"
@@ -21,6 +23,17 @@ std::string hex_byte(unsigned char byte) {
 }
 
 }  // namespace
+
+std::string read_utf8_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw_error("cannot open ", path.string());
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw_error("cannot read ", path.string());
+  std::string result = text.str();
+  validate_utf8(result, path.string());
+  return result;
+}
 
 void validate_utf8(std::string_view text, std::string_view what) {
   const auto fail = [&](size_t offset, std::string_view reason) {

@@ -69,6 +69,8 @@ class StreamDecoder {
 
 // Throws Error with the offset of the first invalid byte, if any.
 void validate_utf8(std::string_view text, std::string_view what);
+// The whole file as text; throws Error naming it when it cannot be read or is not UTF-8.
+std::string read_utf8_file(const std::filesystem::path& path);
 
 // Writes a SentencePiece model file (BPE, byte fallback, Llama-2 normaliser and special ids)
 // for a Llama-2 vocabulary given as piece -> id, so synthetic checkpoints ship a
