@@ -512,7 +512,9 @@ TEST_F(TensorRtLlmEngineTest, IterationStatsBecomeStatsAndLogLines) {
   s.gpuMemUsage = size_t{5} << 30;
   s.kvCacheStats = tle::KvCacheStats{1000, 900, 100, 64, 0, 0, 0};
   control->push_stats(s);
-  for (int i = 0; i < 200 && !engine_->stats().iterations; ++i) std::this_thread::sleep_for(10ms);
+  // The engine publishes the numbers and then writes the log line from its polling thread: wait for both.
+  for (int i = 0; i < 500 && !(engine_->stats().iterations && logged("iteration 41")); ++i)
+    std::this_thread::sleep_for(10ms);
   const EngineStats stats = engine_->stats();
   ASSERT_TRUE(stats.iterations);
   EXPECT_EQ(*stats.iterations, 42u);
