@@ -45,7 +45,7 @@ constexpr double kDotTolerance = 1e-5;  // relative to sum |a_i * b_i|, like mat
 // with LLM_ISA=avx2 behaves as on an AVX2-only machine).
 std::vector<Isa> isas_under_test() {
   std::vector<Isa> isas;
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
     if (isa_supported(isa) && isa <= detect_isa()) isas.push_back(isa);
   }
   return isas;
@@ -208,7 +208,7 @@ TEST_P(MatmulTest, ZeroColumnsGiveZeros) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, MatmulTest,
-                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
                                             ::testing::Values(DType::F32, DType::F16, DType::BF16)),
                          [](const auto& info) {
                            return std::string(isa_name(std::get<0>(info.param))) + "_" +
@@ -310,18 +310,31 @@ class QuantizedWeights {
 // to sum |x_c * w_c| (a code or scale taken from the wrong column or group breaks it by far).
 constexpr double kQuantizedTolerance = 1e-5;
 
-void expect_quantized_matches_reference(const std::vector<float>& x, size_t m, const QuantizedWeights& w,
+// Whether this kernel rounds x to bfloat16 first (kernels.h, WeightFormat::Int4); the reference
+// then uses the same rounded inputs.
+bool rounds_input_to_bf16(Isa isa, const WeightView& w) {
+  return isa == Isa::Avx512Bf16 && w.format == WeightFormat::Int4 && w.group_size % 128 == 0;
+}
+// That kernel sums x * (128 + u) and subtracts (128 + zero) * sum(x): terms up to 143 times the
+// weight's own size cancel, so float32 rounding weighs up to ~100 times more (measured worst, one
+// column: 1.2e-5). Still ten times below a lost term of the 1000-column cases.
+constexpr double kQuantizedBf16Tolerance = 1e-4;
+
+void expect_quantized_matches_reference(Isa isa, const std::vector<float>& x, size_t m, const QuantizedWeights& w,
                                         const std::vector<float>& input_scale, const std::vector<float>& y) {
   const size_t rows = w.view().rows, cols = w.view().cols;
+  const bool bf16_input = rounds_input_to_bf16(isa, w.view());
   for (size_t i = 0; i < m; ++i) {
     for (size_t r = 0; r < rows; ++r) {
       double exact = 0.0, magnitude = 0.0;
       for (size_t c = 0; c < cols; ++c) {
-        const double xs = static_cast<double>(x[i * cols + c]) * (input_scale.empty() ? 1.0 : input_scale[c]);
+        const float scaled = x[i * cols + c] * (input_scale.empty() ? 1.0f : input_scale[c]);
+        const double xs = bf16_input ? bf16_to_f32(f32_to_bf16(scaled)) : scaled;
         exact += xs * w.value(r, c);
         magnitude += std::fabs(xs * w.value(r, c));
       }
-      ASSERT_LE(std::fabs(y[i * rows + r] - exact), kQuantizedTolerance * magnitude + 1e-30)
+      ASSERT_LE(std::fabs(y[i * rows + r] - exact),
+                (bf16_input ? kQuantizedBf16Tolerance : kQuantizedTolerance) * magnitude + 1e-30)
           << "y[" << i << "][" << r << "] = " << y[i * rows + r] << ", reference " << exact;
     }
   }
@@ -355,7 +368,7 @@ TEST_P(QuantizedMatmulTest, MatchesDequantisedReferenceForOddShapes) {
             const std::vector<float> x = random_floats(m * cols, rng);
             std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
             matmul(ctx, x.data(), m, w.view(), y.data());
-            expect_quantized_matches_reference(x, m, w, {}, y);
+            expect_quantized_matches_reference(isa, x, m, w, {}, y);
           }
         }
       }
@@ -381,12 +394,12 @@ TEST_P(QuantizedMatmulTest, AppliesTheInputScaleAndSplitsOverThreads) {
     const std::vector<float> x = random_floats(m * cols, rng);
     std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
     matmul(Context{isa, &pool}, x.data(), m, view, y.data());
-    expect_quantized_matches_reference(x, m, w, input_scale, y);
+    expect_quantized_matches_reference(isa, x, m, w, input_scale, y);
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, QuantizedMatmulTest,
-                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
                                             ::testing::Values(QuantCase::Int8, QuantCase::Int4Symmetric,
                                                               QuantCase::Int4ZeroPoints)),
                          [](const auto& info) {
@@ -463,7 +476,7 @@ TEST_P(VectorKernelTest, AxpyMatchesReferenceAndLeavesTheRestAlone) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, VectorKernelTest, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
+INSTANTIATE_TEST_SUITE_P(AllIsas, VectorKernelTest, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 
 TEST(Rmsnorm, MatchesReferenceAndWorksInPlace) {
@@ -558,8 +571,12 @@ TEST(Isa, NamesAndScalarAlwaysSupported) {
   EXPECT_STREQ(isa_name(Isa::Scalar), "scalar");
   EXPECT_STREQ(isa_name(Isa::Avx2), "avx2");
   EXPECT_STREQ(isa_name(Isa::Avx512), "avx512");
+  EXPECT_STREQ(isa_name(Isa::Avx512Bf16), "avx512_bf16");
   EXPECT_TRUE(isa_supported(Isa::Scalar));
-  // Every AVX-512 CPU the kernels accept also has AVX2.
+  // Each level includes the ones below it.
+  if (isa_supported(Isa::Avx512Bf16)) {
+    EXPECT_TRUE(isa_supported(Isa::Avx512));
+  }
   if (isa_supported(Isa::Avx512)) {
     EXPECT_TRUE(isa_supported(Isa::Avx2));
   }
@@ -567,13 +584,16 @@ TEST(Isa, NamesAndScalarAlwaysSupported) {
 
 TEST(Isa, DetectPicksTheBestSupportedWithoutOverride) {
   const ScopedIsaEnv env(nullptr);
-  const Isa best = isa_supported(Isa::Avx512) ? Isa::Avx512 : isa_supported(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar;
+  const Isa best = isa_supported(Isa::Avx512Bf16) ? Isa::Avx512Bf16
+                   : isa_supported(Isa::Avx512)   ? Isa::Avx512
+                   : isa_supported(Isa::Avx2)     ? Isa::Avx2
+                                                  : Isa::Scalar;
   EXPECT_EQ(detect_isa(), best);
   std::cout << "[          ] this CPU: " << isa_name(best) << "\n";
 }
 
 TEST(Isa, OverrideMayLowerTheChoice) {
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
     if (!isa_supported(isa)) continue;
     const ScopedIsaEnv env(isa_name(isa));
     EXPECT_EQ(detect_isa(), isa);
@@ -591,21 +611,21 @@ TEST(Isa, OverrideRejectsUnknownValuesWithAClearMessage) {
     const std::string message = e.what();
     EXPECT_NE(message.find("LLM_ISA"), std::string::npos) << message;
     EXPECT_NE(message.find("avx1024"), std::string::npos) << message;
-    EXPECT_NE(message.find("scalar, avx2 or avx512"), std::string::npos) << message;
+    EXPECT_NE(message.find("scalar, avx2, avx512 or avx512_bf16"), std::string::npos) << message;
   }
 }
 
 TEST(Isa, OverrideRejectsMoreThanTheCpuHas) {
-  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
     if (isa_supported(isa)) continue;
     const ScopedIsaEnv env(isa_name(isa));
     EXPECT_THROW(detect_isa(), Error) << isa_name(isa);
   }
-  if (isa_supported(Isa::Avx512)) std::cout << "[          ] every ISA is supported here; nothing to reject\n";
+  if (isa_supported(Isa::Avx512Bf16)) std::cout << "[          ] every ISA is supported here; nothing to reject\n";
 }
 
 TEST(Isa, MatmulRejectsAnIsaTheCpuLacks) {
-  for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
     if (isa_supported(isa)) continue;
     const std::vector<float> weights(4);
     float x[2] = {1, 2};

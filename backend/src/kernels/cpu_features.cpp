@@ -16,6 +16,7 @@ namespace {
 struct CpuSupport {
   bool avx2 = false;
   bool avx512 = false;
+  bool avx512_bf16 = false;
 };
 
 // XCR0 bits the OS sets when it saves that register state.
@@ -45,6 +46,10 @@ CpuSupport probe_cpu() {
   support.avx2 = (xcr0 & kXcr0SseAvx) == kXcr0SseAvx && (ebx & bit_AVX2) != 0 && fma && f16c;
   const unsigned avx512_needed = bit_AVX512F | bit_AVX512BW | bit_AVX512VL | bit_AVX512DQ;
   support.avx512 = support.avx2 && (xcr0 & kXcr0Avx512) == kXcr0Avx512 && (ebx & avx512_needed) == avx512_needed;
+  // AVX512_BF16 is reported in leaf 7, sub-leaf 1 (EAX bit 5).
+  if (support.avx512 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0) {
+    support.avx512_bf16 = (eax & bit_AVX512BF16) != 0;
+  }
   return support;
 }
 
@@ -54,6 +59,7 @@ const CpuSupport& cpu_support() {
 }
 
 Isa best_supported_isa() {
+  if (isa_supported(Isa::Avx512Bf16)) return Isa::Avx512Bf16;
   if (isa_supported(Isa::Avx512)) return Isa::Avx512;
   if (isa_supported(Isa::Avx2)) return Isa::Avx2;
   return Isa::Scalar;
@@ -66,6 +72,7 @@ const char* isa_name(Isa isa) {
     case Isa::Scalar: return "scalar";
     case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
+    case Isa::Avx512Bf16: return "avx512_bf16";
   }
   return "unknown";
 }
@@ -75,6 +82,7 @@ bool isa_supported(Isa isa) {
     case Isa::Scalar: return true;
     case Isa::Avx2: return cpu_support().avx2;
     case Isa::Avx512: return cpu_support().avx512;
+    case Isa::Avx512Bf16: return cpu_support().avx512_bf16;
   }
   return false;
 }
@@ -86,18 +94,18 @@ Isa detect_isa() {
 
   std::string requested_name(requested_text);
   for (char& ch : requested_name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
     if (requested_name != isa_name(isa)) continue;
     if (!isa_supported(isa)) {
       throw_error("LLM_ISA=", requested_text, " asks for ", isa_name(isa),
                   " kernels, but this CPU (or its OS) supports at most ", isa_name(best), ". Set LLM_ISA to ",
-                  isa_name(best), " or lower (accepted values: scalar, avx2, avx512) or unset it");
+                  isa_name(best), " or lower (accepted values: scalar, avx2, avx512, avx512_bf16) or unset it");
     }
     return isa;
   }
   throw_error("LLM_ISA=\"", requested_text,
               "\" is not a known instruction set; the environment variable LLM_ISA selects the CPU kernels and accepts "
-              "scalar, avx2 or avx512 (unset: the best this CPU supports, here ",
+              "scalar, avx2, avx512 or avx512_bf16 (unset: the best this CPU supports, here ",
               isa_name(best), ")");
 }
 

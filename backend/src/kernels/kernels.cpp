@@ -31,6 +31,7 @@ bool worth_splitting(size_t m, const WeightView& w) {
 
 detail::MatmulRowsFn matmul_rows_for(Isa isa) {
   switch (isa) {
+    case Isa::Avx512Bf16:  // its own kernel is for Int4 only (see matmul)
     case Isa::Avx512: return detail::matmul_rows_avx512;
     case Isa::Avx2: return detail::matmul_rows_avx2;
     case Isa::Scalar: break;
@@ -116,13 +117,29 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
     x = scaled.data();
   }
 
-  const detail::MatmulRowsFn matmul_rows = matmul_rows_for(ctx.isa);
-  if (ctx.pool == nullptr || ctx.pool->size() == 1 || !worth_splitting(m, w)) {
-    matmul_rows(x, m, w, y, 0, w.rows);
+  const auto run_rows = [&](const auto& matmul_rows) {
+    if (ctx.pool == nullptr || ctx.pool->size() == 1 || !worth_splitting(m, w)) {
+      matmul_rows(0, w.rows);
+      return;
+    }
+    ctx.pool->parallel_for(w.rows, kRowsPerChunkMultiple, matmul_rows);
+  };
+  if (ctx.isa == Isa::Avx512Bf16 && detail::int4_bf16_applies(w)) {
+    // x in the kernel's bfloat16 order, once per call; per calling thread like the scaled copy.
+    thread_local std::vector<uint16_t> values;
+    thread_local std::vector<float> block_sums;
+    const size_t padded = w.padded_cols();
+    values.resize(m * padded);
+    block_sums.resize(m * padded / kInt4BlockColumns);
+    detail::int4_bf16_prepare_input(x, m, w, values.data(), block_sums.data());
+    const detail::Int4Bf16Input input{values.data(), block_sums.data(), padded};
+    run_rows([&](size_t row_begin, size_t row_end) {
+      detail::matmul_rows_int4_bf16(input, m, w, y, row_begin, row_end);
+    });
     return;
   }
-  ctx.pool->parallel_for(w.rows, kRowsPerChunkMultiple,
-                         [&](size_t row_begin, size_t row_end) { matmul_rows(x, m, w, y, row_begin, row_end); });
+  const detail::MatmulRowsFn matmul_rows = matmul_rows_for(ctx.isa);
+  run_rows([&](size_t row_begin, size_t row_end) { matmul_rows(x, m, w, y, row_begin, row_end); });
 }
 
 void weight_row_to_f32(const WeightView& w, size_t row, float* out) {
@@ -176,6 +193,7 @@ void silu_mul(float* gate, const float* up, size_t n) {
 
 float dot(Isa isa, const float* a, const float* b, size_t n) {
   switch (isa) {
+    case Isa::Avx512Bf16:
     case Isa::Avx512: return detail::dot_avx512(a, b, n);
     case Isa::Avx2: return detail::dot_avx2(a, b, n);
     case Isa::Scalar: break;
@@ -185,6 +203,7 @@ float dot(Isa isa, const float* a, const float* b, size_t n) {
 
 void axpy(Isa isa, float a, const float* x, float* y, size_t n) {
   switch (isa) {
+    case Isa::Avx512Bf16:
     case Isa::Avx512: return detail::axpy_avx512(a, x, y, n);
     case Isa::Avx2: return detail::axpy_avx2(a, x, y, n);
     case Isa::Scalar: break;

@@ -10,11 +10,13 @@
 
 namespace llm::kernels {
 
-enum class Isa : uint8_t { Scalar, Avx2, Avx512 };
+// Each level includes the ones before it. Avx512Bf16 adds AVX512_BF16 dot products, which only the
+// Int4 kernel for groups of whole 128-column blocks uses (see WeightFormat::Int4).
+enum class Isa : uint8_t { Scalar, Avx2, Avx512, Avx512Bf16 };
 
 // The best instruction set this CPU and OS support. The environment variable LLM_ISA
-// (scalar | avx2 | avx512) may lower it, e.g. to test the fallbacks; asking for more than the
-// CPU has is an Error.
+// (scalar | avx2 | avx512 | avx512_bf16) may lower it, e.g. to test the fallbacks; asking for more
+// than the CPU has is an Error.
 Isa detect_isa();
 const char* isa_name(Isa isa);
 // True when this CPU can run kernels built for `isa`.
@@ -33,6 +35,10 @@ enum class WeightFormat : uint8_t {
   // 64 bytes = 16 little-endian 32-bit words: word i holds columns i + 16k in its nibbles
   // k = 0..7 (bits 4k..4k+3). A SIMD lane then finds consecutive nibbles of one word, 16 columns
   // apart, with a shift; no widening of bytes is needed.
+  // With Isa::Avx512Bf16 and group_size a multiple of 128, x is rounded to bfloat16 (to nearest
+  // even) and multiplied by the exact integers u - 8 in bfloat16 dot products, the group's scale
+  // and zero point applied to each block's float32 sum: A16 with bfloat16 activations, as
+  // TensorRT-LLM's W4A16 runs them in bfloat16 models. Elsewhere x stays float32.
   Int4,
 };
 

@@ -9,6 +9,8 @@
 // callers. matmul_rows_tiled below is only instantiated with a tile type from an anonymous
 // namespace, which gives each instantiation internal linkage too.
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
 
 #include "kernels/kernels.h"
 
@@ -21,6 +23,21 @@ using MatmulRowsFn = void (*)(const float* x, size_t m, const WeightView& w, flo
 void matmul_rows_scalar(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end);
 void matmul_rows_avx2(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end);
 void matmul_rows_avx512(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end);
+
+// The AVX512_BF16 Int4 kernel (kernels.h, WeightFormat::Int4) for group sizes that are multiples of
+// 128. Its input is x prepared once per matmul call: for each row of x and each 128-column block,
+// 128 bfloat16 values in the order the kernel pairs them with code words (step k = 0..3 holds the
+// pairs x[16k + j], x[64 + 16k + j] for j = 0..15, matching the low and high halves of word j
+// shifted right by 4k), and the float sum of the block's 128 rounded values (the kernel subtracts its codes' bias and zero point with it).
+struct Int4Bf16Input {
+  const uint16_t* values = nullptr;  // [m][padded_cols]
+  const float* block_sums = nullptr;  // [m][padded_cols / 128]
+  size_t padded_cols = 0;
+};
+bool int4_bf16_applies(const WeightView& w);
+void int4_bf16_prepare_input(const float* x, size_t m, const WeightView& w, uint16_t* values, float* block_sums);
+void matmul_rows_int4_bf16(const Int4Bf16Input& x, size_t m, const WeightView& w, float* y, size_t row_begin,
+                           size_t row_end);
 
 float dot_scalar(const float* a, const float* b, size_t n);
 float dot_avx2(const float* a, const float* b, size_t n);
@@ -47,18 +64,26 @@ inline constexpr size_t kDecodeWeightRowsCrowded = 4;
 //   kDecodeWeightRows   weight rows streamed together when m == 1
 //   kPrefillWeightRows  weight rows per register tile when m > 1
 //   run<InputRows, WeightRows>(x, w, row, y, y_stride, prefetch_next)
-//       y[i * y_stride + j] = dot(x row i, w row (row + j)), x rows being w.cols apart; with
-//       prefetch_next it also prefetches the next WeightRows weight rows into L2.
+//       y[i * y_stride + j] = dot(x row i, w row (row + j)), x being float rows w.cols apart or an
+//       Int4Bf16Input; with prefetch_next it also prefetches the next WeightRows weight rows into L2.
 // Decode streams every weight row once, prefetching the next group of rows: short rows end before
 // the hardware prefetcher ramps up (measured: 768-column F16 rows streamed from memory twice as
 // fast with it).
 // Prefill walks x in blocks that stay in L2; within a block each group of weight rows is loaded
 // once per kPrefillInputRows rows of x. The first tile of a group prefetches the next group, so
 // the memory traffic overlaps the arithmetic of the later tiles instead of stalling the first.
-template <class Tile>
-void matmul_rows_tiled(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
+template <class Tile, class Input>
+void matmul_rows_tiled(const Input& x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
   const size_t cols = w.cols;
   const size_t rows = w.rows;
+  const auto input_row = [&](size_t i) {
+    if constexpr (std::is_same_v<Input, Int4Bf16Input>) {
+      return Int4Bf16Input{x.values + i * x.padded_cols, x.block_sums + i * (x.padded_cols / kInt4BlockColumns),
+                           x.padded_cols};
+    } else {
+      return x + i * cols;
+    }
+  };
 
   if (m == 1) {
     size_t r = row_begin;
@@ -86,7 +111,7 @@ void matmul_rows_tiled(const float* x, size_t m, const WeightView& w, float* y, 
     const auto tiles_of_group = [&]<size_t WeightRows>() {
       const bool prefetch_next = r + 2 * WeightRows <= row_end;
       const auto tile = [&]<size_t InputRows>(size_t i) {
-        Tile::template run<InputRows, WeightRows>(x + i * cols, w, r, y + i * rows + r, rows,
+        Tile::template run<InputRows, WeightRows>(input_row(i), w, r, y + i * rows + r, rows,
                                                   i == block && prefetch_next);
       };
       size_t i = block;

@@ -1,0 +1,172 @@
+// The Int4 kernel with AVX512_BF16 dot products (kernels.h, WeightFormat::Int4): 32 weights per
+// shift, bit select and dot product where the float32 kernel needs a shift, permute and FMA for 16. Only this file is compiled
+// with -mavx512bf16; see matmul_impl.h for why everything here apart from the exported functions is
+// internal.
+
+// GCC 12 warns about the deliberately undefined registers inside its own AVX-512 intrinsics
+// (GCC bug 105593, fixed in 12.3); the warning is about the header, not this code.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstdint>
+
+#include "kernels/matmul_impl.h"
+
+namespace llm::kernels::detail {
+namespace {
+
+constexpr size_t kSteps = kInt4BlockColumns / 32;  // 32 bfloat16 pairs' worth of columns per step
+
+__m512bh as_bf16(__m512i v) { return reinterpret_cast<__m512bh&>(v); }
+
+// A code u becomes a bfloat16 without a table: 0x4300 is 128.0, whose 7 mantissa bits count in ones,
+// so 0x4300 | u is exactly 128 + u. The kernel sums x * (128 + u) per block and subtracts
+// (128 + zero) * sum(x) with the block's sum of x, leaving x * (u - zero).
+constexpr int kCodeBias = 128;
+constexpr uint16_t kCodeBiasBits = 0x4300;
+
+// Word j of a block is one 32-bit lane: its low half holds columns j + 16k (nibbles k = 0..3) and its
+// high half columns 64 + j + 16k (nibbles 4..7). Shifting the block's 16-bit halves right by 4k puts
+// both columns of step k in the low 4 bits, next to each other as vdpbf16ps pairs them.
+struct Avx512Bf16Int4Tile {
+  // Decode: eight rows of code words, per-block sums and accumulators fit the 32 registers.
+  static constexpr size_t kDecodeWeightRows = 8;
+  // Prefill: 4 x 2 block sums and accumulators, 4 inputs and 2 rows of words.
+  static constexpr size_t kPrefillWeightRows = 2;
+
+  template <size_t InputRows, size_t WeightRows>
+  static void run(const Int4Bf16Input& x, const WeightView& view, size_t row, float* y, size_t y_stride,
+                  bool prefetch_next) {
+    const size_t stride = view.row_bytes();
+    const size_t groups = view.groups();
+    const size_t blocks_per_group = view.group_size / kInt4BlockColumns;
+    const size_t blocks = view.padded_cols() / kInt4BlockColumns;
+    const size_t input_blocks = x.padded_cols / kInt4BlockColumns;
+    const auto* codes = static_cast<const uint8_t*>(view.data) + row * stride;
+    const __m512i code_mask = _mm512_set1_epi16(0x000F);
+    const __m512i code_bias = _mm512_set1_epi16(static_cast<short>(kCodeBiasBits));
+
+    __m512 acc[InputRows][WeightRows];
+    float bias_terms[InputRows][WeightRows];  // sum over blocks of -(128 + zero) * scale * sum(x)
+#pragma GCC unroll 16
+    for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        acc[i][j] = _mm512_setzero_ps();
+        bias_terms[i][j] = 0.0f;
+      }
+    }
+    float scale[WeightRows] = {};
+    float bias[WeightRows] = {};  // -(128 + zero point) * scale
+    for (size_t b = 0; b < blocks; ++b) {
+      if (b % blocks_per_group == 0) {
+        const size_t g = b / blocks_per_group;
+#pragma GCC unroll 16
+        for (size_t j = 0; j < WeightRows; ++j) {
+          const size_t index = (row + j) * groups + g;
+          scale[j] = _cvtsh_ss(view.scales[index]);
+          const int zero = view.zeros != nullptr ? view.zeros[index] : kInt4SymmetricZero;
+          bias[j] = -static_cast<float>(kCodeBias + zero) * scale[j];
+        }
+      }
+      const size_t byte = b * kInt4BlockColumns / 2;
+      if (prefetch_next) {  // the same block of the next rows: one 64-byte line each
+#pragma GCC unroll 16
+        for (size_t j = 0; j < WeightRows; ++j) {
+          _mm_prefetch(reinterpret_cast<const char*>(codes + (WeightRows + j) * stride + byte), _MM_HINT_T1);
+        }
+      }
+      __m512i words[WeightRows];
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) words[j] = _mm512_loadu_si512(codes + j * stride + byte);
+      __m512 block_sum[InputRows][WeightRows];
+#pragma GCC unroll 16
+      for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
+        for (size_t j = 0; j < WeightRows; ++j) block_sum[i][j] = _mm512_setzero_ps();
+      }
+#pragma GCC unroll 4
+      for (size_t k = 0; k < kSteps; ++k) {
+        __m512i input[InputRows];
+#pragma GCC unroll 16
+        for (size_t i = 0; i < InputRows; ++i) {
+          input[i] = _mm512_loadu_si512(x.values + i * x.padded_cols + b * kInt4BlockColumns + k * 32);
+        }
+#pragma GCC unroll 16
+        for (size_t j = 0; j < WeightRows; ++j) {
+          // (code & 0xF) | 0x4300 in one instruction (truth table 0xEA: (a & b) | c).
+          const __m512i weights = _mm512_ternarylogic_epi32(_mm512_srli_epi16(words[j], static_cast<unsigned>(4 * k)),
+                                                            code_mask, code_bias, 0xEA);
+#pragma GCC unroll 16
+          for (size_t i = 0; i < InputRows; ++i) {
+            block_sum[i][j] = _mm512_dpbf16_ps(block_sum[i][j], as_bf16(input[i]), as_bf16(weights));
+          }
+        }
+      }
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) {
+        const __m512 row_scale = _mm512_set1_ps(scale[j]);
+#pragma GCC unroll 16
+        for (size_t i = 0; i < InputRows; ++i) {
+          acc[i][j] = _mm512_fmadd_ps(block_sum[i][j], row_scale, acc[i][j]);
+          bias_terms[i][j] += bias[j] * x.block_sums[i * input_blocks + b];
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (size_t i = 0; i < InputRows; ++i) {
+#pragma GCC unroll 16
+      for (size_t j = 0; j < WeightRows; ++j) y[i * y_stride + j] = _mm512_reduce_add_ps(acc[i][j]) + bias_terms[i][j];
+    }
+  }
+};
+
+}  // namespace
+
+bool int4_bf16_applies(const WeightView& w) {
+  return w.format == WeightFormat::Int4 && w.group_size % kInt4BlockColumns == 0;
+}
+
+void int4_bf16_prepare_input(const float* x, size_t m, const WeightView& w, uint16_t* values, float* block_sums) {
+  const size_t cols = w.cols;
+  const size_t padded = w.padded_cols();
+  // cvtne2ps puts its second operand's 16 values in words 0..15 and the first's in 16..31;
+  // this permute interleaves them into the pairs (x[16k + j], x[64 + 16k + j]).
+  alignas(64) uint16_t pairs[32];
+  for (uint16_t j = 0; j < 16; ++j) {
+    pairs[2 * j] = j;
+    pairs[2 * j + 1] = static_cast<uint16_t>(16 + j);
+  }
+  const __m512i interleave = _mm512_load_si512(pairs);
+  const __m512i ones = _mm512_set1_epi16(0x3F80);  // bfloat16 1.0
+  const auto load = [&](const float* row, size_t c) {
+    if (c + 16 <= cols) return _mm512_loadu_ps(row + c);
+    const size_t count = c < cols ? cols - c : 0;  // the padding columns read as zeros
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1u), row + c);
+  };
+  for (size_t i = 0; i < m; ++i) {
+    const float* row = x + i * cols;
+    for (size_t block = 0; block < padded; block += kInt4BlockColumns) {
+      __m512 sum = _mm512_setzero_ps();
+      for (size_t k = 0; k < kSteps; ++k) {
+        const __m512 low = load(row, block + 16 * k);
+        const __m512 high = load(row, block + 64 + 16 * k);
+        const __m512bh rounded = _mm512_cvtne2ps_pbh(high, low);
+        const __m512i paired = _mm512_permutexvar_epi16(interleave, reinterpret_cast<const __m512i&>(rounded));
+        _mm512_storeu_si512(values + i * padded + block + 32 * k, paired);
+        sum = _mm512_dpbf16_ps(sum, as_bf16(paired), as_bf16(ones));
+      }
+      block_sums[i * (padded / kInt4BlockColumns) + block / kInt4BlockColumns] = _mm512_reduce_add_ps(sum);
+    }
+  }
+}
+
+void matmul_rows_int4_bf16(const Int4Bf16Input& x, size_t m, const WeightView& w, float* y, size_t row_begin,
+                           size_t row_end) {
+  matmul_rows_tiled<Avx512Bf16Int4Tile>(x, m, w, y, row_begin, row_end);
+}
+
+}  // namespace llm::kernels::detail
