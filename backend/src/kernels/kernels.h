@@ -36,9 +36,9 @@ enum class WeightFormat : uint8_t {
   // k = 0..7 (bits 4k..4k+3). A SIMD lane then finds consecutive nibbles of one word, 16 columns
   // apart, with a shift; no widening of bytes is needed.
   // With Isa::Avx512Bf16 and group_size a multiple of 128, x is rounded to bfloat16 (to nearest
-  // even) and multiplied by the exact integers u - 8 in bfloat16 dot products, the group's scale
-  // and zero point applied to each block's float32 sum: A16 with bfloat16 activations, as
-  // TensorRT-LLM's W4A16 runs them in bfloat16 models. Elsewhere x stays float32.
+  // even) and multiplied by the codes as exact bfloat16 integers in bfloat16 dot products, the
+  // group's scale and zero point applied to each block's float32 sum: A16 with bfloat16
+  // activations, as TensorRT-LLM's W4A16 runs them in bfloat16 models. Elsewhere x stays float32.
   Int4,
 };
 

@@ -1,7 +1,7 @@
 // The Int4 kernel with AVX512_BF16 dot products (kernels.h, WeightFormat::Int4): 32 weights per
-// shift, bit select and dot product where the float32 kernel needs a shift, permute and FMA for 16. Only this file is compiled
-// with -mavx512bf16; see matmul_impl.h for why everything here apart from the exported functions is
-// internal.
+// shift, bit select and dot product, where the float32 kernel needs a shift, permute and FMA for
+// 16. Only this file is compiled with -mavx512bf16; see matmul_impl.h for why everything here
+// apart from the exported functions is internal.
 
 // GCC 12 warns about the deliberately undefined registers inside its own AVX-512 intrinsics
 // (GCC bug 105593, fixed in 12.3); the warning is about the header, not this code.
@@ -18,7 +18,7 @@
 namespace llm::kernels::detail {
 namespace {
 
-constexpr size_t kSteps = kInt4BlockColumns / 32;  // 32 bfloat16 pairs' worth of columns per step
+constexpr size_t kSteps = kInt4BlockColumns / 32;  // 32 columns (16 bfloat16 pairs) per step
 
 __m512bh as_bf16(__m512i v) { return reinterpret_cast<__m512bh&>(v); }
 

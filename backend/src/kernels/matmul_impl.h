@@ -28,7 +28,8 @@ void matmul_rows_avx512(const float* x, size_t m, const WeightView& w, float* y,
 // 128. Its input is x prepared once per matmul call: for each row of x and each 128-column block,
 // 128 bfloat16 values in the order the kernel pairs them with code words (step k = 0..3 holds the
 // pairs x[16k + j], x[64 + 16k + j] for j = 0..15, matching the low and high halves of word j
-// shifted right by 4k), and the float sum of the block's 128 rounded values (the kernel subtracts its codes' bias and zero point with it).
+// shifted right by 4k), and the float sum of the block's 128 rounded values (with which the kernel
+// subtracts its codes' bias and zero point).
 struct Int4Bf16Input {
   const uint16_t* values = nullptr;  // [m][padded_cols]
   const float* block_sums = nullptr;  // [m][padded_cols / 128]
