@@ -3,6 +3,7 @@
 // references over the dequantised weights, and AWQ against round-to-nearest on a trained model.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -331,6 +332,73 @@ TEST(AutoAwqCheckpoint, ConvertsToW4A16WithZeroPointsAndMatchesTheDequantisedRef
   }
 }
 
+// ---- Evaluation ----
+
+// log sum exp(logits / temperature) - logits[target] / temperature, in double.
+double reference_nll(const std::vector<double>& logits, size_t target, double temperature) {
+  const double top = *std::max_element(logits.begin(), logits.end()) / temperature;
+  double sum = 0.0;
+  for (double l : logits) sum += std::exp(l / temperature - top);
+  return std::log(sum) + top - logits[target] / temperature;
+}
+
+// Perplexity over independent windows, and KL divergence from a reference, against the double
+// reference implementation: the model tempered, the reference (the same model) not.
+TEST(EvaluateText, ScoresEachWindowFromAnEmptyCacheAgainstTheReference) {
+  TinyHfModel hf(8);
+  TempDir dir;
+  hf.write(dir.path() / "hf");
+  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+  auto model = LlamaModel::load(dir.path() / "float", {2});
+  auto reference = LlamaModel::load(dir.path() / "float", {1});
+  std::vector<int32_t> tokens;
+  for (int32_t i = 0; i < 23; ++i) tokens.push_back((i * 37 + 1) % hf.vocab);
+  constexpr size_t kWindow = 8;
+  constexpr double kTemperature = 1.7;
+
+  double nll = 0.0, kl = 0.0;
+  size_t predicted = 0;
+  for (size_t begin = 0; begin < tokens.size(); begin += kWindow) {
+    const std::vector<int> window(tokens.begin() + begin, tokens.begin() + std::min(begin + kWindow, tokens.size()));
+    const auto logits = hf.reference_logits(window);
+    for (size_t t = 0; t + 1 < window.size(); ++t, ++predicted) {
+      nll += reference_nll(logits[t], static_cast<size_t>(window[t + 1]), kTemperature);
+      for (size_t i = 0; i < logits[t].size(); ++i) {
+        const double log_p = -reference_nll(logits[t], i, 1.0), log_q = -reference_nll(logits[t], i, kTemperature);
+        kl += std::exp(log_p) * (log_p - log_q);
+      }
+    }
+  }
+
+  EvalOptions options;
+  options.window = kWindow;
+  options.temperature = kTemperature;
+  const EvalResult result = evaluate_text(*model, tokens, reference.get(), options);
+  EXPECT_EQ(result.windows, 3u);
+  EXPECT_EQ(result.predicted_tokens, predicted);
+  EXPECT_NEAR(result.mean_nll, nll / predicted, 1e-4);
+  EXPECT_NEAR(result.perplexity, std::exp(nll / predicted), 1e-4 * result.perplexity);
+  EXPECT_GT(*result.mean_kl_divergence, 1e-3);
+  EXPECT_NEAR(*result.mean_kl_divergence, kl / predicted, 1e-4);
+  EXPECT_EQ(*result.top1_agreement, 1.0);  // a temperature does not change the most likely token
+
+  options.temperature = 1.0;
+  const EvalResult untempered = evaluate_text(*model, tokens, reference.get(), options);
+  EXPECT_NEAR(untempered.perplexity, *untempered.reference_perplexity, 1e-4 * untempered.perplexity);
+  EXPECT_LT(*untempered.mean_kl_divergence, 1e-6);
+
+  for (double bad : {0.0, -1.0, std::nan("")}) {
+    options.temperature = bad;
+    try {
+      evaluate_text(*model, tokens, nullptr, options);
+      FAIL() << "accepted temperature " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("temperature must be a positive, finite number"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 // ---- AWQ against round-to-nearest on a trained model (../shared) ----
 
 class ShakespeareQuantization : public ::testing::Test {
@@ -412,6 +480,47 @@ TEST_F(ShakespeareQuantization, AwqLayerOutputErrorsOnHeldOutTextAreNotAboveRoun
     std::cout << "[          ] group " << group << ": mean relative output error awq " << awq_total / awq_errors.size()
               << ", round-to-nearest " << rtn_total / rtn_errors.size() << "\n";
   }
+}
+
+// AWQ's clipping search shrinks the range of value rows where that lowers the error, and leaves
+// query and key rows at their full range: a group's stored scale is then max |w * s| / 7 over the
+// float weights w and the AWQ input scales s (1 / prequant_scaling_factor).
+TEST_F(ShakespeareQuantization, AwqClipsValueRowsButNotQueryOrKeyRows) {
+  const ModelConfig config = ModelConfig::load(path("float16"));
+  const SafetensorsFile float16(path("float16") / "rank0.safetensors");
+  const SafetensorsFile awq(path("awq-64") / "rank0.safetensors");
+  const size_t hidden = static_cast<size_t>(config.hidden_size), group = 64, groups = hidden / group;
+  const size_t q_size = static_cast<size_t>(config.q_size()), kv_size = static_cast<size_t>(config.kv_size());
+  const size_t rows = q_size + 2 * kv_size;
+  const auto f16 = [](const TensorView& t, size_t i) {
+    uint16_t bits;
+    std::memcpy(&bits, t.bytes.data() + i * 2, 2);
+    return fp16_to_f32(bits);
+  };
+  size_t clipped_value_groups = 0;
+  for (size_t l = 0; l < static_cast<size_t>(config.num_hidden_layers); ++l) {
+    const std::string name = "transformer.layers." + std::to_string(l) + ".attention.qkv.";
+    const TensorView& w = float16.get(name + "weight", {rows, hidden});
+    const TensorView& scales = awq.get(name + "weights_scaling_factor", {rows, groups});
+    const TensorView& pre_scale = awq.get(name + "prequant_scaling_factor", {hidden});
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t g = 0; g < groups; ++g) {
+        float max_abs = 0.0f;
+        for (size_t c = g * group; c < (g + 1) * group; ++c) {
+          max_abs = std::max(max_abs, std::fabs(f16(w, r * hidden + c) / f16(pre_scale, c)));
+        }
+        const float full_range = fp16_to_f32(f32_to_fp16(max_abs / 7.0f));
+        const float stored = f16(scales, r * groups + g);
+        if (r < q_size + kv_size) {
+          EXPECT_NEAR(stored, full_range, full_range * 2e-3) << "layer " << l << " row " << r << " group " << g;
+        } else {
+          EXPECT_LE(stored, full_range * (1 + 2e-3)) << "layer " << l << " row " << r << " group " << g;
+          clipped_value_groups += stored < full_range * 0.99f ? 1 : 0;
+        }
+      }
+    }
+  }
+  EXPECT_GT(clipped_value_groups, 0u);
 }
 
 // Perplexity is reported, and both int4 methods stay within 1% of float16. The closeness of the

@@ -341,7 +341,7 @@ int cmd_generate(int argc, char** argv) {
 }
 
 int cmd_eval(int argc, char** argv) {
-  const Args args("eval", argc, argv, {"checkpoint", "text", "reference", "window", "max-tokens", "tokenizer", "threads"},
+  const Args args("eval", argc, argv, {"checkpoint", "text", "reference", "window", "max-tokens", "temperature", "tokenizer", "threads"},
                   {"json", "layers"});
   if (args.help) {
     std::cout << "llm eval --checkpoint DIR --text FILE [--reference DIR] [options]\n"
@@ -351,6 +351,8 @@ int cmd_eval(int argc, char** argv) {
                  "  --layers          with --reference: each linear layer's relative output error\n"
                  "  --window N        tokens per window (default min(context, 512))\n"
                  "  --max-tokens N    evaluate only the first N tokens of the text\n"
+                 "  --temperature T   divide the checkpoint's logits by T before scoring (default 1); a\n"
+                 "                    lower perplexity at T a little above 1 means an over-confident model\n"
                  "  --json            one JSON object instead of text\n";
     return 0;
   }
@@ -369,6 +371,7 @@ int cmd_eval(int argc, char** argv) {
   if (args.has("reference")) reference = llm::LlamaModel::load(args.get("reference"), {threads});
   llm::EvalOptions options;
   options.window = args.number<size_t>("window", 0);
+  options.temperature = args.number<double>("temperature", 1.0);
   const llm::EvalResult result = llm::evaluate_text(*model, tokens, reference.get(), options);
   std::vector<llm::LinearError> layers;
   if (args.has("layers")) layers = llm::linear_output_errors(*reference, *model, tokens, options);
@@ -378,6 +381,7 @@ int cmd_eval(int argc, char** argv) {
                         {"windows", result.windows},
                         {"predicted_tokens", result.predicted_tokens},
                         {"mean_nll", result.mean_nll},
+                        {"temperature", options.temperature},
                         {"perplexity", result.perplexity}};
   if (reference) {
     out["reference"] = args.get("reference");

@@ -53,6 +53,9 @@ EvalResult evaluate_text(LlamaModel& model, std::span<const int32_t> tokens, Lla
   if (reference != nullptr && static_cast<size_t>(reference->config().vocab_size) != vocab)
     throw Error("the reference checkpoint has a different vocabulary size");
   if (tokens.size() < 2) throw Error("the text is too short to evaluate: it needs at least 2 tokens");
+  if (!(options.temperature > 0.0) || !std::isfinite(options.temperature))
+    throw_error("the evaluation temperature must be a positive, finite number, got ", options.temperature);
+  const auto inverse_temperature = static_cast<float>(1.0 / options.temperature);
   const size_t window = window_length(model, options);
 
   EvalResult result;
@@ -65,6 +68,8 @@ EvalResult evaluate_text(LlamaModel& model, std::span<const int32_t> tokens, Lla
     logits.resize(chunk.size() * vocab);
     KvCache cache(model.config(), chunk.size());
     model.forward(cache, chunk, logits, true);
+    if (options.temperature != 1.0)
+      for (float& logit : logits) logit *= inverse_temperature;
     if (reference != nullptr) {
       reference_logits.resize(chunk.size() * vocab);
       KvCache reference_cache(reference->config(), chunk.size());

@@ -13,6 +13,9 @@ namespace llm {
 
 struct EvalOptions {
   size_t window = 0;  // tokens per independently evaluated window; 0: min(context, 512)
+  // The model's logits (not the reference's) are divided by it before scoring: above 1 softens
+  // its predictions, which shows how well calibrated their confidence is.
+  double temperature = 1.0;
 };
 
 struct EvalResult {

@@ -231,11 +231,6 @@ struct Weights {
   size_t cols = 0;
 };
 
-// AWQ for the linear layers that share one input: the scale exponent that minimises their summed
-// output error on the sampled calibration inputs (alpha = 0, no scaling, is on the grid, so the
-// result is never worse than round-to-nearest there), then per row and group the clipping ratio
-// that minimises that group's output error (skipped where `clip` is false: AWQ leaves the
-// attention's query/key projections unclipped). Returns one QuantizedLinear per weight.
 // The output a scale search judges, computed from the sampled inputs and candidate float weights
 // of the linears sharing them.
 using BlockOutput = std::function<std::vector<float>(const std::vector<const float*>& weights)>;
@@ -279,9 +274,14 @@ double squared_difference(const std::vector<float>& a, const std::vector<float>&
   return sum;
 }
 
+// AWQ for the linear layers that share one input: the scale exponent that minimises their summed
+// output error on the sampled calibration inputs (alpha = 0, no scaling, is on the grid, so the
+// result is never worse than round-to-nearest there), then per row and group the clipping ratio
+// that minimises that group's output error. The first `unclipped_rows` rows of each weight keep
+// their full range. Returns one QuantizedLinear per weight.
 std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool& pool, const std::vector<Weights>& ws,
                                         const InputStatistics& x, const BlockOutput& block, size_t group_size,
-                                        bool clip, std::string& report) {
+                                        size_t unclipped_rows, std::string& report) {
   const size_t cols = x.cols;
   const size_t n = x.sample_rows();
   std::vector<const float*> float_weights;
@@ -316,7 +316,7 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
   }
 
   std::vector<std::vector<float>> clips(ws.size());
-  if (clip) {
+  if (std::any_of(ws.begin(), ws.end(), [&](const Weights& w) { return w.rows > unclipped_rows; })) {
     // Inputs and weights in the scaled space, grouped: xg[g] holds the clip samples' columns of
     // group g contiguously.
     const size_t clip_rows = std::min(n, kClipTokens);
@@ -334,6 +334,7 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
       const size_t rows = ws[k].rows;
       clips[k].assign(rows * groups, 1.0f);
       pool.run(rows, [&](size_t r) {
+        if (r < unclipped_rows) return;
         std::vector<float> scaled(padded, 0.0f), diff(group_size);
         for (size_t c = 0; c < cols; ++c) scaled[c] = ws[k].values[r * cols + c] * best_s[c];
         for (size_t g = 0; g < groups; ++g) {
@@ -496,8 +497,11 @@ void quantize_checkpoint(const QuantizeOptions& options) {
       const InputStatistics& x = calibration->stats(l, group.front());
       const BlockOutput block =
           group.front() == Linear::Fc ? mlp_output(ctx, ws, proj, x) : linear_outputs(ctx, ws, x);
+      // AWQ clips the value projection but not the query and key ones, whose errors multiply
+      // each other in the attention scores.
+      const size_t unclipped_rows = group.front() == Linear::Qkv ? q_size + static_cast<size_t>(source.kv_size()) : 0;
       std::string report;
-      auto results = awq_search(ctx, pool, ws, x, block, group_size, group.front() != Linear::Qkv, report);
+      auto results = awq_search(ctx, pool, ws, x, block, group_size, unclipped_rows, report);
       std::string names;
       for (size_t k = 0; k < group.size(); ++k) {
         if (k > 0) names += '+';
