@@ -321,7 +321,8 @@ struct Control {
   std::optional<ModelType> model_type;
   std::optional<ExecutorConfig> config;
   std::vector<std::pair<IdType, Request>> enqueued;
-  std::vector<std::pair<IdType, std::chrono::steady_clock::time_point>> cancelled;
+  // cancelRequest calls: the id, and how many getLatestIterationStats calls had come before it.
+  std::vector<std::pair<IdType, int>> cancelled;
   bool shut_down = false;
   IdType next_id = 1;
   std::deque<Response> pending;       // handed out by awaitResponses
@@ -440,7 +441,7 @@ class Executor {
     testing::Control& c = *mControl;
     {
       std::lock_guard lock(c.mutex);
-      c.cancelled.emplace_back(requestId, std::chrono::steady_clock::now());
+      c.cancelled.emplace_back(requestId, c.stats_reads);
       if (c.behaviour.log) std::fprintf(stderr, "tensorrtllm test double: cancelRequest(%llu)\n", static_cast<unsigned long long>(requestId));
       const auto it = std::find_if(mActive.begin(), mActive.end(), [&](const Active& a) { return a.id == requestId; });
       if (it != mActive.end()) {
