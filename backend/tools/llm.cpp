@@ -359,6 +359,10 @@ int cmd_eval(int argc, char** argv) {
   const std::filesystem::path checkpoint = args.required("eval", "checkpoint");
   const std::filesystem::path text_path = args.required("eval", "text");
   if (args.has("layers") && !args.has("reference")) throw Error("--layers needs --reference");
+  llm::EvalOptions options;
+  options.window = args.number<size_t>("window", 0);
+  options.temperature = args.number<double>("temperature", 1.0);
+  llm::check_eval_options(options);
   const std::string text = llm::read_utf8_file(text_path);
   const llm::Tokenizer tokenizer(tokenizer_for(args, checkpoint));
   std::vector<int32_t> tokens = tokenizer.encode(text, true);
@@ -369,9 +373,6 @@ int cmd_eval(int argc, char** argv) {
   auto model = llm::LlamaModel::load(checkpoint, {threads});
   std::unique_ptr<llm::LlamaModel> reference;
   if (args.has("reference")) reference = llm::LlamaModel::load(args.get("reference"), {threads});
-  llm::EvalOptions options;
-  options.window = args.number<size_t>("window", 0);
-  options.temperature = args.number<double>("temperature", 1.0);
   const llm::EvalResult result = llm::evaluate_text(*model, tokens, reference.get(), options);
   std::vector<llm::LinearError> layers;
   if (args.has("layers")) layers = llm::linear_output_errors(*reference, *model, tokens, options);

@@ -47,14 +47,18 @@ size_t argmax(const float* logits, size_t vocab) {
 
 }  // namespace
 
+void check_eval_options(const EvalOptions& options) {
+  if (!(options.temperature > 0.0) || !std::isfinite(options.temperature))
+    throw_error("the evaluation temperature must be a positive, finite number, got ", options.temperature);
+}
+
 EvalResult evaluate_text(LlamaModel& model, std::span<const int32_t> tokens, LlamaModel* reference,
                          const EvalOptions& options) {
   const size_t vocab = static_cast<size_t>(model.config().vocab_size);
   if (reference != nullptr && static_cast<size_t>(reference->config().vocab_size) != vocab)
     throw Error("the reference checkpoint has a different vocabulary size");
   if (tokens.size() < 2) throw Error("the text is too short to evaluate: it needs at least 2 tokens");
-  if (!(options.temperature > 0.0) || !std::isfinite(options.temperature))
-    throw_error("the evaluation temperature must be a positive, finite number, got ", options.temperature);
+  check_eval_options(options);
   const auto inverse_temperature = static_cast<float>(1.0 / options.temperature);
   const size_t window = window_length(model, options);
 

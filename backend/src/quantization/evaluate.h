@@ -30,6 +30,10 @@ struct EvalResult {
   std::optional<double> mean_kl_divergence;
 };
 
+// Throws an Error naming a bad option that needs no model to judge (the temperature); lets a
+// caller refuse bad input before loading checkpoints. evaluate_text checks it too.
+void check_eval_options(const EvalOptions& options);
+
 // tokens: the text's ids, BOS first. The text is cut into consecutive windows, each run from an
 // empty cache; every position but a window's last predicts the next token. With a reference
 // (same vocabulary), both run on the same windows.
