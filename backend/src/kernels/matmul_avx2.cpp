@@ -199,7 +199,7 @@ struct Avx2Int4Tile {
           for (size_t j = 0; j < WeightRows; ++j) {
             const size_t index = (row + j) * groups + c / group_size;
             scale[j] = _cvtsh_ss(view.scales[index]);
-            offset[j] = -(view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f) * scale[j];
+            offset[j] = -static_cast<float>(view.zeros != nullptr ? view.zeros[index] : kInt4SymmetricZero) * scale[j];
           }
         }
         for (size_t h = 0; h < 2; ++h) {

@@ -1,17 +1,10 @@
 // AVX-512 kernels (F, BW, VL, DQ with FMA and F16C). Only this file is compiled for AVX-512;
 // see matmul_impl.h for why everything here apart from the exported functions is internal.
 
-// GCC 12 warns about the deliberately undefined registers inside its own AVX-512 intrinsics
-// (GCC bug 105593, fixed in 12.3); the warning is about the header, not this code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/avx512_intrinsics.h"
 #include "kernels/matmul_impl.h"
 
 namespace llm::kernels::detail {
@@ -174,7 +167,7 @@ struct Avx512Int4Tile {
 #pragma GCC unroll 16
       for (size_t j = 0; j < WeightRows; ++j) {
         const size_t index = (row + j) * groups + g;
-        const float zero = view.zeros != nullptr ? static_cast<float>(view.zeros[index]) : 8.0f;
+        const auto zero = static_cast<float>(view.zeros != nullptr ? view.zeros[index] : kInt4SymmetricZero);
         table[j] = _mm512_mul_ps(_mm512_sub_ps(code_values, _mm512_set1_ps(zero)),
                                  _mm512_set1_ps(_cvtsh_ss(view.scales[index])));
       }

@@ -3,16 +3,9 @@
 // 16. Only this file is compiled with -mavx512bf16; see matmul_impl.h for why everything here
 // apart from the exported functions is internal.
 
-// GCC 12 warns about the deliberately undefined registers inside its own AVX-512 intrinsics
-// (GCC bug 105593, fixed in 12.3); the warning is about the header, not this code.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include <cstdint>
 
+#include "kernels/avx512_intrinsics.h"
 #include "kernels/matmul_impl.h"
 
 namespace llm::kernels::detail {

@@ -84,7 +84,7 @@ struct ScalarInt4Tile {
       for (size_t j = 0; j < WeightRows; ++j) {
         const size_t index = (row + j) * groups + g;
         const float scale = fp16_to_f32(view.scales[index]);
-        const float zero = view.zeros != nullptr ? view.zeros[index] : 8.0f;
+        const auto zero = static_cast<float>(view.zeros != nullptr ? view.zeros[index] : kInt4SymmetricZero);
         const uint8_t* row_codes = codes + j * stride;
         for (size_t c = begin; c < end; ++c) {
           const float weight = (static_cast<float>(int4_code(row_codes, c)) - zero) * scale;
