@@ -53,6 +53,18 @@ uint16_t quantize_int8_row(const float* w, size_t cols, int8_t* codes) {
   return bits;
 }
 
+namespace {
+
+// The fp16 scale of a symmetric int4 group whose kept range is [-limit, limit]: limit / 7, or the
+// smallest normal fp16 where that rounds to zero (a group of zeros gets scale 1). The quantizer
+// and the AWQ search's simulation of it both take their scales from here.
+uint16_t int4_scale_bits(float limit) {
+  const uint16_t bits = f32_to_fp16(limit > 0.0f ? limit / 7.0f : 1.0f);
+  return fp16_to_f32(bits) == 0.0f ? f32_to_fp16(6.1e-5f) : bits;
+}
+
+}  // namespace
+
 void quantize_int4_row(const float* w, size_t cols, size_t group_size, const float* clip, uint8_t* codes,
                        uint16_t* scales) {
   const size_t padded = quantized_format::int4_padded_columns(cols, group_size);
@@ -62,11 +74,8 @@ void quantize_int4_row(const float* w, size_t cols, size_t group_size, const flo
     const size_t end = std::min(begin + group_size, cols);
     float max_abs = 0.0f;
     for (size_t c = begin; c < end; ++c) max_abs = std::max(max_abs, std::fabs(w[c]));
-    const float limit = max_abs * (clip != nullptr ? clip[g] : 1.0f);
-    uint16_t bits = f32_to_fp16(limit > 0.0f ? limit / 7.0f : 1.0f);
-    if (fp16_to_f32(bits) == 0.0f) bits = f32_to_fp16(6.1e-5f);  // smallest normal fp16
-    scales[g] = bits;
-    const float scale = fp16_to_f32(bits);
+    scales[g] = int4_scale_bits(max_abs * (clip != nullptr ? clip[g] : 1.0f));
+    const float scale = fp16_to_f32(scales[g]);
     for (size_t c = begin; c < end; ++c) {
       const float q = std::clamp(std::nearbyint(w[c] / scale), -8.0f, 7.0f);
       codes[c] = static_cast<uint8_t>(static_cast<int>(q) + kernels::kInt4SymmetricZero);
@@ -195,9 +204,7 @@ std::vector<float> fake_quantize_int4(ThreadPool& pool, const std::vector<float>
       const size_t begin = g * group_size, end = std::min(begin + group_size, cols);
       float max_abs = 0.0f;
       for (size_t c = begin; c < end; ++c) max_abs = std::max(max_abs, std::fabs(row[c] * s[c]));
-      const float limit = max_abs * (clip.empty() ? 1.0f : clip[r * groups + g]);
-      float scale = fp16_to_f32(f32_to_fp16(limit > 0.0f ? limit / 7.0f : 1.0f));
-      if (scale == 0.0f) scale = 6.1e-5f;
+      const float scale = fp16_to_f32(int4_scale_bits(max_abs * (clip.empty() ? 1.0f : clip[r * groups + g])));
       const float inverse_scale = 1.0f / scale;
       for (size_t c = begin; c < end; ++c) {
         dst[c] = std::clamp(std::nearbyint(row[c] * s[c] * inverse_scale), -8.0f, 7.0f) * scale * inverse_s[c];
