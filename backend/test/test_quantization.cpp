@@ -6,11 +6,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -164,13 +162,19 @@ void load_dequantised_into(TinyHfModel& hf, const std::filesystem::path& checkpo
   }
 }
 
+// The tiny model converted to a float32 TensorRT-LLM checkpoint in dir / "float" (its Hugging
+// Face files in dir / "hf").
+void write_float32_checkpoint(const TinyHfModel& hf, const TempDir& dir) {
+  hf.write(dir.path() / "hf");
+  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+}
+
 class QuantizedCheckpoint : public ::testing::TestWithParam<QuantMethod> {};
 
 TEST_P(QuantizedCheckpoint, LoadsQuantizedAndMatchesTheDequantisedReference) {
   TinyHfModel hf(21, false, 64);
   TempDir dir;
-  hf.write(dir.path() / "hf");
-  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+  write_float32_checkpoint(hf, dir);
   QuantizeOptions options;
   options.checkpoint_dir = dir.path() / "float";
   options.out_dir = dir.path() / "quantized";
@@ -202,8 +206,7 @@ INSTANTIATE_TEST_SUITE_P(Methods, QuantizedCheckpoint, ::testing::Values(QuantMe
 TEST(QuantizedCheckpoint, RejectsQuantizedWeightsInAnotherPacking) {
   TinyHfModel hf(22, false, 64);
   TempDir dir;
-  hf.write(dir.path() / "hf");
-  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+  write_float32_checkpoint(hf, dir);
   QuantizeOptions options;
   options.checkpoint_dir = dir.path() / "float";
   options.out_dir = dir.path() / "int8";
@@ -226,8 +229,7 @@ TEST(QuantizedCheckpoint, RejectsQuantizedWeightsInAnotherPacking) {
 TEST(QuantizeCheckpoint, RejectsBadOptionsClearly) {
   TinyHfModel hf(23, false, 64);
   TempDir dir;
-  hf.write(dir.path() / "hf");
-  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+  write_float32_checkpoint(hf, dir);
   QuantizeOptions options;
   options.checkpoint_dir = dir.path() / "float";
   options.out_dir = dir.path() / "out";
@@ -347,8 +349,7 @@ double reference_nll(const std::vector<double>& logits, size_t target, double te
 TEST(EvaluateText, ScoresEachWindowFromAnEmptyCacheAgainstTheReference) {
   TinyHfModel hf(8);
   TempDir dir;
-  hf.write(dir.path() / "hf");
-  convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
+  write_float32_checkpoint(hf, dir);
   auto model = LlamaModel::load(dir.path() / "float", {2});
   auto reference = LlamaModel::load(dir.path() / "float", {1});
   std::vector<int32_t> tokens;
@@ -427,10 +428,8 @@ class ShakespeareQuantization : public ::testing::Test {
       quantize(("int4-rtn-" + std::to_string(group)).c_str(), QuantMethod::Int4Rtn, group);
       quantize(("awq-" + std::to_string(group)).c_str(), QuantMethod::Awq, group);
     }
-    std::ifstream in(shared / kHeldOut);
-    std::stringstream text;
-    text << in.rdbuf();
-    held_out_ = std::make_unique<std::vector<int32_t>>(Tokenizer(path("float16") / "tokenizer.model").encode(text.str()));
+    held_out_ = std::make_unique<std::vector<int32_t>>(
+        Tokenizer(path("float16") / "tokenizer.model").encode(read_utf8_file(shared / kHeldOut)));
     // The first 8192 tokens (16 windows) keep the suite quick, sanitizers included; the README's
     // numbers come from `llm eval` over the whole text.
     if (held_out_->size() > kHeldOutTokens) held_out_->resize(kHeldOutTokens);
