@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { percentile } from './stats.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const buildDir = resolve(repoRoot, process.env.LLM_BUILD_DIR ?? 'build');
@@ -100,11 +101,7 @@ function main(argv: string[]): void {
       rounds[index]?.push(JSON.parse(run(args)) as EngineResult);
     });
   }
-  const median = (values: number[]): number => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const middle = Math.floor(sorted.length / 2);
-    return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-  };
+  const median = (values: number[]): number => percentile(values, 50) ?? Number.NaN;
   const results = formats.map(({ label }, index) => {
     const runs = rounds[index] ?? [];
     const first = runs[0];
