@@ -872,7 +872,9 @@ TEST_F(ServerTest, CancellingAUnaryCallReachesTheBackend) {
   // TRITONBACKEND_RequestIsCancelled turned true in the backend, which failed the request.
   EXPECT_TRUE(eventually(
       [&] { return blocker_counter(*stub_, "cancelled_requests") > cancelled_before; }));
-  EXPECT_EQ(statistics_of(*stub_, "blocker").inference_stats().fail().count(), failed_before + 1);
+  EXPECT_TRUE(eventually([&] {
+    return statistics_of(*stub_, "blocker").inference_stats().fail().count() == failed_before + 1;
+  }));
 }
 
 TEST_F(ServerTest, UnaryDeadlineCancelsTheRequest) {
@@ -902,7 +904,17 @@ TEST_F(ServerTest, StatisticsCountWhatTheBackendReports) {
     ModelInferResponse response;
     ASSERT_TRUE(infer(*stub_, request, &response).ok());
   }
-  const inference::ModelStatistics after = statistics_of(*stub_, "counted");
+  // A backend reports statistics after it sends the response, as Triton's backends do, so the
+  // client can hold the response before the counts move: wait for the last report of the three.
+  const auto batch_executions = [](const inference::ModelStatistics& statistics) {
+    return statistics.batch_stats_size() == 0 ? uint64_t{0}
+                                              : statistics.batch_stats(0).compute_infer().count();
+  };
+  inference::ModelStatistics after;
+  ASSERT_TRUE(eventually([&] {
+    after = statistics_of(*stub_, "counted");
+    return batch_executions(after) >= batch_executions(before) + 3;
+  }));
   EXPECT_EQ(after.name(), "counted");
   EXPECT_EQ(after.version(), "1");
   EXPECT_EQ(after.inference_count() - before.inference_count(), 3u);
@@ -926,8 +938,10 @@ TEST_F(ServerTest, StatisticsCountWhatTheBackendReports) {
   set_string(failing, "fail_request", "no");
   ModelInferResponse response;
   EXPECT_STATUS(infer(*stub_, failing, &response), grpc::StatusCode::INVALID_ARGUMENT, "no");
-  EXPECT_EQ(statistics_of(*stub_, "counted").inference_stats().fail().count(),
-            before.inference_stats().fail().count() + 1);
+  EXPECT_TRUE(eventually([&] {
+    return statistics_of(*stub_, "counted").inference_stats().fail().count() ==
+           before.inference_stats().fail().count() + 1;
+  }));
 
   // Decoupled models report per-response statistics, keyed by the response's index.
   grpc::ClientContext context;
@@ -941,9 +955,13 @@ TEST_F(ServerTest, StatisticsCountWhatTheBackendReports) {
   while (stream->Read(&message)) {
   }
   ASSERT_TRUE(stream->Finish().ok());
-  const inference::ModelStatistics streamer = statistics_of(*stub_, "streamer");
+  // The final, empty response (index 2) is reported after the stream has ended for the client.
+  inference::ModelStatistics streamer;
+  ASSERT_TRUE(eventually([&] {
+    streamer = statistics_of(*stub_, "streamer");
+    return streamer.response_stats().count("2") > 0;
+  }));
   ASSERT_TRUE(streamer.response_stats().count("0"));
-  ASSERT_TRUE(streamer.response_stats().count("2"));
   EXPECT_GE(streamer.response_stats().at("0").success().count(), 1u);
   EXPECT_GE(streamer.response_stats().at("2").empty_response().count(), 1u);
 
