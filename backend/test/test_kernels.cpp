@@ -2,6 +2,7 @@
 // allows and every weight dtype; plus the scalar fp16/bf16 conversions and the thread pool.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -454,30 +455,92 @@ TEST_P(VectorKernelTest, DotMatchesReference) {
   }
 }
 
-TEST_P(VectorKernelTest, AxpyMatchesReferenceAndLeavesTheRestAlone) {
-  const Isa isa = GetParam();
+INSTANTIATE_TEST_SUITE_P(AllIsas, VectorKernelTest, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+
+// Attention reads the KV cache in its dtype (F32, F16 or BF16): rows of `positions` x `kv_heads`
+// heads, as the cache lays them out, with the head under test in the middle of each row.
+class AttentionKernelTest : public ::testing::TestWithParam<std::tuple<Isa, DType>> {};
+
+constexpr size_t kKvHeads = 3;
+const size_t kHeadSizes[] = {1, 7, 15, 16, 17, 33, 64, 96, 100, 128, 200, 256};
+const size_t kPositions[] = {0, 1, 5, 37};
+
+TEST_P(AttentionKernelTest, ScoresMatchReference) {
+  const auto [isa, dtype] = GetParam();
   SKIP_UNLESS_UNDER_TEST(isa);
-  std::mt19937 rng(8);
-  const float a = 0.37f;
-  for (size_t n : {0, 1, 7, 15, 16, 17, 33, 100, 1000}) {
-    SCOPED_TRACE(::testing::Message() << "n=" << n);
-    const std::vector<float> x = random_floats(n, rng);
-    const std::vector<float> y_before = random_floats(n, rng);
-    std::vector<float> y = y_before;
-    y.push_back(42.0f);  // a sentinel just past the end must survive the tail
-    axpy(isa, a, x.data(), y.data(), n);
-    for (size_t i = 0; i < n; ++i) {
-      const double exact = y_before[i] + static_cast<double>(a) * x[i];
-      // One or two roundings of float32 (with or without FMA).
-      const double bound = 2 * std::numeric_limits<float>::epsilon() * (std::fabs(y_before[i]) + std::fabs(a * x[i]));
-      ASSERT_LE(std::fabs(y[i] - exact), bound) << "element " << i;
+  std::mt19937 rng(7);
+  for (size_t head_size : kHeadSizes) {
+    for (size_t count : kPositions) {
+      SCOPED_TRACE(::testing::Message() << "head_size=" << head_size << " positions=" << count);
+      const std::vector<float> q = random_floats(head_size, rng);
+      const StoredWeights keys(dtype, std::max<size_t>(count, 1), kKvHeads * head_size, rng);  // no null row pointer
+      const size_t stride = kKvHeads * head_size * dtype_size(dtype);
+      const auto* head = static_cast<const std::byte*>(keys.view().data) + head_size * dtype_size(dtype);
+      std::vector<float> scores(count + 1, 42.0f);  // the sentinel past the end must survive
+      attention_scores(isa, q.data(), head, stride, dtype, head_size, count, 0.25f, scores.data());
+      for (size_t j = 0; j < count; ++j) {
+        double exact = 0.0;
+        double magnitude = 0.0;
+        for (size_t i = 0; i < head_size; ++i) {
+          exact += static_cast<double>(q[i]) * keys.value(j, head_size + i);
+          magnitude += std::fabs(static_cast<double>(q[i]) * keys.value(j, head_size + i));
+        }
+        ASSERT_LE(std::fabs(scores[j] - 0.25 * exact), 0.25 * kDotTolerance * magnitude) << "position " << j;
+      }
+      EXPECT_EQ(scores[count], 42.0f);
     }
-    EXPECT_EQ(y[n], 42.0f);
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, VectorKernelTest, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
-                         [](const auto& info) { return std::string(isa_name(info.param)); });
+TEST_P(AttentionKernelTest, ValuesMatchReferenceAndLeaveTheRestAlone) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(8);
+  for (size_t head_size : kHeadSizes) {
+    for (size_t count : kPositions) {
+      SCOPED_TRACE(::testing::Message() << "head_size=" << head_size << " positions=" << count);
+      const std::vector<float> weights = random_floats(count, rng, 0.0f, 1.0f);
+      const StoredWeights values(dtype, std::max<size_t>(count, 1), kKvHeads * head_size, rng);
+      const size_t stride = kKvHeads * head_size * dtype_size(dtype);
+      const auto* head = static_cast<const std::byte*>(values.view().data) + head_size * dtype_size(dtype);
+      std::vector<float> out(head_size + 1, 42.0f);  // stale values are overwritten; the sentinel survives
+      attention_values(isa, weights.data(), head, stride, dtype, head_size, count, out.data());
+      for (size_t i = 0; i < head_size; ++i) {
+        double exact = 0.0;
+        double magnitude = 0.0;
+        for (size_t j = 0; j < count; ++j) {
+          exact += static_cast<double>(weights[j]) * values.value(j, head_size + i);
+          magnitude += std::fabs(static_cast<double>(weights[j]) * values.value(j, head_size + i));
+        }
+        ASSERT_LE(std::fabs(out[i] - exact), kDotTolerance * magnitude) << "element " << i;
+      }
+      EXPECT_EQ(out[head_size], 42.0f);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, AttentionKernelTest,
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
+                                            ::testing::Values(DType::F32, DType::F16, DType::BF16)),
+                         [](const auto& info) {
+                           return std::string(isa_name(std::get<0>(info.param))) + "_" +
+                                  dtype_label(std::get<1>(info.param));
+                         });
+
+TEST(AttentionKernels, RejectCacheDtypesOtherThanFloat) {
+  const float q[4] = {1, 2, 3, 4};
+  const int8_t codes[4] = {1, 2, 3, 4};
+  const auto* rows = reinterpret_cast<const std::byte*>(codes);
+  float out[4] = {};
+  try {
+    attention_scores(Isa::Scalar, q, rows, 4, DType::I8, 4, 1, 1.0f, out);
+    FAIL() << "attention_scores accepted int8 keys";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "attention_scores: elements of dtype I8 are not supported (F32, F16 or BF16)");
+  }
+  EXPECT_THROW(attention_values(Isa::Scalar, q, rows, 4, DType::I8, 4, 1, out), Error);
+}
 
 TEST(Rmsnorm, MatchesReferenceAndWorksInPlace) {
   std::mt19937 rng(11);

@@ -49,11 +49,24 @@ TEST(Converter, ShardedTiedAndSingleThreadedGiveTheSameLogits) {
 TEST(Converter, HalfPrecisionOutputsStayCloseToReference) {
   const TinyHfModel hf(3);
   for (DType dtype : {DType::F16, DType::BF16}) {
+    SCOPED_TRACE(safetensors_name(dtype));
     TempDir dir;
     auto model = convert_and_load(hf, dir, dtype);
     EXPECT_EQ(model->config().dtype, dtype);
-    // Weight rounding alone: 2^-11 (fp16) or 2^-8 (bf16) relative per weight, accumulated.
-    EXPECT_LT(relative_error(all_logits(*model, kTokens), hf.reference_logits(kTokens)), dtype == DType::F16 ? 5e-3 : 4e-2);
+    const auto logits = all_logits(*model, kTokens);
+    // Weight and KV cache rounding: 2^-11 (fp16) or 2^-8 (bf16) relative per value, accumulated.
+    EXPECT_LT(relative_error(logits, hf.reference_logits(kTokens)), dtype == DType::F16 ? 5e-3 : 4e-2);
+
+    // With the checkpoint's rounded weights, and keys and values rounded as a KV cache of the
+    // checkpoint's dtype stores them (as TensorRT-LLM's does), only float32 arithmetic differs.
+    TinyHfModel rounded = hf;
+    for (auto& [name, values] : rounded.tensors) {
+      for (float& v : values) v = dtype == DType::F16 ? fp16_to_f32(f32_to_fp16(v)) : bf16_to_f32(f32_to_bf16(v));
+    }
+    EXPECT_EQ(KvCache(model->config(), 1).dtype(), dtype);
+    EXPECT_LT(relative_error(logits, rounded.reference_logits(kTokens, dtype)), 1e-5);
+    EXPECT_GT(relative_error(logits, rounded.reference_logits(kTokens, DType::F32)), 1e-5)
+        << "the KV cache's rounding shows at this tolerance";
   }
 }
 

@@ -14,6 +14,7 @@
 
 #include "checkpoint/model_config.h"
 #include "checkpoint/safetensors.h"
+#include "common/half.h"
 #include "engine/cpu/llama_model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -86,8 +87,9 @@ struct TinyHfModel {
     write_json_file(dir / "model.safetensors.index.json", {{"metadata", nlohmann::json::object()}, {"weight_map", weight_map}});
   }
 
-  // Logits for every position of `tokens` (full causal attention, no cache), in double.
-  std::vector<std::vector<double>> reference_logits(const std::vector<int>& tokens) const {
+  // Logits for every position of `tokens` (full causal attention), in double. Keys and values are
+  // rounded to kv_dtype first, as the engine's KV cache stores them for checkpoints of that dtype.
+  std::vector<std::vector<double>> reference_logits(const std::vector<int>& tokens, DType kv_dtype = DType::F32) const {
     const size_t n = tokens.size(), h = hidden;
     auto w = [&](const std::string& name) -> const std::vector<float>& { return tensors.at(name); };
     auto matvec = [](const std::vector<float>& m, const std::vector<double>& x, size_t rows) {
@@ -132,6 +134,13 @@ struct TinyHfModel {
         v[t] = matvec(w(p + "self_attn.v_proj.weight"), hn, size_t(kv_heads * head));
         rope(q[t], size_t(heads), t);
         rope(k[t], size_t(kv_heads), t);
+        for (auto* row : {&k[t], &v[t]}) {
+          for (double& value : *row) {
+            const auto f = static_cast<float>(value);
+            if (kv_dtype == DType::F16) value = fp16_to_f32(f32_to_fp16(f));
+            if (kv_dtype == DType::BF16) value = bf16_to_f32(f32_to_bf16(f));
+          }
+        }
       }
       for (size_t t = 0; t < n; ++t) {
         std::vector<double> attn(size_t(heads * head), 0.0);

@@ -191,6 +191,14 @@ void silu_mul(float* gate, const float* up, size_t n) {
   for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+namespace {
+void require_cache_dtype(DType dtype, const char* kernel) {
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16) {
+    throw_error(kernel, ": elements of dtype ", safetensors_name(dtype), " are not supported (F32, F16 or BF16)");
+  }
+}
+}  // namespace
+
 float dot(Isa isa, const float* a, const float* b, size_t n) {
   switch (isa) {
     case Isa::Avx512Bf16:
@@ -201,14 +209,28 @@ float dot(Isa isa, const float* a, const float* b, size_t n) {
   return detail::dot_scalar(a, b, n);
 }
 
-void axpy(Isa isa, float a, const float* x, float* y, size_t n) {
+void attention_scores(Isa isa, const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
+                      size_t count, float scale, float* scores) {
+  require_cache_dtype(dtype, "attention_scores");
   switch (isa) {
     case Isa::Avx512Bf16:
-    case Isa::Avx512: return detail::axpy_avx512(a, x, y, n);
-    case Isa::Avx2: return detail::axpy_avx2(a, x, y, n);
+    case Isa::Avx512: return detail::attention_scores_avx512(q, keys, stride, dtype, head_size, count, scale, scores);
+    case Isa::Avx2: return detail::attention_scores_avx2(q, keys, stride, dtype, head_size, count, scale, scores);
     case Isa::Scalar: break;
   }
-  detail::axpy_scalar(a, x, y, n);
+  detail::attention_scores_scalar(q, keys, stride, dtype, head_size, count, scale, scores);
+}
+
+void attention_values(Isa isa, const float* weights, const std::byte* values, size_t stride, DType dtype,
+                      size_t head_size, size_t count, float* out) {
+  require_cache_dtype(dtype, "attention_values");
+  switch (isa) {
+    case Isa::Avx512Bf16:
+    case Isa::Avx512: return detail::attention_values_avx512(weights, values, stride, dtype, head_size, count, out);
+    case Isa::Avx2: return detail::attention_values_avx2(weights, values, stride, dtype, head_size, count, out);
+    case Isa::Scalar: break;
+  }
+  detail::attention_values_scalar(weights, values, stride, dtype, head_size, count, out);
 }
 
 void softmax(float* x, size_t n) {

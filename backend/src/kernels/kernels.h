@@ -99,8 +99,16 @@ void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* ou
 void silu_mul(float* gate, const float* up, size_t n);
 
 float dot(Isa isa, const float* a, const float* b, size_t n);
-// y += a * x
-void axpy(Isa isa, float a, const float* x, float* y, size_t n);
+
+// Attention of one query head over `count` cached positions: row j of keys (values) holds
+// head_size elements of dtype F32, F16 or BF16 (the KV cache's), `stride` bytes after row j - 1;
+// they are converted to float32 in registers.
+// scores[j] = scale * dot(q, keys[j])
+void attention_scores(Isa isa, const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
+                      size_t count, float scale, float* scores);
+// out = sum_j weights[j] * values[j], accumulated in position order.
+void attention_values(Isa isa, const float* weights, const std::byte* values, size_t stride, DType dtype,
+                      size_t head_size, size_t count, float* out);
 
 // In-place numerically stable softmax.
 void softmax(float* x, size_t n);

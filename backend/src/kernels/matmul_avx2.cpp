@@ -23,6 +23,7 @@ struct Padded {
 
 __m256 load_first_f32(const float* p, size_t count) { return _mm256_load_ps(Padded<float>(p, count).values); }
 
+// Element loaders by stored dtype: for weight rows, and for the KV cache's keys and values.
 struct F32Weights {
   using Element = float;
   static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
@@ -247,30 +248,94 @@ void matmul_rows_avx2(const float* x, size_t m, const WeightView& w, float* y, s
   }
 }
 
-float dot_avx2(const float* a, const float* b, size_t n) {
+namespace {
+
+template <class Elements>
+float dot_elements(const float* a, const typename Elements::Element* b, size_t n) {
   // Two accumulators hide the FMA latency for the short vectors attention uses (head_dim 64-128).
   __m256 sum0 = _mm256_setzero_ps();
   __m256 sum1 = _mm256_setzero_ps();
   size_t i = 0;
   for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    sum0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), sum0);
-    sum1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + kLanes), _mm256_loadu_ps(b + i + kLanes), sum1);
+    sum0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), Elements::load(b + i), sum0);
+    sum1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + kLanes), Elements::load(b + i + kLanes), sum1);
   }
-  for (; i + kLanes <= n; i += kLanes) sum0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), sum0);
-  if (i < n) sum1 = _mm256_fmadd_ps(load_first_f32(a + i, n - i), load_first_f32(b + i, n - i), sum1);
+  for (; i + kLanes <= n; i += kLanes) sum0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), Elements::load(b + i), sum0);
+  if (i < n) sum1 = _mm256_fmadd_ps(load_first_f32(a + i, n - i), Elements::load_first(b + i, n - i), sum1);
   return horizontal_sum(_mm256_add_ps(sum0, sum1));
 }
 
-void axpy_avx2(float a, const float* x, float* y, size_t n) {
-  const __m256 scale = _mm256_set1_ps(a);
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(scale, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+template <class Elements>
+void attention_scores_elements(const float* q, const std::byte* keys, size_t stride, size_t head_size, size_t count,
+                               float scale, float* scores) {
+  using Element = typename Elements::Element;
+  for (size_t j = 0; j < count; ++j) {
+    scores[j] = dot_elements<Elements>(q, reinterpret_cast<const Element*>(keys + j * stride), head_size) * scale;
   }
-  if (i < n) {
-    Padded<float> tail(y + i, n - i);
-    _mm256_store_ps(tail.values, _mm256_fmadd_ps(scale, load_first_f32(x + i, n - i), _mm256_load_ps(tail.values)));
-    std::memcpy(y + i, tail.values, (n - i) * sizeof(float));
+}
+
+// out[0, kVectors * kLanes) = sum_j weights[j] * values[j][0, kVectors * kLanes): the columns stay in
+// registers for all positions, each position's row is read once.
+template <class Elements, size_t kVectors>
+void attention_values_columns(const float* weights, const std::byte* values, size_t stride, size_t count,
+                              float* out) {
+  using Element = typename Elements::Element;
+  __m256 acc[kVectors];
+  for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm256_setzero_ps();
+  for (size_t j = 0; j < count; ++j) {
+    const Element* row = reinterpret_cast<const Element*>(values + j * stride);
+    const __m256 weight = _mm256_set1_ps(weights[j]);
+    for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm256_fmadd_ps(weight, Elements::load(row + k * kLanes), acc[k]);
+  }
+  for (size_t k = 0; k < kVectors; ++k) _mm256_storeu_ps(out + k * kLanes, acc[k]);
+}
+
+template <class Elements>
+void attention_values_elements(const float* weights, const std::byte* values, size_t stride, size_t head_size,
+                               size_t count, float* out) {
+  using Element = typename Elements::Element;
+  size_t c = 0;
+  const auto columns = [&]<size_t kVectors>() {
+    attention_values_columns<Elements, kVectors>(weights, values + c * sizeof(Element), stride, count, out + c);
+    c += kVectors * kLanes;
+  };
+  // 8 accumulators of the 16 ymm registers, the rest for loads and the weight.
+  while (head_size - c >= 8 * kLanes) columns.template operator()<8>();
+  if (head_size - c >= 4 * kLanes) columns.template operator()<4>();
+  if (head_size - c >= 2 * kLanes) columns.template operator()<2>();
+  if (head_size - c >= kLanes) columns.template operator()<1>();
+  if (c < head_size) {
+    const size_t tail = head_size - c;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t j = 0; j < count; ++j) {
+      const Element* row = reinterpret_cast<const Element*>(values + j * stride) + c;
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(weights[j]), Elements::load_first(row, tail), acc);
+    }
+    alignas(32) float sums[kLanes];
+    _mm256_store_ps(sums, acc);
+    std::memcpy(out + c, sums, tail * sizeof(float));
+  }
+}
+
+}  // namespace
+
+float dot_avx2(const float* a, const float* b, size_t n) { return dot_elements<F32Weights>(a, b, n); }
+
+void attention_scores_avx2(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
+                           size_t count, float scale, float* scores) {
+  switch (dtype) {
+    case DType::F16: return attention_scores_elements<F16Weights>(q, keys, stride, head_size, count, scale, scores);
+    case DType::BF16: return attention_scores_elements<BF16Weights>(q, keys, stride, head_size, count, scale, scores);
+    default: return attention_scores_elements<F32Weights>(q, keys, stride, head_size, count, scale, scores);
+  }
+}
+
+void attention_values_avx2(const float* weights, const std::byte* values, size_t stride, DType dtype,
+                           size_t head_size, size_t count, float* out) {
+  switch (dtype) {
+    case DType::F16: return attention_values_elements<F16Weights>(weights, values, stride, head_size, count, out);
+    case DType::BF16: return attention_values_elements<BF16Weights>(weights, values, stride, head_size, count, out);
+    default: return attention_values_elements<F32Weights>(weights, values, stride, head_size, count, out);
   }
 }
 

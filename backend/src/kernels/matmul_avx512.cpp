@@ -15,6 +15,7 @@ constexpr size_t kLanes = 16;
 // Lanes [0, count) set; masked loads never touch memory outside them, so tails need no copies.
 __mmask16 first_lanes(size_t count) { return static_cast<__mmask16>((1u << count) - 1u); }
 
+// Element loaders by stored dtype: for weight rows, and for the KV cache's keys and values.
 struct F32Weights {
   using Element = float;
   static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
@@ -237,33 +238,93 @@ void matmul_rows_avx512(const float* x, size_t m, const WeightView& w, float* y,
   }
 }
 
-float dot_avx512(const float* a, const float* b, size_t n) {
+namespace {
+
+template <class Elements>
+float dot_elements(const float* a, const typename Elements::Element* b, size_t n) {
   // Two accumulators hide the FMA latency for the short vectors attention uses (head_dim 64-128).
   __m512 sum0 = _mm512_setzero_ps();
   __m512 sum1 = _mm512_setzero_ps();
   size_t i = 0;
   for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
-    sum0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), sum0);
-    sum1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + kLanes), _mm512_loadu_ps(b + i + kLanes), sum1);
+    sum0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), Elements::load(b + i), sum0);
+    sum1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + kLanes), Elements::load(b + i + kLanes), sum1);
   }
   for (; i < n; i += kLanes) {
     const __mmask16 lanes = first_lanes(n - i < kLanes ? n - i : kLanes);
-    sum0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, a + i), _mm512_maskz_loadu_ps(lanes, b + i), sum0);
+    sum0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(lanes, a + i), Elements::load_first(b + i, lanes), sum0);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
 }
 
-void axpy_avx512(float a, const float* x, float* y, size_t n) {
-  const __m512 scale = _mm512_set1_ps(a);
-  size_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(scale, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+template <class Elements>
+void attention_scores_elements(const float* q, const std::byte* keys, size_t stride, size_t head_size, size_t count,
+                               float scale, float* scores) {
+  using Element = typename Elements::Element;
+  for (size_t j = 0; j < count; ++j) {
+    scores[j] = dot_elements<Elements>(q, reinterpret_cast<const Element*>(keys + j * stride), head_size) * scale;
   }
-  if (i < n) {
-    const __mmask16 lanes = first_lanes(n - i);
-    const __m512 updated =
-        _mm512_fmadd_ps(scale, _mm512_maskz_loadu_ps(lanes, x + i), _mm512_maskz_loadu_ps(lanes, y + i));
-    _mm512_mask_storeu_ps(y + i, lanes, updated);
+}
+
+// out[0, kVectors * kLanes) = sum_j weights[j] * values[j][0, kVectors * kLanes): the columns stay in
+// registers for all positions, each position's row is read once.
+template <class Elements, size_t kVectors>
+void attention_values_columns(const float* weights, const std::byte* values, size_t stride, size_t count,
+                              float* out) {
+  using Element = typename Elements::Element;
+  __m512 acc[kVectors];
+  for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm512_setzero_ps();
+  for (size_t j = 0; j < count; ++j) {
+    const Element* row = reinterpret_cast<const Element*>(values + j * stride);
+    const __m512 weight = _mm512_set1_ps(weights[j]);
+    for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm512_fmadd_ps(weight, Elements::load(row + k * kLanes), acc[k]);
+  }
+  for (size_t k = 0; k < kVectors; ++k) _mm512_storeu_ps(out + k * kLanes, acc[k]);
+}
+
+template <class Elements>
+void attention_values_elements(const float* weights, const std::byte* values, size_t stride, size_t head_size,
+                               size_t count, float* out) {
+  using Element = typename Elements::Element;
+  size_t c = 0;
+  const auto columns = [&]<size_t kVectors>() {
+    attention_values_columns<Elements, kVectors>(weights, values + c * sizeof(Element), stride, count, out + c);
+    c += kVectors * kLanes;
+  };
+  while (head_size - c >= 8 * kLanes) columns.template operator()<8>();
+  if (head_size - c >= 4 * kLanes) columns.template operator()<4>();
+  if (head_size - c >= 2 * kLanes) columns.template operator()<2>();
+  if (head_size - c >= kLanes) columns.template operator()<1>();
+  if (c < head_size) {
+    const __mmask16 lanes = first_lanes(head_size - c);
+    __m512 acc = _mm512_setzero_ps();
+    for (size_t j = 0; j < count; ++j) {
+      const Element* row = reinterpret_cast<const Element*>(values + j * stride) + c;
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(weights[j]), Elements::load_first(row, lanes), acc);
+    }
+    _mm512_mask_storeu_ps(out + c, lanes, acc);
+  }
+}
+
+}  // namespace
+
+float dot_avx512(const float* a, const float* b, size_t n) { return dot_elements<F32Weights>(a, b, n); }
+
+void attention_scores_avx512(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
+                             size_t count, float scale, float* scores) {
+  switch (dtype) {
+    case DType::F16: return attention_scores_elements<F16Weights>(q, keys, stride, head_size, count, scale, scores);
+    case DType::BF16: return attention_scores_elements<BF16Weights>(q, keys, stride, head_size, count, scale, scores);
+    default: return attention_scores_elements<F32Weights>(q, keys, stride, head_size, count, scale, scores);
+  }
+}
+
+void attention_values_avx512(const float* weights, const std::byte* values, size_t stride, DType dtype,
+                             size_t head_size, size_t count, float* out) {
+  switch (dtype) {
+    case DType::F16: return attention_values_elements<F16Weights>(weights, values, stride, head_size, count, out);
+    case DType::BF16: return attention_values_elements<BF16Weights>(weights, values, stride, head_size, count, out);
+    default: return attention_values_elements<F32Weights>(weights, values, stride, head_size, count, out);
   }
 }
 

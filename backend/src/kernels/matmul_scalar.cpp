@@ -9,6 +9,7 @@
 namespace llm::kernels::detail {
 namespace {
 
+// Element loaders by stored dtype: for weight rows, and for the KV cache's keys and values.
 struct F32Weights {
   using Element = float;
   static float to_f32(float value) { return value; }
@@ -111,19 +112,60 @@ void matmul_rows_scalar(const float* x, size_t m, const WeightView& w, float* y,
   }
 }
 
-float dot_scalar(const float* a, const float* b, size_t n) {
+namespace {
+
+template <class Elements>
+float dot_elements(const float* a, const typename Elements::Element* b, size_t n) {
   // Four partial sums: shorter dependency chains and better accuracy than one running sum.
   float sum[4] = {};
   size_t i = 0;
   for (; i + 4 <= n; i += 4) {
-    for (size_t k = 0; k < 4; ++k) sum[k] += a[i + k] * b[i + k];
+    for (size_t k = 0; k < 4; ++k) sum[k] += a[i + k] * Elements::to_f32(b[i + k]);
   }
-  for (; i < n; ++i) sum[0] += a[i] * b[i];
+  for (; i < n; ++i) sum[0] += a[i] * Elements::to_f32(b[i]);
   return (sum[0] + sum[1]) + (sum[2] + sum[3]);
 }
 
-void axpy_scalar(float a, const float* x, float* y, size_t n) {
-  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+template <class Elements>
+void attention_scores_elements(const float* q, const std::byte* keys, size_t stride, size_t head_size, size_t count,
+                               float scale, float* scores) {
+  using Element = typename Elements::Element;
+  for (size_t j = 0; j < count; ++j) {
+    scores[j] = dot_elements<Elements>(q, reinterpret_cast<const Element*>(keys + j * stride), head_size) * scale;
+  }
+}
+
+template <class Elements>
+void attention_values_elements(const float* weights, const std::byte* values, size_t stride, size_t head_size,
+                               size_t count, float* out) {
+  using Element = typename Elements::Element;
+  std::fill(out, out + head_size, 0.0f);
+  for (size_t j = 0; j < count; ++j) {
+    const Element* row = reinterpret_cast<const Element*>(values + j * stride);
+    for (size_t i = 0; i < head_size; ++i) out[i] += weights[j] * Elements::to_f32(row[i]);
+  }
+}
+
+}  // namespace
+
+float dot_scalar(const float* a, const float* b, size_t n) { return dot_elements<F32Weights>(a, b, n); }
+
+void attention_scores_scalar(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
+                             size_t count, float scale, float* scores) {
+  switch (dtype) {
+    case DType::F16: return attention_scores_elements<F16Weights>(q, keys, stride, head_size, count, scale, scores);
+    case DType::BF16: return attention_scores_elements<BF16Weights>(q, keys, stride, head_size, count, scale, scores);
+    default: return attention_scores_elements<F32Weights>(q, keys, stride, head_size, count, scale, scores);
+  }
+}
+
+void attention_values_scalar(const float* weights, const std::byte* values, size_t stride, DType dtype,
+                             size_t head_size, size_t count, float* out) {
+  switch (dtype) {
+    case DType::F16: return attention_values_elements<F16Weights>(weights, values, stride, head_size, count, out);
+    case DType::BF16: return attention_values_elements<BF16Weights>(weights, values, stride, head_size, count, out);
+    default: return attention_values_elements<F32Weights>(weights, values, stride, head_size, count, out);
+  }
 }
 
 }  // namespace llm::kernels::detail

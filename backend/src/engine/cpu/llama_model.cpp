@@ -16,8 +16,38 @@ namespace llm {
 KvCache::KvCache(const ModelConfig& config, size_t capacity)
     : capacity_(capacity),
       kv_size_(static_cast<size_t>(config.kv_size())),
-      k_(static_cast<size_t>(config.num_hidden_layers) * capacity * kv_size_),
-      v_(k_.size()) {}
+      dtype_(config.dtype),
+      row_bytes_(kv_size_ * dtype_size(dtype_)),
+      k_(std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(config.num_hidden_layers) * capacity * row_bytes_)),
+      v_(std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(config.num_hidden_layers) * capacity * row_bytes_)) {
+  if (dtype_ != DType::F32 && dtype_ != DType::F16 && dtype_ != DType::BF16) {
+    throw_error("KV cache: activation dtype ", safetensors_name(dtype_), " is not float32, float16 or bfloat16");
+  }
+}
+
+void KvCache::store(size_t layer, size_t position, const float* key, const float* value) {
+  std::byte* k = k_.get() + offset(layer, position);
+  std::byte* v = v_.get() + offset(layer, position);
+  switch (dtype_) {
+    case DType::F16:
+      for (size_t i = 0; i < kv_size_; ++i) {
+        const uint16_t kh = f32_to_fp16(key[i]), vh = f32_to_fp16(value[i]);
+        std::memcpy(k + 2 * i, &kh, 2);
+        std::memcpy(v + 2 * i, &vh, 2);
+      }
+      return;
+    case DType::BF16:
+      for (size_t i = 0; i < kv_size_; ++i) {
+        const uint16_t kh = f32_to_bf16(key[i]), vh = f32_to_bf16(value[i]);
+        std::memcpy(k + 2 * i, &kh, 2);
+        std::memcpy(v + 2 * i, &vh, 2);
+      }
+      return;
+    default:
+      std::memcpy(k, key, row_bytes_);
+      std::memcpy(v, value, row_bytes_);
+  }
+}
 
 LlamaModel::LlamaModel(ModelConfig config, Options options)
     : config_(std::move(config)), pool_(options.threads), context_{kernels::detect_isa(), &pool_} {
@@ -287,23 +317,22 @@ void LlamaModel::attention(KvCache& cache, size_t layer, size_t first_position, 
   const size_t span = first_position + n_tokens;  // positions any query may attend to
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_size));
   const kernels::Isa isa = context_.isa;
+  const DType kv_dtype = cache.dtype();
+  const size_t head_bytes = head_size * dtype_size(kv_dtype);
   scores_.resize(n_heads * span);
 
   pool_.run(n_heads, [&](size_t h) {
-    const size_t kv_head = h / group;
+    const size_t head_offset = h / group * head_bytes;
+    const std::byte* keys = cache.keys(layer, 0) + head_offset;
+    const std::byte* values = cache.values(layer, 0) + head_offset;
     float* scores = scores_.data() + h * span;
     for (size_t t = 0; t < n_tokens; ++t) {
       const size_t position = first_position + t;
       const float* q = qkv_.data() + t * qkv_stride + h * head_size;
-      for (size_t j = 0; j <= position; ++j) {
-        scores[j] = kernels::dot(isa, q, cache.keys(layer, j) + kv_head * head_size, head_size) * scale;
-      }
+      kernels::attention_scores(isa, q, keys, cache.position_bytes(), kv_dtype, head_size, position + 1, scale, scores);
       kernels::softmax(scores, position + 1);
       float* out = attn_out_.data() + t * q_size + h * head_size;
-      std::fill(out, out + head_size, 0.0f);
-      for (size_t j = 0; j <= position; ++j) {
-        kernels::axpy(isa, scores[j], cache.values(layer, j) + kv_head * head_size, out, head_size);
-      }
+      kernels::attention_values(isa, scores, values, cache.position_bytes(), kv_dtype, head_size, position + 1, out);
     }
   });
 }
@@ -354,8 +383,7 @@ void LlamaModel::forward(KvCache& cache, std::span<const int32_t> tokens, std::s
       compute_rotary(first + t);
       apply_rotary(row, static_cast<size_t>(config_.num_attention_heads));
       apply_rotary(row + q_size, static_cast<size_t>(config_.num_key_value_heads));
-      std::memcpy(cache.keys(l, first + t), row + q_size, kv_size * sizeof(float));
-      std::memcpy(cache.values(l, first + t), row + q_size + kv_size, kv_size * sizeof(float));
+      cache.store(l, first + t, row + q_size, row + q_size + kv_size);
     }
     attention(cache, l, first, n);
     linear(Linear::Dense, attn_out_.data(), mlp_b_.data());

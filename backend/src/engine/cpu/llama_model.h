@@ -15,24 +15,38 @@
 
 namespace llm {
 
-// Keys and values of one sequence for every layer, float32, sized once for the positions the
-// sequence may reach (prompt + max new tokens), so decode never reallocates.
+// Keys and values of one sequence for every layer, sized once for the positions the sequence may
+// reach (prompt + max new tokens), so decode never reallocates. Stored in the model's activation
+// dtype, as TensorRT-LLM's KV cache is (float16 for float16 and quantized checkpoints, bfloat16,
+// float32): half the memory and half the bytes attention reads per token of a float32 cache.
+// The memory is not cleared: its pages are committed as positions are written, so a request's
+// max_tokens costs nothing until it is generated.
 class KvCache {
  public:
   KvCache(const ModelConfig& config, size_t capacity);
 
   size_t capacity() const { return capacity_; }
   size_t length() const { return length_; }
-  float* keys(size_t layer, size_t position) { return k_.data() + (layer * capacity_ + position) * kv_size_; }
-  float* values(size_t layer, size_t position) { return v_.data() + (layer * capacity_ + position) * kv_size_; }
+  DType dtype() const { return dtype_; }
+  // Bytes from one position's key (value) row to the next.
+  size_t position_bytes() const { return row_bytes_; }
+  // kv_size elements of dtype() at a position that has been stored.
+  const std::byte* keys(size_t layer, size_t position) const { return k_.get() + offset(layer, position); }
+  const std::byte* values(size_t layer, size_t position) const { return v_.get() + offset(layer, position); }
+  // Stores one position's key and value rows (kv_size floats each), rounded to dtype().
+  void store(size_t layer, size_t position, const float* key, const float* value);
 
  private:
   friend class LlamaModel;
+  size_t offset(size_t layer, size_t position) const { return (layer * capacity_ + position) * row_bytes_; }
+
   size_t capacity_;
   size_t kv_size_;
+  DType dtype_;
+  size_t row_bytes_;
   size_t length_ = 0;
-  std::vector<float> k_;
-  std::vector<float> v_;
+  std::unique_ptr<std::byte[]> k_;
+  std::unique_ptr<std::byte[]> v_;
 };
 
 // The linear layers of one transformer layer, in TensorRT-LLM's naming.
