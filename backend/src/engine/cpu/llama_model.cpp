@@ -15,37 +15,43 @@ namespace llm {
 
 KvCache::KvCache(const ModelConfig& config, size_t capacity)
     : capacity_(capacity),
-      kv_size_(static_cast<size_t>(config.kv_size())),
+      kv_heads_(static_cast<size_t>(config.num_key_value_heads)),
+      head_size_(static_cast<size_t>(config.head_size)),
       dtype_(config.dtype),
-      row_bytes_(kv_size_ * dtype_size(dtype_)),
-      k_(std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(config.num_hidden_layers) * capacity * row_bytes_)),
-      v_(std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(config.num_hidden_layers) * capacity * row_bytes_)) {
+      head_bytes_(head_size_ * dtype_size(dtype_)) {
   if (dtype_ != DType::F32 && dtype_ != DType::F16 && dtype_ != DType::BF16) {
     throw_error("KV cache: activation dtype ", safetensors_name(dtype_), " is not float32, float16 or bfloat16");
   }
+  const size_t bytes = static_cast<size_t>(config.num_hidden_layers) * kv_heads_ * capacity_ * head_bytes_;
+  k_ = std::make_unique_for_overwrite<std::byte[]>(bytes);
+  v_ = std::make_unique_for_overwrite<std::byte[]>(bytes);
 }
 
 void KvCache::store(size_t layer, size_t position, const float* key, const float* value) {
-  std::byte* k = k_.get() + offset(layer, position);
-  std::byte* v = v_.get() + offset(layer, position);
-  switch (dtype_) {
-    case DType::F16:
-      for (size_t i = 0; i < kv_size_; ++i) {
-        const uint16_t kh = f32_to_fp16(key[i]), vh = f32_to_fp16(value[i]);
-        std::memcpy(k + 2 * i, &kh, 2);
-        std::memcpy(v + 2 * i, &vh, 2);
-      }
-      return;
-    case DType::BF16:
-      for (size_t i = 0; i < kv_size_; ++i) {
-        const uint16_t kh = f32_to_bf16(key[i]), vh = f32_to_bf16(value[i]);
-        std::memcpy(k + 2 * i, &kh, 2);
-        std::memcpy(v + 2 * i, &vh, 2);
-      }
-      return;
-    default:
-      std::memcpy(k, key, row_bytes_);
-      std::memcpy(v, value, row_bytes_);
+  for (size_t h = 0; h < kv_heads_; ++h) {
+    std::byte* k = k_.get() + offset(layer, h) + position * head_bytes_;
+    std::byte* v = v_.get() + offset(layer, h) + position * head_bytes_;
+    const float* key_head = key + h * head_size_;
+    const float* value_head = value + h * head_size_;
+    switch (dtype_) {
+      case DType::F16:
+        for (size_t i = 0; i < head_size_; ++i) {
+          const uint16_t kh = f32_to_fp16(key_head[i]), vh = f32_to_fp16(value_head[i]);
+          std::memcpy(k + 2 * i, &kh, 2);
+          std::memcpy(v + 2 * i, &vh, 2);
+        }
+        break;
+      case DType::BF16:
+        for (size_t i = 0; i < head_size_; ++i) {
+          const uint16_t kh = f32_to_bf16(key_head[i]), vh = f32_to_bf16(value_head[i]);
+          std::memcpy(k + 2 * i, &kh, 2);
+          std::memcpy(v + 2 * i, &vh, 2);
+        }
+        break;
+      default:
+        std::memcpy(k, key_head, head_bytes_);
+        std::memcpy(v, value_head, head_bytes_);
+    }
   }
 }
 
@@ -318,21 +324,19 @@ void LlamaModel::attention(KvCache& cache, size_t layer, size_t first_position, 
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_size));
   const kernels::Isa isa = context_.isa;
   const DType kv_dtype = cache.dtype();
-  const size_t head_bytes = head_size * dtype_size(kv_dtype);
   scores_.resize(n_heads * span);
 
   pool_.run(n_heads, [&](size_t h) {
-    const size_t head_offset = h / group * head_bytes;
-    const std::byte* keys = cache.keys(layer, 0) + head_offset;
-    const std::byte* values = cache.values(layer, 0) + head_offset;
+    const std::byte* keys = cache.keys(layer, h / group);
+    const std::byte* values = cache.values(layer, h / group);
     float* scores = scores_.data() + h * span;
     for (size_t t = 0; t < n_tokens; ++t) {
       const size_t position = first_position + t;
       const float* q = qkv_.data() + t * qkv_stride + h * head_size;
-      kernels::attention_scores(isa, q, keys, cache.position_bytes(), kv_dtype, head_size, position + 1, scale, scores);
+      kernels::attention_scores(isa, q, keys, cache.head_bytes(), kv_dtype, head_size, position + 1, scale, scores);
       kernels::softmax(scores, position + 1);
       float* out = attn_out_.data() + t * q_size + h * head_size;
-      kernels::attention_values(isa, scores, values, cache.position_bytes(), kv_dtype, head_size, position + 1, out);
+      kernels::attention_values(isa, scores, values, cache.head_bytes(), kv_dtype, head_size, position + 1, out);
     }
   });
 }

@@ -19,6 +19,8 @@ namespace llm {
 // reach (prompt + max new tokens), so decode never reallocates. Stored in the model's activation
 // dtype, as TensorRT-LLM's KV cache is (float16 for float16 and quantized checkpoints, bfloat16,
 // float32): half the memory and half the bytes attention reads per token of a float32 cache.
+// Laid out [layer][kv head][position][head_size], as TensorRT-LLM's blocks are by head, so that
+// attention streams one head's positions from contiguous memory.
 // The memory is not cleared: its pages are committed as positions are written, so a request's
 // max_tokens costs nothing until it is generated.
 class KvCache {
@@ -28,22 +30,24 @@ class KvCache {
   size_t capacity() const { return capacity_; }
   size_t length() const { return length_; }
   DType dtype() const { return dtype_; }
-  // Bytes from one position's key (value) row to the next.
-  size_t position_bytes() const { return row_bytes_; }
-  // kv_size elements of dtype() at a position that has been stored.
-  const std::byte* keys(size_t layer, size_t position) const { return k_.get() + offset(layer, position); }
-  const std::byte* values(size_t layer, size_t position) const { return v_.get() + offset(layer, position); }
-  // Stores one position's key and value rows (kv_size floats each), rounded to dtype().
+  // Bytes of one position's key (value) for one head, and from one position to the next.
+  size_t head_bytes() const { return head_bytes_; }
+  // The keys (values) of one head from position 0 on, head_bytes() apart; positions below length()
+  // hold head_size elements of dtype().
+  const std::byte* keys(size_t layer, size_t kv_head) const { return k_.get() + offset(layer, kv_head); }
+  const std::byte* values(size_t layer, size_t kv_head) const { return v_.get() + offset(layer, kv_head); }
+  // Stores one position's key and value (kv_heads x head_size floats each), rounded to dtype().
   void store(size_t layer, size_t position, const float* key, const float* value);
 
  private:
   friend class LlamaModel;
-  size_t offset(size_t layer, size_t position) const { return (layer * capacity_ + position) * row_bytes_; }
+  size_t offset(size_t layer, size_t kv_head) const { return (layer * kv_heads_ + kv_head) * capacity_ * head_bytes_; }
 
   size_t capacity_;
-  size_t kv_size_;
+  size_t kv_heads_;
+  size_t head_size_;
   DType dtype_;
-  size_t row_bytes_;
+  size_t head_bytes_;
   size_t length_ = 0;
   std::unique_ptr<std::byte[]> k_;
   std::unique_ptr<std::byte[]> v_;
