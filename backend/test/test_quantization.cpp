@@ -18,6 +18,7 @@
 #include "checkpoint/safetensors.h"
 #include "common/error.h"
 #include "common/half.h"
+#include "common/thread_pool.h"
 #include "engine/cpu/llama_model.h"
 #include "quantization/evaluate.h"
 #include "quantization/quantize.h"
@@ -85,6 +86,58 @@ TEST(QuantizeRows, Int4GroupsRoundToNearestAndPadWithZeroWeights) {
   float max_abs = 0.0f;
   for (size_t c = 0; c < group; ++c) max_abs = std::max(max_abs, std::fabs(w[c]));
   EXPECT_NEAR(fp16_to_f32(scales[0]), 0.5f * max_abs / 7.0f, 1e-3 * max_abs);
+}
+
+// The AWQ search picks scales and clips by simulating the quantizer: the simulation must be the
+// quantizer's arithmetic, ties included, or the search optimises codes that are never written.
+TEST(QuantizeRows, AwqSimulationIsExactlyWhatTheQuantizerWrites) {
+  ThreadPool pool(2);
+  std::mt19937 rng(3);
+  const size_t rows = 64, cols = 96, group = 32, groups = cols / group;
+  std::uniform_real_distribution<float> unit(0.01f, 1.0f);
+  std::uniform_int_distribution<int> code(-8, 6);
+  const std::vector<float> ones(cols, 1.0f);
+
+  // Weights at exact ties: each group's largest weight is 7 * scale (so its fp16 scale is exactly
+  // `scale`), the others (k + 1/2) * scale, which round to even in w / scale.
+  std::vector<float> ties(rows * cols);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t g = 0; g < groups; ++g) {
+      const float scale = fp16_to_f32(f32_to_fp16(unit(rng)));
+      for (size_t c = g * group; c < (g + 1) * group; ++c) {
+        ties[r * cols + c] = c == g * group ? 7.0f * scale : (static_cast<float>(code(rng)) + 0.5f) * scale;
+      }
+    }
+  }
+  // Ordinary weights, with per-column scales and clip ratios from the search's grid.
+  std::vector<float> w(rows * cols), s(cols), clip(rows * groups);
+  for (float& v : w) v = unit(rng) * (rng() % 2 == 0 ? 1.0f : -1.0f);
+  for (float& v : s) v = 0.25f + unit(rng);
+  for (float& v : clip) v = 1.0f - 0.025f * static_cast<float>(rng() % 20);
+
+  struct Case {
+    const std::vector<float>& weights;
+    const std::vector<float>& column_scales;
+    std::vector<float> clips;
+  };
+  for (const Case& each : {Case{ties, ones, {}}, Case{w, s, clip}}) {
+    const std::vector<float>& clips = each.clips;
+    const std::vector<float> simulated =
+        simulate_int4_quantization(pool, each.weights, rows, cols, group, each.column_scales, clips);
+    std::vector<float> scaled(cols);
+    std::vector<uint8_t> codes(quantized_format::int4_padded_columns(cols, group));
+    std::vector<uint16_t> scales(groups);
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t c = 0; c < cols; ++c) scaled[c] = each.weights[r * cols + c] * each.column_scales[c];
+      quantize_int4_row(scaled.data(), cols, group, clips.empty() ? nullptr : clips.data() + r * groups, codes.data(),
+                        scales.data());
+      for (size_t c = 0; c < cols; ++c) {
+        const float pre_quant_scale = fp16_to_f32(f32_to_fp16(1.0f / each.column_scales[c]));
+        const float written = (static_cast<float>(codes[c]) - 8.0f) * fp16_to_f32(scales[c / group]) * pre_quant_scale;
+        ASSERT_EQ(simulated[r * cols + c], written) << "row " << r << " column " << c;
+      }
+    }
+  }
 }
 
 TEST(QuantizedFormat, PacksSixteenWordsPerBlockWithColumnsSixteenApartInEachWord) {

@@ -1,5 +1,6 @@
 // Portable kernels for CPUs without AVX2: the same blocking as the SIMD versions, one element
 // at a time.
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 

@@ -83,6 +83,30 @@ void quantize_int4_row(const float* w, size_t cols, size_t group_size, const flo
   }
 }
 
+std::vector<float> simulate_int4_quantization(ThreadPool& pool, const std::vector<float>& w, size_t rows, size_t cols,
+                                              size_t group_size, const std::vector<float>& s,
+                                              const std::vector<float>& clip) {
+  const size_t groups = quantized_format::int4_groups(cols, group_size);
+  std::vector<float> inverse_s(cols);
+  for (size_t c = 0; c < cols; ++c) inverse_s[c] = fp16_to_f32(f32_to_fp16(1.0f / s[c]));
+  std::vector<float> out(rows * cols);
+  pool.run(rows, [&](size_t r) {
+    const float* row = w.data() + r * cols;
+    float* dst = out.data() + r * cols;
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t begin = g * group_size, end = std::min(begin + group_size, cols);
+      float max_abs = 0.0f;
+      for (size_t c = begin; c < end; ++c) max_abs = std::max(max_abs, std::fabs(row[c] * s[c]));
+      const float scale = fp16_to_f32(int4_scale_bits(max_abs * (clip.empty() ? 1.0f : clip[r * groups + g])));
+      for (size_t c = begin; c < end; ++c) {
+        // The same arithmetic as quantize_int4 (w * s, then / scale), so ties round alike.
+        dst[c] = std::clamp(std::nearbyint(row[c] * s[c] / scale), -8.0f, 7.0f) * scale * inverse_s[c];
+      }
+    }
+  });
+  return out;
+}
+
 namespace {
 
 // AWQ's search grids (the paper's reference implementation uses 20 scale exponents and shrinks
@@ -188,32 +212,6 @@ QuantizedLinear quantize_int4(const std::vector<float>& w, size_t rows, size_t c
   return out;
 }
 
-// The float32 matrix the kernels will effectively multiply by for quantize_int4(w, s, clip): the
-// dequantised codes with the pre-quant scale folded back into the columns. Computed directly (no
-// packing), in parallel over rows: the scale search evaluates it for every candidate.
-std::vector<float> fake_quantize_int4(ThreadPool& pool, const std::vector<float>& w, size_t rows, size_t cols,
-                                      size_t group_size, const std::vector<float>& s, const std::vector<float>& clip) {
-  const size_t groups = quantized_format::int4_groups(cols, group_size);
-  std::vector<float> inverse_s(cols);
-  for (size_t c = 0; c < cols; ++c) inverse_s[c] = fp16_to_f32(f32_to_fp16(1.0f / s[c]));
-  std::vector<float> out(rows * cols);
-  pool.run(rows, [&](size_t r) {
-    const float* row = w.data() + r * cols;
-    float* dst = out.data() + r * cols;
-    for (size_t g = 0; g < groups; ++g) {
-      const size_t begin = g * group_size, end = std::min(begin + group_size, cols);
-      float max_abs = 0.0f;
-      for (size_t c = begin; c < end; ++c) max_abs = std::max(max_abs, std::fabs(row[c] * s[c]));
-      const float scale = fp16_to_f32(int4_scale_bits(max_abs * (clip.empty() ? 1.0f : clip[r * groups + g])));
-      const float inverse_scale = 1.0f / scale;
-      for (size_t c = begin; c < end; ++c) {
-        dst[c] = std::clamp(std::nearbyint(row[c] * s[c] * inverse_scale), -8.0f, 7.0f) * scale * inverse_s[c];
-      }
-    }
-  });
-  return out;
-}
-
 // The per-input-column scale for exponent alpha: s = mean|x|^alpha, normalised so that
 // max(s) * min(s) = 1 as in the reference implementation, then rounded so that 1 / s is exactly
 // the fp16 pre-quant scale stored.
@@ -299,7 +297,7 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
     std::vector<const float*> pointers;
     dequantized.reserve(ws.size());
     for (size_t k = 0; k < ws.size(); ++k) {
-      dequantized.push_back(fake_quantize_int4(pool, ws[k].values, ws[k].rows, cols, group_size, s, clips[k]));
+      dequantized.push_back(simulate_int4_quantization(pool, ws[k].values, ws[k].rows, cols, group_size, s, clips[k]));
       pointers.push_back(dequantized.back().data());
     }
     return squared_difference(reference, block(pointers));
@@ -352,8 +350,7 @@ std::vector<QuantizedLinear> awq_search(const kernels::Context& ctx, ThreadPool&
           double best = std::numeric_limits<double>::infinity();
           for (size_t step = 0; step < kClipGrid; ++step) {
             const float ratio = 1.0f - 0.5f * static_cast<float>(step) / kClipGrid;
-            const float scale = fp16_to_f32(f32_to_fp16(ratio * max_abs / 7.0f));
-            if (scale == 0.0f) continue;
+            const float scale = fp16_to_f32(int4_scale_bits(max_abs * ratio));  // as quantize_int4_row
             for (size_t c = 0; c < group_size; ++c) {
               diff[c] = wg[c] - std::clamp(std::nearbyint(wg[c] / scale), -8.0f, 7.0f) * scale;
             }

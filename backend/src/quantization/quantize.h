@@ -10,6 +10,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "common/thread_pool.h"
 
 namespace llm {
 
@@ -50,5 +53,13 @@ uint16_t quantize_int8_row(const float* w, size_t cols, int8_t* codes);
 // values (unpacked); scales: ceil(cols / group_size) fp16 bits.
 void quantize_int4_row(const float* w, size_t cols, size_t group_size, const float* clip, uint8_t* codes,
                        uint16_t* scales);
+
+// What the kernels effectively multiply by once w (rows x cols, row-major) is quantized as AWQ
+// stores it: quantize_int4_row of w * s (s per input column; clip: ratios per row and group, or
+// empty), codes dequantized, times the fp16 pre-quant scale 1 / s. The AWQ search evaluates it for
+// every candidate, so it is computed directly, without packing, in parallel over rows.
+std::vector<float> simulate_int4_quantization(ThreadPool& pool, const std::vector<float>& w, size_t rows, size_t cols,
+                                              size_t group_size, const std::vector<float>& s,
+                                              const std::vector<float>& clip);
 
 }  // namespace llm
