@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -80,6 +81,33 @@ TEST(Sampling, TopPKeepsTheSmallestNucleus) {
   EXPECT_TRUE(counts.count(1) && counts.count(2));
   params.top_p = 0.4f;  // the top token alone already holds 0.5
   EXPECT_EQ(draw(params, logits_of({0.05, 0.5, 0.3, 0.15}), 500).size(), 1u);
+}
+
+// A Llama-sized vocabulary whose nucleus spans several of the blocks the sampler sorts in turn:
+// 1,000 equally likely tokens scattered over 32,000 ids hold 0.9 of the mass, the rest share 0.1.
+// With top_p 0.8 the nucleus is the 889 of them with the smallest ids (ties go to the smaller id).
+TEST(Sampling, TopPNucleusOverALargeVocabulary) {
+  constexpr size_t kVocab = 32000, kHeavy = 1000, kNucleus = 889;  // 888 * 0.0009 < 0.8 <= 889 * 0.0009
+  std::vector<double> probs(kVocab, 0.1 / (kVocab - kHeavy));
+  std::vector<int32_t> heavy;
+  for (size_t i = 0; i < kHeavy; ++i) heavy.push_back(static_cast<int32_t>(i * 7919 % kVocab));
+  for (int32_t id : heavy) probs[static_cast<size_t>(id)] = 0.9 / kHeavy;
+  std::sort(heavy.begin(), heavy.end());
+  const std::vector<int32_t> nucleus(heavy.begin(), heavy.begin() + kNucleus);
+
+  SamplingParams params;
+  params.top_p = 0.8f;
+  const auto counts = draw(params, logits_of(probs), 4000);
+  size_t beyond_the_first_blocks = 0;
+  for (const auto& [id, count] : counts) {
+    const auto rank = std::lower_bound(nucleus.begin(), nucleus.end(), id) - nucleus.begin();
+    ASSERT_TRUE(static_cast<size_t>(rank) < kNucleus && nucleus[static_cast<size_t>(rank)] == id)
+        << "token " << id << " is outside the nucleus";
+    beyond_the_first_blocks += rank >= 320 ? static_cast<size_t>(count) : 0;  // blocks of 64 and 256
+  }
+  EXPECT_GT(counts.size(), kNucleus * 9 / 10);
+  // 569 of the 889 equally likely tokens rank past 320.
+  EXPECT_NEAR(static_cast<double>(beyond_the_first_blocks) / 4000.0, 569.0 / 889.0, 0.04);
 }
 
 TEST(Sampling, LowTemperatureSharpens) {

@@ -90,33 +90,55 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   }
   if (candidates_.empty()) throw Error("sampling: every token is masked");
   auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-  size_t keep = candidates_.size();
-  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < keep) {
-    keep = static_cast<size_t>(params_.top_k);
-    std::partial_sort(candidates_.begin(), candidates_.begin() + static_cast<std::ptrdiff_t>(keep), candidates_.end(), by_logit);
-  } else if (params_.top_p < 1.0f) {
-    std::sort(candidates_.begin(), candidates_.end(), by_logit);
-  }
-  candidates_.resize(keep);
-
-  // Softmax over the kept candidates (probabilities in double: small tails matter for top_p).
-  float max_logit = -std::numeric_limits<float>::infinity();
-  for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
   std::vector<double>& probs = probabilities_;
-  probs.assign(candidates_.size(), 0.0);
   double total = 0;
-  for (size_t i = 0; i < candidates_.size(); ++i) total += probs[i] = std::exp(static_cast<double>(candidates_[i].first - max_logit));
-  if (params_.top_p < 1.0f) {
-    // Smallest prefix (candidates are sorted) whose mass reaches top_p; always at least one.
+  bool nucleus_done = false;
+  if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) {
+    const auto keep = static_cast<std::ptrdiff_t>(params_.top_k);
+    std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(), by_logit);
+    candidates_.resize(static_cast<size_t>(keep));
+  } else if (params_.top_p < 1.0f) {
+    // The nucleus alone, without sorting the whole vocabulary: the total over every candidate, then
+    // the largest ones in order, a block 4x longer each time (selected in linear time, then sorted)
+    // until their mass reaches top_p.
+    float max_logit = -std::numeric_limits<float>::infinity();
+    for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
+    for (const auto& c : candidates_) total += std::exp(static_cast<double>(c.first - max_logit));
+    probs.clear();
     double mass = 0;
-    size_t cut = 0;
-    while (cut < probs.size()) {
-      mass += probs[cut++] / total;
-      if (mass >= params_.top_p) break;
+    const auto first = candidates_.begin();
+    for (size_t sorted = 0, block = 64; mass < params_.top_p && sorted < candidates_.size(); block *= 4) {
+      const size_t end = std::min(sorted + block, candidates_.size());
+      const auto begin = first + static_cast<std::ptrdiff_t>(sorted);
+      if (end < candidates_.size()) std::nth_element(begin, first + static_cast<std::ptrdiff_t>(end), candidates_.end(), by_logit);
+      std::sort(begin, first + static_cast<std::ptrdiff_t>(end), by_logit);
+      for (; sorted < end && mass < params_.top_p; ++sorted) {
+        probs.push_back(std::exp(static_cast<double>(candidates_[sorted].first - max_logit)));
+        mass += probs.back() / total;
+      }
     }
-    probs.resize(cut);
     total = 0;
     for (double p : probs) total += p;
+    nucleus_done = true;
+  }
+  if (!nucleus_done) {
+    // Softmax over the kept candidates (probabilities in double: small tails matter for top_p).
+    float max_logit = -std::numeric_limits<float>::infinity();
+    for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
+    probs.assign(candidates_.size(), 0.0);
+    for (size_t i = 0; i < candidates_.size(); ++i) total += probs[i] = std::exp(static_cast<double>(candidates_[i].first - max_logit));
+    if (params_.top_p < 1.0f) {
+      // Smallest prefix (the top_k candidates are sorted) whose mass reaches top_p; at least one.
+      double mass = 0;
+      size_t cut = 0;
+      while (cut < probs.size()) {
+        mass += probs[cut++] / total;
+        if (mass >= params_.top_p) break;
+      }
+      probs.resize(cut);
+      total = 0;
+      for (double p : probs) total += p;
+    }
   }
   double target = rng_.uniform() * total;
   for (size_t i = 0; i < probs.size(); ++i) {
