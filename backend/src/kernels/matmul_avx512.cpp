@@ -40,6 +40,18 @@ struct BF16Weights {
   static __m512 load_first(const uint16_t* p, __mmask16 lanes) { return widen(_mm256_maskz_loadu_epi16(lanes, p)); }
 };
 
+// Calls visit(Loader{}) with the element loader of a float dtype; other dtypes never get here
+// (kernels.cpp rejects them before dispatching).
+template <class Visit>
+void with_float_elements(DType dtype, Visit&& visit) {
+  switch (dtype) {
+    case DType::F32: return visit(F32Weights{});
+    case DType::F16: return visit(F16Weights{});
+    case DType::BF16: return visit(BF16Weights{});
+    default: return;
+  }
+}
+
 // W8A16: sign-extend 16 int8 codes to 32 bits and convert; the row's scale is applied to the sum.
 struct Int8Weights {
   using Element = int8_t;
@@ -230,12 +242,9 @@ struct Avx512Int4Tile {
 void matmul_rows_avx512(const float* x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
   if (w.format == WeightFormat::Int8) return matmul_rows_tiled<Avx512Tile<Int8Weights>>(x, m, w, y, row_begin, row_end);
   if (w.format == WeightFormat::Int4) return matmul_rows_tiled<Avx512Int4Tile>(x, m, w, y, row_begin, row_end);
-  switch (w.dtype) {
-    case DType::F32: return matmul_rows_tiled<Avx512Tile<F32Weights>>(x, m, w, y, row_begin, row_end);
-    case DType::F16: return matmul_rows_tiled<Avx512Tile<F16Weights>>(x, m, w, y, row_begin, row_end);
-    case DType::BF16: return matmul_rows_tiled<Avx512Tile<BF16Weights>>(x, m, w, y, row_begin, row_end);
-    default: return;  // kernels.cpp rejects other dtypes before dispatching
-  }
+  with_float_elements(w.dtype, [&]<class Elements>(Elements) {
+    matmul_rows_tiled<Avx512Tile<Elements>>(x, m, w, y, row_begin, row_end);
+  });
 }
 
 namespace {
@@ -312,20 +321,16 @@ float dot_avx512(const float* a, const float* b, size_t n) { return dot_elements
 
 void attention_scores_avx512(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
                              size_t count, float scale, float* scores) {
-  switch (dtype) {
-    case DType::F16: return attention_scores_elements<F16Weights>(q, keys, stride, head_size, count, scale, scores);
-    case DType::BF16: return attention_scores_elements<BF16Weights>(q, keys, stride, head_size, count, scale, scores);
-    default: return attention_scores_elements<F32Weights>(q, keys, stride, head_size, count, scale, scores);
-  }
+  with_float_elements(dtype, [&]<class Elements>(Elements) {
+    attention_scores_elements<Elements>(q, keys, stride, head_size, count, scale, scores);
+  });
 }
 
 void attention_values_avx512(const float* weights, const std::byte* values, size_t stride, DType dtype,
                              size_t head_size, size_t count, float* out) {
-  switch (dtype) {
-    case DType::F16: return attention_values_elements<F16Weights>(weights, values, stride, head_size, count, out);
-    case DType::BF16: return attention_values_elements<BF16Weights>(weights, values, stride, head_size, count, out);
-    default: return attention_values_elements<F32Weights>(weights, values, stride, head_size, count, out);
-  }
+  with_float_elements(dtype, [&]<class Elements>(Elements) {
+    attention_values_elements<Elements>(weights, values, stride, head_size, count, out);
+  });
 }
 
 }  // namespace llm::kernels::detail

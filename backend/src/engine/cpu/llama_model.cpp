@@ -28,29 +28,21 @@ KvCache::KvCache(const ModelConfig& config, size_t capacity)
 }
 
 void KvCache::store(size_t layer, size_t position, const float* key, const float* value) {
+  uint16_t (*const to_half)(float) = dtype_ == DType::BF16 ? f32_to_bf16 : f32_to_fp16;
   for (size_t h = 0; h < kv_heads_; ++h) {
     std::byte* k = k_.get() + offset(layer, h) + position * head_bytes_;
     std::byte* v = v_.get() + offset(layer, h) + position * head_bytes_;
     const float* key_head = key + h * head_size_;
     const float* value_head = value + h * head_size_;
-    switch (dtype_) {
-      case DType::F16:
-        for (size_t i = 0; i < head_size_; ++i) {
-          const uint16_t kh = f32_to_fp16(key_head[i]), vh = f32_to_fp16(value_head[i]);
-          std::memcpy(k + 2 * i, &kh, 2);
-          std::memcpy(v + 2 * i, &vh, 2);
-        }
-        break;
-      case DType::BF16:
-        for (size_t i = 0; i < head_size_; ++i) {
-          const uint16_t kh = f32_to_bf16(key_head[i]), vh = f32_to_bf16(value_head[i]);
-          std::memcpy(k + 2 * i, &kh, 2);
-          std::memcpy(v + 2 * i, &vh, 2);
-        }
-        break;
-      default:
-        std::memcpy(k, key_head, head_bytes_);
-        std::memcpy(v, value_head, head_bytes_);
+    if (dtype_ == DType::F32) {
+      std::memcpy(k, key_head, head_bytes_);
+      std::memcpy(v, value_head, head_bytes_);
+      continue;
+    }
+    for (size_t i = 0; i < head_size_; ++i) {
+      const uint16_t key_bits = to_half(key_head[i]), value_bits = to_half(value_head[i]);
+      std::memcpy(k + 2 * i, &key_bits, 2);
+      std::memcpy(v + 2 * i, &value_bits, 2);
     }
   }
 }
