@@ -90,21 +90,23 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
   }
   if (candidates_.empty()) throw Error("sampling: every token is masked");
   auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-  std::vector<double>& probs = probabilities_;
-  double total = 0;
-  bool nucleus_done = false;
   if (params_.top_k > 0 && static_cast<size_t>(params_.top_k) < candidates_.size()) {
     const auto keep = static_cast<std::ptrdiff_t>(params_.top_k);
     std::partial_sort(candidates_.begin(), candidates_.begin() + keep, candidates_.end(), by_logit);
     candidates_.resize(static_cast<size_t>(keep));
-  } else if (params_.top_p < 1.0f) {
-    // The nucleus alone, without sorting the whole vocabulary: the total over every candidate, then
-    // the largest ones in order, a block 4x longer each time (selected in linear time, then sorted)
-    // until their mass reaches top_p.
-    float max_logit = -std::numeric_limits<float>::infinity();
-    for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
+  }
+
+  // Softmax over the candidates (probabilities in double: small tails matter for top_p).
+  float max_logit = -std::numeric_limits<float>::infinity();
+  for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
+  std::vector<double>& probs = probabilities_;
+  probs.clear();
+  double total = 0;
+  if (params_.top_p < 1.0f) {
+    // The smallest nucleus whose mass reaches top_p, at least one token, without sorting the whole
+    // vocabulary: after the total over every candidate, the largest ones in order, a block 4x
+    // longer each time (selected in linear time, then sorted; top_k's are sorted already).
     for (const auto& c : candidates_) total += std::exp(static_cast<double>(c.first - max_logit));
-    probs.clear();
     double mass = 0;
     const auto first = candidates_.begin();
     for (size_t sorted = 0, block = 64; mass < params_.top_p && sorted < candidates_.size(); block *= 4) {
@@ -119,26 +121,8 @@ int32_t Sampler::sample(std::span<float> logits, std::span<const int32_t> histor
     }
     total = 0;
     for (double p : probs) total += p;
-    nucleus_done = true;
-  }
-  if (!nucleus_done) {
-    // Softmax over the kept candidates (probabilities in double: small tails matter for top_p).
-    float max_logit = -std::numeric_limits<float>::infinity();
-    for (const auto& c : candidates_) max_logit = std::max(max_logit, c.first);
-    probs.assign(candidates_.size(), 0.0);
-    for (size_t i = 0; i < candidates_.size(); ++i) total += probs[i] = std::exp(static_cast<double>(candidates_[i].first - max_logit));
-    if (params_.top_p < 1.0f) {
-      // Smallest prefix (the top_k candidates are sorted) whose mass reaches top_p; at least one.
-      double mass = 0;
-      size_t cut = 0;
-      while (cut < probs.size()) {
-        mass += probs[cut++] / total;
-        if (mass >= params_.top_p) break;
-      }
-      probs.resize(cut);
-      total = 0;
-      for (double p : probs) total += p;
-    }
+  } else {
+    for (const auto& c : candidates_) total += probs.emplace_back(std::exp(static_cast<double>(c.first - max_logit)));
   }
   double target = rng_.uniform() * total;
   for (size_t i = 0; i < probs.size(); ++i) {
