@@ -11,6 +11,7 @@
 #include <iostream>
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -458,37 +459,67 @@ TEST_P(VectorKernelTest, DotMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(AllIsas, VectorKernelTest, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 
-// Attention reads the KV cache in its dtype (F32, F16 or BF16): rows of `positions` x `kv_heads`
-// heads, as the cache lays them out, with the head under test in the middle of each row.
+// Attention reads a paged KV cache in its dtype (F32, F16 or BF16): blocks of tokens_per_block
+// positions x kv_heads heads, as the cache lays them out, taken in a shuffled order, with the head
+// under test in the middle of each row.
 class AttentionKernelTest : public ::testing::TestWithParam<std::tuple<Isa, DType>> {};
 
 constexpr size_t kKvHeads = 3;
 const size_t kHeadSizes[] = {1, 7, 15, 16, 17, 33, 64, 96, 100, 128, 200, 256};
-const size_t kPositions[] = {0, 1, 5, 37};
+const size_t kPositions[] = {0, 1, 5, 37, 130};
+// One position per block, odd and even blocks, the engine's default, and one block for all.
+const size_t kTokensPerBlock[] = {1, 3, 4, 64, 1000};
+
+// A pool of blocks of random rows and a shuffled block table over it.
+struct PagedHead {
+  PagedHead(DType dtype, size_t head_size, size_t count, size_t tokens_per_block, std::mt19937& rng)
+      : head_size(head_size),
+        tokens_per_block(tokens_per_block),
+        blocks((count + tokens_per_block - 1) / tokens_per_block),
+        pool(dtype, std::max<size_t>(blocks.size() * tokens_per_block, 1), kKvHeads * head_size, rng) {
+    std::iota(blocks.begin(), blocks.end(), 0);
+    std::shuffle(blocks.begin(), blocks.end(), rng);
+  }
+  PagedRows rows() const {
+    const size_t row_stride = kKvHeads * head_size * dtype_size(pool.view().dtype);
+    return PagedRows{static_cast<const std::byte*>(pool.view().data) + head_size * dtype_size(pool.view().dtype),
+                     blocks.data(), tokens_per_block * row_stride, tokens_per_block, row_stride, pool.view().dtype};
+  }
+  // Element i of the head at position j, as the kernels must see it.
+  float value(size_t j, size_t i) const {
+    return pool.value(static_cast<size_t>(blocks[j / tokens_per_block]) * tokens_per_block + j % tokens_per_block,
+                      head_size + i);
+  }
+  size_t head_size;
+  size_t tokens_per_block;
+  std::vector<int32_t> blocks;
+  StoredWeights pool;
+};
 
 TEST_P(AttentionKernelTest, ScoresMatchReference) {
   const auto [isa, dtype] = GetParam();
   SKIP_UNLESS_UNDER_TEST(isa);
   std::mt19937 rng(7);
-  for (size_t head_size : kHeadSizes) {
-    for (size_t count : kPositions) {
-      SCOPED_TRACE(::testing::Message() << "head_size=" << head_size << " positions=" << count);
-      const std::vector<float> q = random_floats(head_size, rng);
-      const StoredWeights keys(dtype, std::max<size_t>(count, 1), kKvHeads * head_size, rng);  // no null row pointer
-      const size_t stride = kKvHeads * head_size * dtype_size(dtype);
-      const auto* head = static_cast<const std::byte*>(keys.view().data) + head_size * dtype_size(dtype);
-      std::vector<float> scores(count + 1, 42.0f);  // the sentinel past the end must survive
-      attention_scores(isa, q.data(), head, stride, dtype, head_size, count, 0.25f, scores.data());
-      for (size_t j = 0; j < count; ++j) {
-        double exact = 0.0;
-        double magnitude = 0.0;
-        for (size_t i = 0; i < head_size; ++i) {
-          exact += static_cast<double>(q[i]) * keys.value(j, head_size + i);
-          magnitude += std::fabs(static_cast<double>(q[i]) * keys.value(j, head_size + i));
+  for (size_t tokens_per_block : kTokensPerBlock) {
+    for (size_t head_size : kHeadSizes) {
+      for (size_t count : kPositions) {
+        SCOPED_TRACE(::testing::Message() << "head_size=" << head_size << " positions=" << count
+                                          << " tokens_per_block=" << tokens_per_block);
+        const std::vector<float> q = random_floats(head_size, rng);
+        const PagedHead keys(dtype, head_size, count, tokens_per_block, rng);
+        std::vector<float> scores(count + 1, 42.0f);  // the sentinel past the end must survive
+        attention_scores(isa, q.data(), keys.rows(), head_size, count, 0.25f, scores.data());
+        for (size_t j = 0; j < count; ++j) {
+          double exact = 0.0;
+          double magnitude = 0.0;
+          for (size_t i = 0; i < head_size; ++i) {
+            exact += static_cast<double>(q[i]) * keys.value(j, i);
+            magnitude += std::fabs(static_cast<double>(q[i]) * keys.value(j, i));
+          }
+          ASSERT_LE(std::fabs(scores[j] - 0.25 * exact), 0.25 * kDotTolerance * magnitude) << "position " << j;
         }
-        ASSERT_LE(std::fabs(scores[j] - 0.25 * exact), 0.25 * kDotTolerance * magnitude) << "position " << j;
+        EXPECT_EQ(scores[count], 42.0f);
       }
-      EXPECT_EQ(scores[count], 42.0f);
     }
   }
 }
@@ -497,27 +528,58 @@ TEST_P(AttentionKernelTest, ValuesMatchReferenceAndLeaveTheRestAlone) {
   const auto [isa, dtype] = GetParam();
   SKIP_UNLESS_UNDER_TEST(isa);
   std::mt19937 rng(8);
-  for (size_t head_size : kHeadSizes) {
-    for (size_t count : kPositions) {
-      SCOPED_TRACE(::testing::Message() << "head_size=" << head_size << " positions=" << count);
-      const std::vector<float> weights = random_floats(count, rng, 0.0f, 1.0f);
-      const StoredWeights values(dtype, std::max<size_t>(count, 1), kKvHeads * head_size, rng);
-      const size_t stride = kKvHeads * head_size * dtype_size(dtype);
-      const auto* head = static_cast<const std::byte*>(values.view().data) + head_size * dtype_size(dtype);
-      std::vector<float> out(head_size + 1, 42.0f);  // stale values are overwritten; the sentinel survives
-      attention_values(isa, weights.data(), head, stride, dtype, head_size, count, out.data());
-      for (size_t i = 0; i < head_size; ++i) {
-        double exact = 0.0;
-        double magnitude = 0.0;
-        for (size_t j = 0; j < count; ++j) {
-          exact += static_cast<double>(weights[j]) * values.value(j, head_size + i);
-          magnitude += std::fabs(static_cast<double>(weights[j]) * values.value(j, head_size + i));
+  for (size_t tokens_per_block : kTokensPerBlock) {
+    for (size_t head_size : kHeadSizes) {
+      for (size_t count : kPositions) {
+        SCOPED_TRACE(::testing::Message() << "head_size=" << head_size << " positions=" << count
+                                          << " tokens_per_block=" << tokens_per_block);
+        const std::vector<float> weights = random_floats(count, rng, 0.0f, 1.0f);
+        const PagedHead values(dtype, head_size, count, tokens_per_block, rng);
+        std::vector<float> out(head_size + 1, 42.0f);  // stale values are overwritten; the sentinel survives
+        attention_values(isa, weights.data(), values.rows(), head_size, count, out.data());
+        for (size_t i = 0; i < head_size; ++i) {
+          double exact = 0.0;
+          double magnitude = 0.0;
+          for (size_t j = 0; j < count; ++j) {
+            exact += static_cast<double>(weights[j]) * values.value(j, i);
+            magnitude += std::fabs(static_cast<double>(weights[j]) * values.value(j, i));
+          }
+          ASSERT_LE(std::fabs(out[i] - exact), kDotTolerance * magnitude) << "element " << i;
         }
-        ASSERT_LE(std::fabs(out[i] - exact), kDotTolerance * magnitude) << "element " << i;
+        EXPECT_EQ(out[head_size], 42.0f);
       }
-      EXPECT_EQ(out[head_size], 42.0f);
     }
   }
+}
+
+// Paging changes where rows are, not the arithmetic: a head split into blocks gives bit for bit
+// what the same rows give as one block (the engine's batches must not depend on block placement).
+TEST_P(AttentionKernelTest, BlocksGiveBitIdenticalResultsToOneBlock) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(9);
+  const size_t head_size = 64, count = 150;
+  const PagedHead paged(dtype, head_size, count, 4, rng);
+  // The same rows copied in position order into one block.
+  const size_t element = dtype_size(dtype);
+  const size_t row_stride = kKvHeads * head_size * element;
+  std::vector<std::byte> contiguous(count * row_stride);
+  const PagedRows rows = paged.rows();
+  for (size_t j = 0; j < count; ++j) {
+    const std::byte* source = rows.base + static_cast<size_t>(paged.blocks[j / 4]) * rows.block_stride + j % 4 * row_stride;
+    std::memcpy(contiguous.data() + j * row_stride + head_size * element, source, head_size * element);
+  }
+  const int32_t only_block = 0;
+  const PagedRows one_block{contiguous.data() + head_size * element, &only_block, 0, count, row_stride, dtype};
+  const std::vector<float> q = random_floats(head_size, rng);
+  std::vector<float> paged_scores(count), one_block_scores(count);
+  attention_scores(isa, q.data(), rows, head_size, count, 0.125f, paged_scores.data());
+  attention_scores(isa, q.data(), one_block, head_size, count, 0.125f, one_block_scores.data());
+  EXPECT_EQ(paged_scores, one_block_scores);
+  std::vector<float> paged_out(head_size), one_block_out(head_size);
+  attention_values(isa, paged_scores.data(), rows, head_size, count, paged_out.data());
+  attention_values(isa, paged_scores.data(), one_block, head_size, count, one_block_out.data());
+  EXPECT_EQ(paged_out, one_block_out);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, AttentionKernelTest,
@@ -528,18 +590,23 @@ INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, AttentionKernelTest,
                                   dtype_label(std::get<1>(info.param));
                          });
 
-TEST(AttentionKernels, RejectCacheDtypesOtherThanFloat) {
+TEST(AttentionKernels, RejectCacheDtypesOtherThanFloatAndEmptyBlocks) {
   const float q[4] = {1, 2, 3, 4};
   const int8_t codes[4] = {1, 2, 3, 4};
-  const auto* rows = reinterpret_cast<const std::byte*>(codes);
+  const int32_t block = 0;
+  const PagedRows int8_rows{reinterpret_cast<const std::byte*>(codes), &block, 4, 1, 4, DType::I8};
   float out[4] = {};
   try {
-    attention_scores(Isa::Scalar, q, rows, 4, DType::I8, 4, 1, 1.0f, out);
+    attention_scores(Isa::Scalar, q, int8_rows, 4, 1, 1.0f, out);
     FAIL() << "attention_scores accepted int8 keys";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "attention_scores: elements of dtype I8 are not supported (F32, F16 or BF16)");
   }
-  EXPECT_THROW(attention_values(Isa::Scalar, q, rows, 4, DType::I8, 4, 1, out), Error);
+  EXPECT_THROW(attention_values(Isa::Scalar, q, int8_rows, 4, 1, out), Error);
+  PagedRows no_tokens = int8_rows;
+  no_tokens.dtype = DType::F32;
+  no_tokens.tokens_per_block = 0;
+  EXPECT_THROW(attention_values(Isa::Scalar, q, no_tokens, 4, 1, out), Error);
 }
 
 TEST(Rmsnorm, MatchesReferenceAndWorksInPlace) {

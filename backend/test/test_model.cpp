@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "engine/cpu/llama_model.h"
 #include "engine/generate.h"
+#include "scheduler_util.h"
 #include "test_util.h"
 #include "tiny_hf_model.h"
 #include "tokenizer/tokenizer.h"
@@ -63,7 +64,7 @@ TEST(Converter, HalfPrecisionOutputsStayCloseToReference) {
     for (auto& [name, values] : rounded.tensors) {
       for (float& v : values) v = dtype == DType::F16 ? fp16_to_f32(f32_to_fp16(v)) : bf16_to_f32(f32_to_bf16(v));
     }
-    EXPECT_EQ(KvCache(model->config(), 1).dtype(), dtype);
+    EXPECT_EQ(KvBlockPool(model->config(), 64, 1).dtype(), dtype);
     EXPECT_LT(relative_error(logits, rounded.reference_logits(kTokens, dtype)), 1e-5);
     EXPECT_GT(relative_error(logits, rounded.reference_logits(kTokens, DType::F32)), 1e-5)
         << "the KV cache's rounding shows at this tolerance";
@@ -140,22 +141,33 @@ TEST(Converter, BadInputNamesWhatIsWrong) {
   EXPECT_FALSE(std::filesystem::exists(out / "config.json")) << "a failed conversion must not look complete";
 }
 
-TEST(Model, IncrementalDecodeMatchesFullPrefill) {
+// A row's arithmetic does not depend on how the tokens are split into forward passes or where
+// the cache's blocks lie: prefill of 5 tokens then decode one by one, in blocks of 3 positions
+// taken in reverse order, gives bit for bit the logits of one prefill of all tokens.
+TEST(Model, IncrementalDecodeMatchesFullPrefillBitForBit) {
   const TinyHfModel hf(6);
-  TempDir dir;
-  auto model = convert_and_load(hf, dir, DType::F32);
-  const auto full = all_logits(*model, kTokens);
-  const size_t vocab = size_t(model->config().vocab_size);
-  KvCache cache(model->config(), kTokens.size());
-  std::vector<float> logits(vocab);
-  const std::vector<int32_t> ids(kTokens.begin(), kTokens.end());
-  model->forward(cache, std::span(ids).first(5), logits, false);  // prefill 5, then decode one by one
-  for (size_t i = 0; i < vocab; ++i) EXPECT_NEAR(logits[i], full[4 * vocab + i], 1e-4);
-  for (size_t t = 5; t < ids.size(); ++t) {
-    model->forward(cache, std::span(ids).subspan(t, 1), logits, false);
-    for (size_t i = 0; i < vocab; ++i) ASSERT_NEAR(logits[i], full[t * vocab + i], 1e-4) << "position " << t;
+  for (DType dtype : {DType::F32, DType::F16}) {
+    SCOPED_TRACE(safetensors_name(dtype));
+    TempDir dir;
+    auto model = convert_and_load(hf, dir, dtype);
+    const auto full = all_logits(*model, kTokens);
+    const size_t vocab = size_t(model->config().vocab_size);
+    KvBlockPool cache(model->config(), 3, 8);
+    std::vector<int32_t> blocks;
+    for (int32_t b = 7; b >= 0; --b) blocks.push_back(b);
+    std::vector<float> logits(vocab);
+    const std::vector<int32_t> ids(kTokens.begin(), kTokens.end());
+    Batch batch;
+    batch.add(std::span(ids).first(5), 0, blocks, LogitRows::Last);
+    model->forward(batch, cache, logits);
+    EXPECT_TRUE(std::equal(logits.begin(), logits.end(), full.begin() + 4 * long(vocab)));
+    for (size_t t = 5; t < ids.size(); ++t) {
+      batch.clear();
+      batch.add(std::span(ids).subspan(t, 1), t, blocks, LogitRows::Last);
+      model->forward(batch, cache, logits);
+      ASSERT_TRUE(std::equal(logits.begin(), logits.end(), full.begin() + long(t * vocab))) << "position " << t;
+    }
   }
-  EXPECT_EQ(cache.length(), ids.size());
 }
 
 TEST(Model, LoadErrorsNameTheProblem) {
@@ -191,10 +203,9 @@ TEST(Model, RejectsTokenIdsOutsideTheVocabulary) {
   const TinyHfModel hf(8);
   TempDir dir;
   auto model = convert_and_load(hf, dir, DType::F32);
-  KvCache cache(model->config(), 4);
   std::vector<float> logits(64);
   const std::vector<int32_t> bad = {1, 64};
-  EXPECT_THROW(model->forward(cache, bad, logits, false), Error);
+  EXPECT_THROW(model->forward_prompt(bad, logits, false), Error);
 }
 
 TEST(Synth, DeterministicFiniteAndOfTheRequestedShape) {
@@ -249,109 +260,92 @@ struct GenerationSetup {
 
 TEST(Generation, ContextOverflowIsAClearError) {
   GenerationSetup setup(9);  // context 64, vocab 64: the tokenizer is only needed for decoding here
-  LlamaModel* model = setup.model.get();
-  const Tokenizer& tokenizer = setup.tokenizer;
+  SchedulerOptions options;
+  options.kv_cache_blocks = 4;
+  Scheduler scheduler(*setup.model, setup.tokenizer, options);
   GenerationRequest request;
   request.prompt_ids = std::vector<int32_t>(60, 5);
   request.max_tokens = 5;
   try {
-    Generation g(*model, tokenizer, request);
+    scheduler.submit(request, std::make_shared<test::RecordingObserver>());
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("beyond the model's context of 64 tokens"), std::string::npos) << e.what();
   }
   request.prompt_ids.clear();
-  EXPECT_THROW(Generation(*model, tokenizer, request), Error);
+  EXPECT_THROW(scheduler.submit(request, std::make_shared<test::RecordingObserver>()), Error);
   request.prompt_ids = {1, 2};
   request.max_tokens = 0;
-  EXPECT_THROW(Generation(*model, tokenizer, request), Error);
+  EXPECT_THROW(scheduler.submit(request, std::make_shared<test::RecordingObserver>()), Error);
 }
 
 TEST(Generation, GreedyMatchesArgmaxOfReferenceAndStopsOnLengthOrEndId) {
   GenerationSetup setup(10);
-  LlamaModel* model = setup.model.get();
-  const Tokenizer& tokenizer = setup.tokenizer;
   const TinyHfModel hf(10);  // the same weights, for the reference forward
   GenerationRequest request;
   request.prompt_ids = {1, 20, 30};
   request.max_tokens = 6;
   request.sampling.temperature = 0;
-  Generation g(*model, tokenizer, request);
-  while (!g.finished()) g.step();
-  ASSERT_EQ(g.output_ids().size(), 6u);
-  EXPECT_EQ(g.finish_reason(), FinishReason::Length);
+  const auto g = test::run_alone(*setup.model, setup.tokenizer, request);
+  EXPECT_EQ(g->wait(), "finished:length");
+  ASSERT_EQ(g->ids().size(), 6u);
   // Each greedy token is the argmax of the reference forward over the growing sequence.
   std::vector<int> sequence(request.prompt_ids.begin(), request.prompt_ids.end());
-  for (int32_t id : g.output_ids()) {
+  for (int32_t id : g->ids()) {
     const auto logits = hf.reference_logits(sequence).back();
     EXPECT_EQ(id, std::max_element(logits.begin(), logits.end()) - logits.begin());
     sequence.push_back(id);
   }
   // Declaring the third greedy token an end id stops before it.
-  request.end_ids = {g.output_ids()[2]};
-  Generation stopped(*model, tokenizer, request);
-  while (!stopped.finished()) stopped.step();
-  EXPECT_EQ(stopped.finish_reason(), FinishReason::EndId);
-  EXPECT_EQ(stopped.output_ids().size(), 2u);
-  // ...unless ignore_eos or min_tokens keep it going.
+  request.end_ids = {g->ids()[2]};
+  const auto stopped = test::run_alone(*setup.model, setup.tokenizer, request);
+  EXPECT_EQ(stopped->wait(), "finished:stop");
+  EXPECT_EQ(stopped->ids().size(), 2u);
+  // ...unless ignore_eos keeps it going.
   request.ignore_eos = true;
-  Generation ignoring(*model, tokenizer, request);
-  while (!ignoring.finished()) ignoring.step();
-  EXPECT_EQ(ignoring.output_ids().size(), 6u);
+  const auto ignoring = test::run_alone(*setup.model, setup.tokenizer, request);
+  EXPECT_EQ(ignoring->ids().size(), 6u);
 }
 
 TEST(Generation, BadTokensAreNeverChosenAndStopTokenSequencesEndTheOutput) {
   GenerationSetup setup(12);
-  LlamaModel* model = setup.model.get();
-  const Tokenizer& tokenizer = setup.tokenizer;
   GenerationRequest request;
   request.prompt_ids = {1, 20, 30};
   request.max_tokens = 8;
   request.sampling.temperature = 0;
   request.return_log_probs = true;
-  Generation free_run(*model, tokenizer, request);
-  while (!free_run.finished()) free_run.step();
-  const auto greedy = free_run.output_ids();
-  ASSERT_EQ(free_run.output_log_probs().size(), greedy.size());
-  for (float lp : free_run.output_log_probs()) EXPECT_LE(lp, 0.0f);
+  const auto free_run = test::run_alone(*setup.model, setup.tokenizer, request);
+  const auto greedy = free_run->ids();
+  ASSERT_EQ(free_run->log_probs().size(), greedy.size());
+  for (float lp : free_run->log_probs()) EXPECT_LE(lp, 0.0f);
 
   // Banning the first greedy token makes the model pick something else first.
   request.bad_token_sequences = {{greedy[0]}};
-  Generation banned(*model, tokenizer, request);
-  while (!banned.finished()) banned.step();
-  EXPECT_NE(banned.output_ids()[0], greedy[0]);
+  EXPECT_NE(test::run_alone(*setup.model, setup.tokenizer, request)->ids()[0], greedy[0]);
 
   // Stopping on the 2nd-3rd greedy tokens keeps them and ends there.
   request.bad_token_sequences.clear();
   request.stop_token_sequences = {{greedy[1], greedy[2]}};
-  Generation stopped(*model, tokenizer, request);
-  while (!stopped.finished()) stopped.step();
-  EXPECT_EQ(stopped.finish_reason(), FinishReason::StopString);
-  EXPECT_EQ(stopped.output_ids(), std::vector<int32_t>(greedy.begin(), greedy.begin() + 3));
+  const auto stopped = test::run_alone(*setup.model, setup.tokenizer, request);
+  EXPECT_EQ(stopped->wait(), "finished:stop");
+  EXPECT_EQ(stopped->ids(), std::vector<int32_t>(greedy.begin(), greedy.begin() + 3));
 }
 
 TEST(Generation, StopStringsEndTheTextBeforeThemEvenAcrossChunks) {
   GenerationSetup setup(13);
-  LlamaModel* model = setup.model.get();
-  const Tokenizer& tokenizer = setup.tokenizer;
   GenerationRequest request;
   request.prompt_ids = {1, 40, 41};
   request.max_tokens = 12;
   request.sampling.temperature = 0;
   request.ignore_eos = true;
-  Generation free_run(*model, tokenizer, request);
-  std::string full;
-  while (!free_run.finished()) full += free_run.step();
+  const std::string full = test::run_alone(*setup.model, setup.tokenizer, request)->text();
   ASSERT_GE(full.size(), 4u) << "the tiny model's greedy bytes should make some text";
   // A stop string from the middle of the text: the output is everything before its first occurrence.
   const std::string stop = full.substr(full.size() / 2, 2);
   request.stop_strings = {stop};
-  Generation stopped(*model, tokenizer, request);
-  std::string streamed;
-  while (!stopped.finished()) streamed += stopped.step();
-  EXPECT_EQ(streamed, full.substr(0, full.find(stop)));
-  EXPECT_EQ(stopped.text(), streamed);
-  EXPECT_EQ(stopped.finish_reason(), FinishReason::StopString);
+  const auto stopped = test::run_alone(*setup.model, setup.tokenizer, request);
+  EXPECT_EQ(stopped->wait(), "finished:stop");
+  EXPECT_EQ(stopped->text(), full.substr(0, full.find(stop)));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include "checkpoint/model_config.h"
 #include "engine/cpu/llama_model.h"
 #include "engine/generate.h"
+#include "scheduler_util.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
@@ -48,13 +49,10 @@ void check_greedy_continuations(const std::string& model_name, const std::string
     request.max_tokens = static_cast<int32_t>(c.generated_ids.size());
     request.sampling.temperature = 0;
     request.end_ids = {tokenizer.eos_id()};
-    Generation generation(*model, tokenizer, request);
-    std::string streamed;
-    while (!generation.finished()) streamed += generation.step();
-    EXPECT_EQ(generation.output_ids(), c.generated_ids) << model_name << " " << config_name(dtype) << ": " << c.prompt;
-    EXPECT_EQ(generation.text(), c.text) << c.prompt;
-    EXPECT_EQ(streamed, c.text) << "streamed chunks must concatenate to the text";
-    EXPECT_EQ(generation.finish_reason(), FinishReason::Length);
+    const auto result = test::run_alone(*model, tokenizer, request);
+    EXPECT_EQ(result->ids(), c.generated_ids) << model_name << " " << config_name(dtype) << ": " << c.prompt;
+    EXPECT_EQ(result->text(), c.text) << "streamed chunks must concatenate to the text: " << c.prompt;
+    EXPECT_EQ(result->wait(), "finished:length");
   }
 }
 
@@ -80,9 +78,8 @@ double argmax_agreement(LlamaModel& a, LlamaModel& b, const std::vector<Referenc
     std::vector<int32_t> ids = c.prompt_ids;
     ids.insert(ids.end(), c.generated_ids.begin(), c.generated_ids.end());
     std::vector<float> la(ids.size() * vocab), lb(ids.size() * vocab);
-    KvCache ca(a.config(), ids.size()), cb(b.config(), ids.size());
-    a.forward(ca, ids, la, true);
-    b.forward(cb, ids, lb, true);
+    a.forward_prompt(ids, la, true);
+    b.forward_prompt(ids, lb, true);
     for (size_t t = 0; t < ids.size(); ++t) {
       const auto ra = la.begin() + long(t * vocab), rb = lb.begin() + long(t * vocab);
       agree += std::max_element(ra, ra + long(vocab)) - ra == std::max_element(rb, rb + long(vocab)) - rb;

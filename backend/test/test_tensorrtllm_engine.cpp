@@ -176,6 +176,7 @@ TEST_F(TensorRtLlmEngineTest, ExecutorGetsTheEngineFolderAndTheKnobs) {
   options_.enable_kv_cache_reuse = true;
   options_.enable_chunked_context = true;
   options_.max_batch_size = 4;
+  options_.max_num_tokens = 2048;
   const int registrations = tle::testing::plugin_registrations().load();
   auto control = start();
   std::lock_guard lock(control->mutex);
@@ -192,6 +193,7 @@ TEST_F(TensorRtLlmEngineTest, ExecutorGetsTheEngineFolderAndTheKnobs) {
   EXPECT_TRUE(c.getKvCacheConfig().getEnableBlockReuse());
   EXPECT_TRUE(c.getEnableChunkedContext());
   EXPECT_EQ(c.getMaxBatchSize(), 4);
+  EXPECT_EQ(c.getMaxNumTokens(), 2048);
   // Plugins are registered once per process, before the first engine loads.
   EXPECT_GE(tle::testing::plugin_registrations().load(), 1);
   EXPECT_LE(tle::testing::plugin_registrations().load() - registrations, 1);
@@ -212,6 +214,7 @@ TEST_F(TensorRtLlmEngineTest, DefaultKnobsAreTensorRtLlmDefaults) {
   EXPECT_FALSE(c.getKvCacheConfig().getFreeGpuMemoryFraction());
   EXPECT_FALSE(c.getEnableChunkedContext());
   EXPECT_FALSE(c.getMaxBatchSize());
+  EXPECT_FALSE(c.getMaxNumTokens());
 }
 
 TEST_F(TensorRtLlmEngineTest, RequestMapping) {

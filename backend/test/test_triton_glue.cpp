@@ -38,10 +38,11 @@ TEST(ModelSettings, ParsesParametersAndResolvesPaths) {
                                                    {"threads", "2"}, {"exclude_input_in_output", "false"},
                                                    {"max_context_tokens", "512"}}),
                                       "/models/m/1");
-  EXPECT_EQ(s.checkpoint_dir, "/models/ckpt");
+  EXPECT_EQ(s.cpu.checkpoint_dir, "/models/ckpt");
   EXPECT_EQ(s.tokenizer_dir, "/models/ckpt");
-  EXPECT_EQ(s.max_concurrent_requests, 4);
-  EXPECT_EQ(s.threads, 2);
+  EXPECT_EQ(s.cpu.scheduler.max_batch_size, 4u);
+  EXPECT_EQ(s.cpu.threads, 2u);
+  EXPECT_EQ(s.cpu.context_tokens, 512u) << "the default KV cache is sized for max_context_tokens";
   EXPECT_EQ(s.max_context_tokens, 512);
   EXPECT_FALSE(s.exclude_input_in_output);
   EXPECT_TRUE(s.decoupled);
@@ -69,6 +70,60 @@ TEST(ModelSettings, BadParametersAreNamed) {
             std::string::npos);
 }
 
+TEST(ModelSettings, CpuBatchingAndKvCacheKnobs) {
+  const auto s = ModelSettings::parse(config_with({{"checkpoint_dir", "/c"},
+                                                   {"max_concurrent_requests", "16"},
+                                                   {"max_num_tokens", "512"},
+                                                   {"batch_scheduler_policy", "max_utilization"},
+                                                   {"max_tokens_in_paged_kv_cache", "32768"},
+                                                   {"tokens_per_block", "32"},
+                                                   {"enable_kv_cache_reuse", "true"},
+                                                   {"enable_chunked_context", "false"},
+                                                   {"max_queue_size", "100"},
+                                                   {"stats_check_period_ms", "250"}}),
+                                      "/m/1");
+  const SchedulerOptions& b = s.cpu.scheduler;
+  EXPECT_EQ(b.max_batch_size, 16u);
+  EXPECT_EQ(b.max_num_tokens, 512u);
+  EXPECT_EQ(b.policy, CapacityPolicy::MaxUtilization);
+  EXPECT_EQ(b.tokens_per_block, 32u);
+  EXPECT_TRUE(b.enable_kv_cache_reuse);
+  EXPECT_FALSE(b.enable_chunked_context);
+  EXPECT_EQ(b.max_queue_size, 100u);
+  EXPECT_EQ(s.cpu.max_tokens_in_paged_kv_cache, 32768u);
+  EXPECT_FALSE(s.cpu.kv_cache_memory_bytes);
+  EXPECT_EQ(s.cpu.stats_period, std::chrono::milliseconds(250));
+
+  const auto defaults = ModelSettings::parse(config_with({{"checkpoint_dir", "/c"}}), "/m/1");
+  const SchedulerOptions& d = defaults.cpu.scheduler;
+  EXPECT_EQ(d.max_batch_size, 8u);
+  EXPECT_EQ(d.policy, CapacityPolicy::GuaranteedNoEvict);
+  EXPECT_EQ(d.tokens_per_block, 64u);
+  EXPECT_TRUE(d.enable_chunked_context) << "the CPU engine chunks long prompts by default";
+  EXPECT_FALSE(d.enable_kv_cache_reuse);
+  EXPECT_EQ(d.max_queue_size, 0u) << "unbounded, as Triton's queues";
+  EXPECT_FALSE(defaults.cpu.max_tokens_in_paged_kv_cache);
+  EXPECT_EQ(ModelSettings::parse(config_with({{"checkpoint_dir", "/c"}, {"kv_cache_memory_bytes", "1073741824"}}), "/m/1")
+                .cpu.kv_cache_memory_bytes,
+            size_t{1} << 30);
+
+  const auto cpu_error = [](json extra) {
+    json p = {{"checkpoint_dir", "/c"}};
+    for (const auto& [k, v] : extra.items()) p[k] = v;
+    return settings_error(config_with(p));
+  };
+  EXPECT_NE(cpu_error({{"max_tokens_in_paged_kv_cache", "4096"}, {"kv_cache_memory_bytes", "1000000"}})
+                .find("set one of them"),
+            std::string::npos);
+  EXPECT_NE(cpu_error({{"max_num_tokens", "4"}}).find("\"max_num_tokens\" (4) must be at least \"max_concurrent_requests\" (8)"),
+            std::string::npos);
+  EXPECT_NE(cpu_error({{"tokens_per_block", "0"}}).find("\"tokens_per_block\" must be >= 1"), std::string::npos);
+  EXPECT_NE(cpu_error({{"batch_scheduler_policy", "fifo"}}).find("\"batch_scheduler_policy\" must be"), std::string::npos);
+  EXPECT_NE(cpu_error({{"max_queue_size", "-1"}}).find("\"max_queue_size\" must be >= 0"), std::string::npos);
+  EXPECT_NE(cpu_error({{"kv_cache_free_gpu_mem_fraction", "0.9"}}).find("applies only to engine \"tensorrtllm\""),
+            std::string::npos);
+}
+
 TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
   const auto s = ModelSettings::parse(config_with({{"engine", "tensorrtllm"},
                                                    {"engine_dir", "../../engines/llama2-7b-awq"},
@@ -82,6 +137,7 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
                                                    {"cancellation_check_period_ms", "25"},
                                                    {"stats_check_period_ms", "1000"},
                                                    {"max_concurrent_requests", "16"},
+                                                   {"max_num_tokens", "4096"},
                                                    {"max_context_tokens", "2048"}}),
                                       "/models/m/1");
   EXPECT_EQ(s.engine, "tensorrtllm");
@@ -96,6 +152,7 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
   EXPECT_EQ(s.tensorrtllm.cancellation_check_period, std::chrono::milliseconds(25));
   EXPECT_EQ(s.tensorrtllm.stats_check_period, std::chrono::milliseconds(1000));
   EXPECT_EQ(s.tensorrtllm.max_batch_size, 16);
+  EXPECT_EQ(s.tensorrtllm.max_num_tokens, 4096);
   EXPECT_EQ(s.max_context_tokens, 2048);
 
   const auto defaults = ModelSettings::parse(config_with({{"engine", "tensorrtllm"}, {"engine_dir", "/e"}}), "/m/1");
@@ -106,6 +163,8 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
   EXPECT_FALSE(defaults.tensorrtllm.kv_cache_free_gpu_mem_fraction);
   EXPECT_EQ(defaults.tensorrtllm.cancellation_check_period, std::chrono::milliseconds(100));
   EXPECT_FALSE(defaults.tensorrtllm.max_batch_size);
+  EXPECT_FALSE(defaults.tensorrtllm.max_num_tokens);
+  EXPECT_FALSE(defaults.tensorrtllm.enable_chunked_context) << "tensorrtllm_backend's default";
   EXPECT_EQ(ModelSettings::parse(config_with({{"engine", "tensorrtllm"}, {"engine_dir", "/e"}, {"batching_strategy", "inflight_fused_batching"}}),
                                  "/m/1").tensorrtllm.batching,
             TensorRtLlmOptions::Batching::Inflight);
@@ -129,6 +188,7 @@ TEST(ModelSettings, TensorRtLlmErrorsAreNamed) {
   EXPECT_TRUE(contains(trt({{"cancellation_check_period_ms", "0"}}), "\"cancellation_check_period_ms\" must be >= 1"));
   EXPECT_TRUE(contains(trt({{"enable_chunked_context", "yes"}}), "\"enable_chunked_context\" must be true or false"));
   EXPECT_TRUE(contains(trt({{"threads", "4"}}), "parameter \"threads\" applies only to engine \"cpu\""));
+  EXPECT_TRUE(contains(trt({{"tokens_per_block", "64"}}), "parameter \"tokens_per_block\" applies only to engine \"cpu\""));
   EXPECT_TRUE(contains(settings_error(config_with({{"checkpoint_dir", "x"}, {"engine_dir", "/e"}})),
                        "parameter \"engine_dir\" applies only to engine \"tensorrtllm\""));
   EXPECT_TRUE(contains(settings_error(config_with({{"checkpoint_dir", "x"}, {"kv_cache_free_gpu_mem_fraction", "0.9"}})),

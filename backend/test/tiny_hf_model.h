@@ -191,10 +191,9 @@ inline double relative_error(const std::vector<float>& engine, const std::vector
 
 // Logits of every position of `tokens`, run as one prefill from an empty cache.
 inline std::vector<float> all_logits(LlamaModel& model, const std::vector<int>& tokens) {
-  KvCache cache(model.config(), tokens.size());
   std::vector<float> logits(tokens.size() * size_t(model.config().vocab_size));
   const std::vector<int32_t> ids(tokens.begin(), tokens.end());
-  model.forward(cache, ids, logits, true);
+  model.forward_prompt(ids, logits, true);
   return logits;
 }
 

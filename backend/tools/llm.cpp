@@ -19,6 +19,7 @@
 #include "common/error.h"
 #include "engine/cpu/llama_model.h"
 #include "engine/generate.h"
+#include "engine/scheduler.h"
 #include "quantization/evaluate.h"
 #include "quantization/quantize.h"
 #include "tokenizer/tokenizer.h"
@@ -48,7 +49,7 @@ Commands:
             --checkpoint DIR --text FILE [--reference DIR] [--window N] [--max-tokens N]
             [--layers] [--tokenizer FILE] [--threads N] [--json]
   bench     engine speed and memory: resident memory after load, prefill and decode tokens/s
-            --checkpoint DIR [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--json]
+            --checkpoint DIR [--batch 1] [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--json]
 
 Run `llm COMMAND --help` for details.
 )";
@@ -253,6 +254,45 @@ std::filesystem::path tokenizer_for(const Args& args, const std::filesystem::pat
   return path;
 }
 
+// Scheduler options for running one request to completion on the calling thread: its prompt in
+// one iteration, a KV cache of its own size.
+llm::SchedulerOptions single_sequence_options(const llm::LlamaModel& model, const llm::GenerationRequest& request) {
+  llm::SchedulerOptions options;
+  options.max_batch_size = 1;
+  options.max_num_tokens = static_cast<size_t>(model.config().max_position_embeddings);
+  const size_t positions = request.prompt_ids.size() + static_cast<size_t>(std::max(request.max_tokens, 1));
+  options.kv_cache_blocks = (positions + options.tokens_per_block - 1) / options.tokens_per_block;
+  return options;
+}
+
+// Prints a sequence's text as it streams (or keeps it for --json) and records how it ended.
+class PrintingObserver : public llm::GenerationObserver {
+ public:
+  explicit PrintingObserver(bool print) : print_(print) {}
+  bool cancelled() override { return false; }
+  void on_step(const llm::StepOutput& step) override {
+    if (!first_token) first_token = std::chrono::steady_clock::now();
+    ids.insert(ids.end(), step.new_ids.begin(), step.new_ids.end());
+    text += step.text;
+    finish = step.finish;
+    if (print_ && !step.text.empty()) {
+      std::fwrite(step.text.data(), 1, step.text.size(), stdout);
+      std::fflush(stdout);
+    }
+  }
+  void on_error(const std::string& message) override { error = message; }
+  void on_cancelled() override { error = "the generation was cancelled"; }
+
+  std::optional<std::chrono::steady_clock::time_point> first_token;
+  std::vector<int32_t> ids;
+  std::string text;
+  llm::FinishReason finish = llm::FinishReason::None;
+  std::string error;
+
+ private:
+  bool print_;
+};
+
 int cmd_generate(int argc, char** argv) {
   const Args args("generate", argc, argv,
                   {"checkpoint", "prompt", "max-tokens", "temperature", "top-k", "top-p", "repetition-penalty",
@@ -301,35 +341,35 @@ int cmd_generate(int argc, char** argv) {
                 " pieces but the checkpoint's vocab_size is ", model->config().vocab_size);
   }
 
+  // One request through the serving path: the scheduler, run on this thread, one sequence.
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  llm::Generation generation(*model, tokenizer, request);
-  std::optional<Clock::time_point> first_token;
-  while (!generation.finished()) {
-    const std::string delta = generation.step();
-    if (!first_token) first_token = Clock::now();
-    if (!as_json && !delta.empty()) {
-      std::fwrite(delta.data(), 1, delta.size(), stdout);
-      std::fflush(stdout);
+  PrintingObserver printer(!as_json);
+  {
+    llm::Scheduler scheduler(*model, tokenizer, single_sequence_options(*model, request));
+    scheduler.submit(request, std::shared_ptr<llm::GenerationObserver>(&printer, [](llm::GenerationObserver*) {}));
+    while (scheduler.run_iteration()) {
     }
   }
+  if (!printer.error.empty()) throw Error(printer.error);
   const auto end = Clock::now();
   const auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-  const size_t generated = generation.output_ids().size();
+  const size_t generated = printer.ids.size();
   if (as_json) {
-    const double ttft = ms(*first_token - start);
-    const double decode_ms = ms(end - *first_token);
+    const double ttft = ms(*printer.first_token - start);
+    const double decode_ms = ms(end - *printer.first_token);
+    const size_t prompt_tokens = request.prompt_ids.size();
     nlohmann::json out = {
-        {"text", generation.text()},
-        {"token_ids", generation.output_ids()},
-        {"prompt_tokens", generation.prompt_tokens()},
+        {"text", printer.text},
+        {"token_ids", printer.ids},
+        {"prompt_tokens", prompt_tokens},
         {"completion_tokens", generated},
-        {"finish_reason", llm::finish_reason_name(generation.finish_reason())},
+        {"finish_reason", llm::finish_reason_name(printer.finish)},
         {"seed", request.sampling.seed},
         {"timings",
          {{"ttft_ms", ttft},
           {"total_ms", ms(end - start)},
-          {"prefill_tokens_per_s", generation.prompt_tokens() / (ttft / 1000.0)},
+          {"prefill_tokens_per_s", prompt_tokens / (ttft / 1000.0)},
           {"decode_tokens_per_s", generated > 1 && decode_ms > 0 ? (generated - 1) / (decode_ms / 1000.0) : 0.0}}},
         {"engine", {{"isa", llm::kernels::isa_name(model->isa())}, {"threads", model->threads()}}},
     };
@@ -422,42 +462,81 @@ size_t resident_bytes() {
   return 0;
 }
 
+// Counts the tokens of one benchmark sequence and notes when its prefill ended.
+class CountingObserver : public llm::GenerationObserver {
+ public:
+  bool cancelled() override { return false; }
+  void on_step(const llm::StepOutput& step) override {
+    tokens += step.new_ids.size();
+    finished = step.finish != llm::FinishReason::None;
+  }
+  void on_error(const std::string& message) override { error = message; }
+  void on_cancelled() override { error = "cancelled"; }
+  size_t tokens = 0;
+  bool finished = false;
+  std::string error;
+};
+
 int cmd_bench(int argc, char** argv) {
-  const Args args("bench", argc, argv, {"checkpoint", "prompt-tokens", "decode-tokens", "threads"}, {"json"});
+  const Args args("bench", argc, argv, {"checkpoint", "batch", "prompt-tokens", "decode-tokens", "threads", "tokenizer"},
+                  {"json"});
   if (args.help) {
-    std::cout << "llm bench --checkpoint DIR [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--json]\n"
-                 "  Loads the checkpoint, reports resident memory, then times one prefill of the prompt and\n"
-                 "  greedy decode steps (fixed token ids, no tokenizer; EOS ignored).\n";
+    std::cout << "llm bench --checkpoint DIR [--batch 1] [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--json]\n"
+                 "  Loads the checkpoint and reports resident memory, then runs --batch sequences through the\n"
+                 "  engine's scheduler as a server would: their prompts (distinct fixed token ids, no tokenizer\n"
+                 "  input) prefilled in one iteration, then --decode-tokens greedy steps each, all sequences\n"
+                 "  decoding together in one batch per iteration (EOS ignored). Prefill and decode tokens/s\n"
+                 "  are aggregates over the batch.\n";
     return 0;
   }
   const std::filesystem::path checkpoint = args.required("bench", "checkpoint");
+  const size_t batch = args.number<size_t>("batch", 1);
   const size_t prompt_tokens = args.number<size_t>("prompt-tokens", 64);
   const size_t decode_tokens = args.number<size_t>("decode-tokens", 128);
-  if (prompt_tokens == 0 || decode_tokens == 0) throw Error("--prompt-tokens and --decode-tokens must be positive");
+  if (batch == 0 || prompt_tokens == 0 || decode_tokens == 0)
+    throw Error("--batch, --prompt-tokens and --decode-tokens must be positive");
+  const llm::Tokenizer tokenizer(tokenizer_for(args, checkpoint));
   const size_t rss_before = resident_bytes();
   auto model = llm::LlamaModel::load(checkpoint, {args.number<size_t>("threads", 0)});
   const size_t rss_loaded = resident_bytes();
   const auto& config = model->config();
-  if (prompt_tokens + decode_tokens > static_cast<size_t>(config.max_position_embeddings))
-    throw_error("--prompt-tokens + --decode-tokens exceeds the model's context of ", config.max_position_embeddings);
+  if (prompt_tokens + decode_tokens + 1 > static_cast<size_t>(config.max_position_embeddings))
+    throw_error("--prompt-tokens + --decode-tokens + 1 exceeds the model's context of ", config.max_position_embeddings);
 
+  llm::SchedulerOptions options;
+  options.max_batch_size = batch;
+  options.max_num_tokens = batch * prompt_tokens;  // all prompts in the first iteration
+  const size_t per_sequence = prompt_tokens + decode_tokens + 1;
+  options.kv_cache_blocks = batch * ((per_sequence + options.tokens_per_block - 1) / options.tokens_per_block);
+  llm::Scheduler scheduler(*model, tokenizer, options);
   const auto vocab = static_cast<size_t>(config.vocab_size);
-  std::vector<int32_t> prompt(prompt_tokens);
-  for (size_t i = 0; i < prompt_tokens; ++i) prompt[i] = static_cast<int32_t>(1 + (i * 7919) % (vocab - 1));
-  llm::KvCache cache(config, prompt_tokens + decode_tokens);
-  std::vector<float> logits(vocab);
+  std::vector<std::shared_ptr<CountingObserver>> sequences;
+  for (size_t s = 0; s < batch; ++s) {
+    llm::GenerationRequest request;
+    for (size_t i = 0; i < prompt_tokens; ++i)
+      request.prompt_ids.push_back(static_cast<int32_t>(1 + ((i + s * 9973) * 7919) % (vocab - 1)));
+    request.max_tokens = static_cast<int32_t>(decode_tokens + 1);  // the prefill's token, then decode_tokens steps
+    request.sampling.temperature = 0;
+    request.ignore_eos = true;
+    sequences.push_back(std::make_shared<CountingObserver>());
+    scheduler.submit(std::move(request), sequences.back());
+  }
   using Clock = std::chrono::steady_clock;
   const auto seconds = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
   const auto prefill_start = Clock::now();
-  model->forward(cache, prompt, logits, false);
+  scheduler.run_iteration();
   const auto decode_start = Clock::now();
-  for (size_t i = 0; i < decode_tokens; ++i) {
-    const auto next = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-    model->forward(cache, std::span<const int32_t>(&next, 1), logits, false);
-  }
+  size_t iterations = 0;
+  while (scheduler.run_iteration()) ++iterations;
   const auto end = Clock::now();
+  for (const auto& sequence : sequences) {
+    if (!sequence->error.empty()) throw_error("a benchmark sequence failed: ", sequence->error);
+    if (!sequence->finished || sequence->tokens != decode_tokens + 1)
+      throw_error("a benchmark sequence made ", sequence->tokens, " tokens instead of ", decode_tokens + 1);
+  }
   const double prefill_s = seconds(decode_start - prefill_start);
   const double decode_s = seconds(end - decode_start);
+  const size_t rss_after = resident_bytes();
 
   nlohmann::json out = {
       {"checkpoint", checkpoint.string()},
@@ -467,20 +546,23 @@ int cmd_bench(int argc, char** argv) {
       {"weight_bytes", model->weight_bytes()},
       {"resident_bytes_after_load", rss_loaded},
       {"resident_bytes_before_load", rss_before},
+      {"resident_bytes_after_run", rss_after},
+      {"batch", batch},
       {"prompt_tokens", prompt_tokens},
       {"decode_tokens", decode_tokens},
-      {"prefill_tokens_per_s", static_cast<double>(prompt_tokens) / prefill_s},
-      {"decode_tokens_per_s", static_cast<double>(decode_tokens) / decode_s},
+      {"decode_iterations", iterations},
+      {"prefill_tokens_per_s", static_cast<double>(batch * prompt_tokens) / prefill_s},
+      {"decode_tokens_per_s", static_cast<double>(batch * decode_tokens) / decode_s},
       {"engine", {{"isa", llm::kernels::isa_name(model->isa())}, {"threads", model->threads()}}},
   };
   if (args.has("json")) {
     std::cout << out.dump() << '\n';
     return 0;
   }
-  std::cout << checkpoint.string() << " (" << out["quant_algo"].get<std::string>() << ")\n"
+  std::cout << checkpoint.string() << " (" << out["quant_algo"].get<std::string>() << ", batch " << batch << ")\n"
             << "  resident after load  " << static_cast<double>(rss_loaded) / (1 << 20) << " MiB\n"
             << "  prefill              " << out["prefill_tokens_per_s"].get<double>() << " tokens/s\n"
-            << "  decode               " << out["decode_tokens_per_s"].get<double>() << " tokens/s\n";
+            << "  decode               " << out["decode_tokens_per_s"].get<double>() << " tokens/s (all sequences)\n";
   return 0;
 }
 

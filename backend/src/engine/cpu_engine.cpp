@@ -1,26 +1,82 @@
 #include "engine/cpu_engine.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+
 #include "checkpoint/model_config.h"
+#include "common/error.h"
 #include "kernels/kernels.h"
 
 namespace llm {
 
-CpuEngine::CpuEngine(const CpuEngineOptions& options, const Tokenizer& tokenizer)
-    : options_(options), tokenizer_(tokenizer) {
+size_t kv_cache_blocks(const CpuEngineOptions& options, const ModelConfig& config, size_t physical_memory_bytes) {
+  const size_t per_block = options.scheduler.tokens_per_block;
+  if (per_block == 0) throw Error("tokens_per_block must be at least 1");
+  const size_t token_bytes = KvBlockPool::bytes_per_token(config);
+  if (options.max_tokens_in_paged_kv_cache && options.kv_cache_memory_bytes) {
+    throw Error("set max_tokens_in_paged_kv_cache or kv_cache_memory_bytes, not both");
+  }
+  const auto blocks_holding = [per_block](size_t tokens) { return (tokens + per_block - 1) / per_block; };
+  if (options.max_tokens_in_paged_kv_cache) return std::max<size_t>(blocks_holding(*options.max_tokens_in_paged_kv_cache), 1);
+  if (options.kv_cache_memory_bytes) {
+    const size_t blocks = *options.kv_cache_memory_bytes / token_bytes / per_block;  // whole blocks within the bytes
+    if (blocks == 0) {
+      throw_error("kv_cache_memory_bytes (", *options.kv_cache_memory_bytes, ") holds less than one block of ", per_block,
+                  " tokens (", per_block * token_bytes, " bytes for this model)");
+    }
+    return blocks;
+  }
+  const size_t context =
+      options.context_tokens > 0 ? options.context_tokens : static_cast<size_t>(config.max_position_embeddings);
+  const size_t within_memory = physical_memory_bytes / 2 / token_bytes / per_block;
+  return std::max<size_t>(std::min(blocks_holding(options.scheduler.max_batch_size * context), within_memory), 1);
+}
+
+namespace {
+
+size_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{8} << 30;
+}
+
+}  // namespace
+
+CpuEngine::CpuEngine(const CpuEngineOptions& options, const Tokenizer& tokenizer, EngineLog log)
+    : options_(options), tokenizer_(tokenizer), log_(std::move(log)) {
   model_ = LlamaModel::load(options_.checkpoint_dir, {options_.threads});
-  scheduler_ = std::make_unique<Scheduler>(*model_, tokenizer_, options_.max_concurrent);
+  options_.scheduler.kv_cache_blocks = kv_cache_blocks(options_, model_->config(), physical_memory_bytes());
+  scheduler_ = std::make_unique<Scheduler>(*model_, tokenizer_, options_.scheduler);
+  thread_ = std::thread([this] { run(); });
+}
+
+CpuEngine::~CpuEngine() {
+  scheduler_->shutdown();
+  thread_.join();
+}
+
+void CpuEngine::run() {
+  auto next_log = std::chrono::steady_clock::now();
+  bool unreported = false;
+  while (scheduler_->wait_for_work()) {
+    // A request the scheduler cannot start yet waits for a running one to end: there is always
+    // a running one then, so this loop never spins without work.
+    unreported = scheduler_->run_iteration() || unreported;
+    const auto now = std::chrono::steady_clock::now();
+    if (log_ && unreported && now >= next_log) {
+      log_(LogLevel::Verbose, describe_stats(scheduler_->stats()));
+      unreported = false;
+      next_log = now + options_.stats_period;
+    }
+  }
 }
 
 void CpuEngine::submit(GenerationRequest request, std::shared_ptr<GenerationObserver> observer) {
   scheduler_->submit(std::move(request), std::move(observer));
 }
 
-EngineStats CpuEngine::stats() const {
-  EngineStats s;
-  s.active = scheduler_->active_count();
-  s.queued = scheduler_->queued_count();
-  return s;
-}
+EngineStats CpuEngine::stats() const { return scheduler_->stats(); }
 
 int64_t CpuEngine::vocab_size() const { return model_->config().vocab_size; }
 
@@ -31,9 +87,18 @@ std::vector<int32_t> CpuEngine::default_end_ids() const {
 }
 
 std::string CpuEngine::describe() const {
+  const SchedulerOptions& s = scheduler_->options();
+  const KvBlockPool& cache = scheduler_->kv_cache();
+  const size_t cache_tokens = cache.total_blocks() * cache.tokens_per_block();
   return "cpu engine: " + options_.checkpoint_dir.string() + " (" + std::to_string(model_->weight_bytes() >> 20) +
          " MiB of weights, " + kernels::isa_name(model_->isa()) + ", " + std::to_string(model_->threads()) +
-         " threads, " + std::to_string(options_.max_concurrent) + " concurrent sequences)";
+         " threads; in-flight batching of up to " + std::to_string(s.max_batch_size) + " sequences, " +
+         std::to_string(s.max_num_tokens) + " tokens per iteration, " + capacity_policy_name(s.policy) +
+         ", chunked context " + (s.enable_chunked_context ? "on" : "off") + ", KV cache reuse " +
+         (s.enable_kv_cache_reuse ? "on" : "off") + (s.max_queue_size > 0 ? ", queue of " + std::to_string(s.max_queue_size) : "") +
+         "; paged KV cache of " + std::to_string(cache.total_blocks()) + " blocks x " +
+         std::to_string(cache.tokens_per_block()) + " tokens = " + std::to_string(cache_tokens) + " tokens, " +
+         std::to_string(cache.total_blocks() * cache.block_bytes() >> 20) + " MiB at most, committed as used)";
 }
 
 }  // namespace llm

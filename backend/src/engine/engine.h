@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/error.h"
 #include "engine/generate.h"
 
 namespace llm {
@@ -47,14 +48,28 @@ using EngineLog = std::function<void(LogLevel, const std::string&)>;
 
 // Counters for logs and metrics; fields an engine does not know stay empty.
 struct EngineStats {
-  size_t active = 0;  // sequences holding engine state now
-  size_t queued = 0;  // requests waiting for a slot
-  std::optional<uint64_t> iterations;           // executor iterations so far
+  size_t active = 0;  // sequences in flight (in the running batch)
+  size_t queued = 0;  // requests waiting to start
+  std::optional<size_t> preempted;              // sequences paused by preemption, waiting to resume
+  std::optional<uint64_t> preemptions;          // preemptions so far
+  std::optional<uint64_t> iterations;           // iterations (batches) so far
   std::optional<double> last_iteration_ms;      // latency of the latest iteration
-  std::optional<int64_t> kv_cache_max_blocks;   // paged KV cache (TensorRT-LLM)
-  std::optional<int64_t> kv_cache_used_blocks;
+  std::optional<int64_t> kv_cache_max_blocks;   // paged KV cache
+  std::optional<int64_t> kv_cache_used_blocks;  // held by sequences
+  std::optional<int64_t> kv_cache_free_blocks;  // a sequence may take them now (free, or cached and evictable)
   std::optional<int64_t> kv_cache_tokens_per_block;
+  std::optional<uint64_t> kv_cache_reused_blocks;  // taken from cached prefixes instead of computed, so far
   std::optional<uint64_t> gpu_memory_bytes;
+};
+// One log line of the counters an engine knows, e.g. "iteration 12: 41.2 ms, 8 active, 0 queued,
+// KV cache blocks 17/512 used".
+std::string describe_stats(const EngineStats& stats);
+
+// Thrown by Engine::submit when max_queue_size requests already wait to start: the request was not
+// taken, and may be sent again later (Triton's UNAVAILABLE).
+class QueueFullError : public Error {
+ public:
+  using Error::Error;
 };
 
 class Engine {
@@ -62,7 +77,8 @@ class Engine {
   virtual ~Engine() = default;
 
   // Checks the request and queues it. Throws llm::Error (on the caller's thread) for a request
-  // that cannot run, e.g. one longer than the context; other exceptions mean the engine failed.
+  // that cannot run, e.g. one longer than the context, QueueFullError when the queue is full;
+  // other exceptions mean the engine failed.
   // When it throws, the observer is never called.
   virtual void submit(GenerationRequest request, std::shared_ptr<GenerationObserver> observer) = 0;
 

@@ -46,50 +46,29 @@ void validate_generation_request(const GenerationRequest& request, int64_t vocab
     if (id < 0 || id >= vocab) throw_error("prompt token id ", id, " is outside the vocabulary [0, ", vocab, ")");
 }
 
-namespace {
-
-size_t checked_capacity(const LlamaModel& model, const GenerationRequest& request) {
-  validate_generation_request(request, model.config().vocab_size, model.config().max_position_embeddings);
-  return request.prompt_ids.size() + static_cast<size_t>(request.max_tokens);
-}
-
-}  // namespace
-
-Generation::Generation(LlamaModel& model, const Tokenizer& tokenizer, GenerationRequest request)
-    : model_(model),
-      request_(std::move(request)),
-      cache_(model.config(), checked_capacity(model, request_)),
+Generation::Generation(const Tokenizer& tokenizer, GenerationRequest request)
+    : request_(std::move(request)),
       sampler_(request_.sampling),
       decoder_(tokenizer),
-      stop_filter_(request_.stop_strings) {
-  logits_.resize(static_cast<size_t>(model.config().vocab_size));
-  history_ = request_.prompt_ids;
-  history_.reserve(history_.size() + static_cast<size_t>(request_.max_tokens));
-  output_ids_.reserve(static_cast<size_t>(request_.max_tokens));
-}
+      history_(request_.prompt_ids),
+      stop_filter_(request_.stop_strings) {}
 
-std::string Generation::step() {
+std::string Generation::accept(std::span<float> logits) {
   if (finished()) return {};
-  if (cache_.length() == 0) {
-    model_.forward(cache_, request_.prompt_ids, logits_, false);
-  } else {
-    const int32_t last = output_ids_.back();
-    model_.forward(cache_, std::span<const int32_t>(&last, 1), logits_, false);
-  }
   const bool can_end = !request_.ignore_eos && static_cast<int32_t>(output_ids_.size()) >= request_.min_tokens;
   if (!can_end) {
     for (int32_t id : request_.end_ids) {
-      if (id >= 0 && static_cast<size_t>(id) < logits_.size()) logits_[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+      if (id >= 0 && static_cast<size_t>(id) < logits.size()) logits[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
     }
   }
-  mask_bad_tokens();
-  const int32_t token = sampler_.sample(logits_, history_, request_.prompt_ids.size());
+  mask_bad_tokens(logits);
+  const int32_t token = sampler_.sample(logits, history_, request_.prompt_ids.size());
   if (request_.return_log_probs) {
     // log softmax of the penalised logits at the chosen token.
-    const float max_logit = *std::max_element(logits_.begin(), logits_.end());
+    const float max_logit = *std::max_element(logits.begin(), logits.end());
     double total = 0;
-    for (float l : logits_) total += std::exp(static_cast<double>(l - max_logit));
-    log_probs_.push_back(static_cast<float>(static_cast<double>(logits_[static_cast<size_t>(token)] - max_logit) - std::log(total)));
+    for (float l : logits) total += std::exp(static_cast<double>(l - max_logit));
+    log_probs_.push_back(static_cast<float>(static_cast<double>(logits[static_cast<size_t>(token)] - max_logit) - std::log(total)));
   }
   if (can_end && std::find(request_.end_ids.begin(), request_.end_ids.end(), token) != request_.end_ids.end()) {
     finish(FinishReason::EndId);
@@ -114,7 +93,7 @@ bool Generation::ends_with(const std::vector<int32_t>& sequence) const {
          std::equal(sequence.rbegin(), sequence.rend(), output_ids_.rbegin());
 }
 
-void Generation::mask_bad_tokens() {
+void Generation::mask_bad_tokens(std::span<float> logits) const {
   for (const auto& sequence : request_.bad_token_sequences) {
     const size_t prefix = sequence.size() - 1;
     if (prefix > history_.size() ||
@@ -122,7 +101,7 @@ void Generation::mask_bad_tokens() {
                     history_.end() - static_cast<std::ptrdiff_t>(prefix))) {
       continue;
     }
-    logits_[static_cast<size_t>(sequence.back())] = -std::numeric_limits<float>::infinity();
+    logits[static_cast<size_t>(sequence.back())] = -std::numeric_limits<float>::infinity();
   }
 }
 

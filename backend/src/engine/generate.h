@@ -1,14 +1,12 @@
 #pragma once
-// One generation request from prompt ids to text: prefill, decode steps, sampling, stop
-// conditions and streaming text. The backend's scheduler steps several of these in turn; the
-// CLI runs one to completion.
-#include <chrono>
+// One generation request from prompt ids to text: sampling, stop conditions and streaming text.
+// The model's work is the scheduler's (engine/scheduler.h): it runs the sequence's tokens() in
+// batches and hands each Generation the logits of its last token.
 #include <cstdint>
-#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
-#include "engine/cpu/llama_model.h"
 #include "engine/sampling.h"
 #include "engine/stop_strings.h"
 #include "tokenizer/tokenizer.h"
@@ -44,13 +42,19 @@ void validate_generation_request(const GenerationRequest& request, int64_t vocab
 
 class Generation {
  public:
-  // Checks the request against the model (lengths, ids) and sizes the KV cache; throws Error.
-  Generation(LlamaModel& model, const Tokenizer& tokenizer, GenerationRequest request);
+  // `request` must have passed validate_generation_request; throws Error for bad sampling values.
+  // `tokenizer` must outlive the generation.
+  Generation(const Tokenizer& tokenizer, GenerationRequest request);
 
   bool finished() const { return finish_ != FinishReason::None; }
   FinishReason finish_reason() const { return finish_; }
-  // Runs the prefill (first call) or one decode step and returns the newly visible text.
-  std::string step();
+  const GenerationRequest& request() const { return request_; }
+  // The prompt followed by the generated tokens: what the model must have run before the next
+  // token is sampled (the last of them is the input of the next decode step).
+  std::span<const int32_t> tokens() const { return history_; }
+  // Samples the next token from the logits of the last of tokens() (masking end ids and bad words
+  // in place), applies the stop conditions and returns the newly visible text.
+  std::string accept(std::span<float> logits);
 
   const std::vector<int32_t>& output_ids() const { return output_ids_; }
   // Natural-log probability of each generated token under the (penalised) model distribution;
@@ -62,16 +66,13 @@ class Generation {
  private:
   std::string accept_text(std::string delta, bool final);  // applies the stop strings
   void finish(FinishReason reason) { finish_ = reason; }
-  void mask_bad_tokens();
+  void mask_bad_tokens(std::span<float> logits) const;
   bool ends_with(const std::vector<int32_t>& sequence) const;
 
-  LlamaModel& model_;
   GenerationRequest request_;
-  KvCache cache_;
   Sampler sampler_;
   StreamDecoder decoder_;
-  std::vector<float> logits_;
-  std::vector<int32_t> history_;  // prompt + output, for the repetition penalty
+  std::vector<int32_t> history_;  // prompt + output: the model's input, and the repetition penalty's
   std::vector<int32_t> output_ids_;
   std::vector<float> log_probs_;
   StopStringFilter stop_filter_;  // visible text, ending before the first stop string

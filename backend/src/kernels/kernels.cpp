@@ -192,10 +192,11 @@ void silu_mul(float* gate, const float* up, size_t n) {
 }
 
 namespace {
-void require_cache_dtype(DType dtype, const char* kernel) {
-  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::BF16) {
-    throw_error(kernel, ": elements of dtype ", safetensors_name(dtype), " are not supported (F32, F16 or BF16)");
+void check_paged_rows(const PagedRows& rows, const char* kernel) {
+  if (rows.dtype != DType::F32 && rows.dtype != DType::F16 && rows.dtype != DType::BF16) {
+    throw_error(kernel, ": elements of dtype ", safetensors_name(rows.dtype), " are not supported (F32, F16 or BF16)");
   }
+  if (rows.tokens_per_block == 0) throw_error(kernel, ": tokens_per_block must be at least 1");
 }
 }  // namespace
 
@@ -209,28 +210,28 @@ float dot(Isa isa, const float* a, const float* b, size_t n) {
   return detail::dot_scalar(a, b, n);
 }
 
-void attention_scores(Isa isa, const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
-                      size_t count, float scale, float* scores) {
-  require_cache_dtype(dtype, "attention_scores");
+void attention_scores(Isa isa, const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                      float* scores) {
+  check_paged_rows(keys, "attention_scores");
   switch (isa) {
     case Isa::Avx512Bf16:
-    case Isa::Avx512: return detail::attention_scores_avx512(q, keys, stride, dtype, head_size, count, scale, scores);
-    case Isa::Avx2: return detail::attention_scores_avx2(q, keys, stride, dtype, head_size, count, scale, scores);
+    case Isa::Avx512: return detail::attention_scores_avx512(q, keys, head_size, count, scale, scores);
+    case Isa::Avx2: return detail::attention_scores_avx2(q, keys, head_size, count, scale, scores);
     case Isa::Scalar: break;
   }
-  detail::attention_scores_scalar(q, keys, stride, dtype, head_size, count, scale, scores);
+  detail::attention_scores_scalar(q, keys, head_size, count, scale, scores);
 }
 
-void attention_values(Isa isa, const float* weights, const std::byte* values, size_t stride, DType dtype,
-                      size_t head_size, size_t count, float* out) {
-  require_cache_dtype(dtype, "attention_values");
+void attention_values(Isa isa, const float* weights, const PagedRows& values, size_t head_size, size_t count,
+                      float* out) {
+  check_paged_rows(values, "attention_values");
   switch (isa) {
     case Isa::Avx512Bf16:
-    case Isa::Avx512: return detail::attention_values_avx512(weights, values, stride, dtype, head_size, count, out);
-    case Isa::Avx2: return detail::attention_values_avx2(weights, values, stride, dtype, head_size, count, out);
+    case Isa::Avx512: return detail::attention_values_avx512(weights, values, head_size, count, out);
+    case Isa::Avx2: return detail::attention_values_avx2(weights, values, head_size, count, out);
     case Isa::Scalar: break;
   }
-  detail::attention_values_scalar(weights, values, stride, dtype, head_size, count, out);
+  detail::attention_values_scalar(weights, values, head_size, count, out);
 }
 
 void softmax(float* x, size_t n) {

@@ -100,15 +100,26 @@ void silu_mul(float* gate, const float* up, size_t n);
 
 float dot(Isa isa, const float* a, const float* b, size_t n);
 
-// Attention of one query head over `count` cached positions: row j of keys (values) holds
-// head_size elements of dtype F32, F16 or BF16 (the KV cache's), `stride` bytes after row j - 1;
-// they are converted to float32 in registers.
+// One KV head's keys (or values) in a paged KV cache: position j is row j % tokens_per_block of
+// the block blocks[j / tokens_per_block], which starts at base + that id * block_stride; rows are
+// row_stride bytes apart within a block and hold head_size elements of dtype F32, F16 or BF16 (the
+// cache's), converted to float32 in registers. A contiguous cache is one block of all positions.
+struct PagedRows {
+  const std::byte* base = nullptr;
+  const int32_t* blocks = nullptr;
+  size_t block_stride = 0;
+  size_t tokens_per_block = 0;
+  size_t row_stride = 0;
+  DType dtype = DType::F32;
+};
+
+// Attention of one query head over positions [0, count):
 // scores[j] = scale * dot(q, keys[j])
-void attention_scores(Isa isa, const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
-                      size_t count, float scale, float* scores);
-// out = sum_j weights[j] * values[j], accumulated in position order.
-void attention_values(Isa isa, const float* weights, const std::byte* values, size_t stride, DType dtype,
-                      size_t head_size, size_t count, float* out);
+void attention_scores(Isa isa, const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                      float* scores);
+// out = sum_j weights[j] * values[j], accumulated in position order in registers across blocks.
+void attention_values(Isa isa, const float* weights, const PagedRows& values, size_t head_size, size_t count,
+                      float* out);
 
 // In-place numerically stable softmax.
 void softmax(float* x, size_t n);

@@ -274,38 +274,54 @@ float dot_elements(const float* a, const typename Elements::Element* b, size_t n
   return horizontal_sum(_mm256_add_ps(sum0, sum1));
 }
 
+// The first row of block b of a paged head (kernels.h, PagedRows), and the rows of it in use.
+const std::byte* block_rows(const PagedRows& rows, size_t b) {
+  return rows.base + static_cast<size_t>(rows.blocks[b]) * rows.block_stride;
+}
+size_t rows_in_block(const PagedRows& rows, size_t first, size_t count) {
+  return count - first < rows.tokens_per_block ? count - first : rows.tokens_per_block;
+}
+
 template <class Elements>
-void attention_scores_elements(const float* q, const std::byte* keys, size_t stride, size_t head_size, size_t count,
-                               float scale, float* scores) {
+void attention_scores_elements(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                               float* scores) {
   using Element = typename Elements::Element;
-  for (size_t j = 0; j < count; ++j) {
-    scores[j] = dot_elements<Elements>(q, reinterpret_cast<const Element*>(keys + j * stride), head_size) * scale;
+  for (size_t first = 0, b = 0; first < count; first += keys.tokens_per_block, ++b) {
+    const std::byte* rows = block_rows(keys, b);
+    const size_t n = rows_in_block(keys, first, count);
+    for (size_t j = 0; j < n; ++j) {
+      const auto* key = reinterpret_cast<const Element*>(rows + j * keys.row_stride);
+      scores[first + j] = dot_elements<Elements>(q, key, head_size) * scale;
+    }
   }
 }
 
-// out[0, kVectors * kLanes) = sum_j weights[j] * values[j][0, kVectors * kLanes): the columns stay in
-// registers for all positions, each position's row is read once.
+// out[0, kVectors * kLanes) = sum_j weights[j] * values[j][column, column + kVectors * kLanes): the
+// columns stay in registers for all positions of all blocks, each position's row is read once.
 template <class Elements, size_t kVectors>
-void attention_values_columns(const float* weights, const std::byte* values, size_t stride, size_t count,
-                              float* out) {
+void attention_values_columns(const float* weights, const PagedRows& values, size_t column, size_t count, float* out) {
   using Element = typename Elements::Element;
   __m256 acc[kVectors];
   for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm256_setzero_ps();
-  for (size_t j = 0; j < count; ++j) {
-    const Element* row = reinterpret_cast<const Element*>(values + j * stride);
-    const __m256 weight = _mm256_set1_ps(weights[j]);
-    for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm256_fmadd_ps(weight, Elements::load(row + k * kLanes), acc[k]);
+  for (size_t first = 0, b = 0; first < count; first += values.tokens_per_block, ++b) {
+    const std::byte* rows = block_rows(values, b) + column * sizeof(Element);
+    const size_t n = rows_in_block(values, first, count);
+    for (size_t j = 0; j < n; ++j) {
+      const Element* row = reinterpret_cast<const Element*>(rows + j * values.row_stride);
+      const __m256 weight = _mm256_set1_ps(weights[first + j]);
+      for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm256_fmadd_ps(weight, Elements::load(row + k * kLanes), acc[k]);
+    }
   }
   for (size_t k = 0; k < kVectors; ++k) _mm256_storeu_ps(out + k * kLanes, acc[k]);
 }
 
 template <class Elements>
-void attention_values_elements(const float* weights, const std::byte* values, size_t stride, size_t head_size,
-                               size_t count, float* out) {
+void attention_values_elements(const float* weights, const PagedRows& values, size_t head_size, size_t count,
+                               float* out) {
   using Element = typename Elements::Element;
   size_t c = 0;
   const auto columns = [&]<size_t kVectors>() {
-    attention_values_columns<Elements, kVectors>(weights, values + c * sizeof(Element), stride, count, out + c);
+    attention_values_columns<Elements, kVectors>(weights, values, c, count, out + c);
     c += kVectors * kLanes;
   };
   // 8 accumulators of the 16 ymm registers, the rest for loads and the weight.
@@ -316,9 +332,13 @@ void attention_values_elements(const float* weights, const std::byte* values, si
   if (c < head_size) {
     const size_t tail = head_size - c;
     __m256 acc = _mm256_setzero_ps();
-    for (size_t j = 0; j < count; ++j) {
-      const Element* row = reinterpret_cast<const Element*>(values + j * stride) + c;
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(weights[j]), Elements::load_first(row, tail), acc);
+    for (size_t first = 0, b = 0; first < count; first += values.tokens_per_block, ++b) {
+      const std::byte* rows = block_rows(values, b) + c * sizeof(Element);
+      const size_t n = rows_in_block(values, first, count);
+      for (size_t j = 0; j < n; ++j) {
+        const Element* row = reinterpret_cast<const Element*>(rows + j * values.row_stride);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(weights[first + j]), Elements::load_first(row, tail), acc);
+      }
     }
     alignas(32) float sums[kLanes];
     _mm256_store_ps(sums, acc);
@@ -330,17 +350,16 @@ void attention_values_elements(const float* weights, const std::byte* values, si
 
 float dot_avx2(const float* a, const float* b, size_t n) { return dot_elements<F32Weights>(a, b, n); }
 
-void attention_scores_avx2(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
-                           size_t count, float scale, float* scores) {
-  with_float_elements(dtype, [&]<class Elements>(Elements) {
-    attention_scores_elements<Elements>(q, keys, stride, head_size, count, scale, scores);
+void attention_scores_avx2(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                           float* scores) {
+  with_float_elements(keys.dtype, [&]<class Elements>(Elements) {
+    attention_scores_elements<Elements>(q, keys, head_size, count, scale, scores);
   });
 }
 
-void attention_values_avx2(const float* weights, const std::byte* values, size_t stride, DType dtype,
-                           size_t head_size, size_t count, float* out) {
-  with_float_elements(dtype, [&]<class Elements>(Elements) {
-    attention_values_elements<Elements>(weights, values, stride, head_size, count, out);
+void attention_values_avx2(const float* weights, const PagedRows& values, size_t head_size, size_t count, float* out) {
+  with_float_elements(values.dtype, [&]<class Elements>(Elements) {
+    attention_values_elements<Elements>(weights, values, head_size, count, out);
   });
 }
 

@@ -44,19 +44,19 @@ float dot_scalar(const float* a, const float* b, size_t n);
 float dot_avx2(const float* a, const float* b, size_t n);
 float dot_avx512(const float* a, const float* b, size_t n);
 
-// See kernels.h; dtype is F32, F16 or BF16 (kernels.cpp checks it before dispatching).
-void attention_scores_scalar(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
-                             size_t count, float scale, float* scores);
-void attention_scores_avx2(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
-                           size_t count, float scale, float* scores);
-void attention_scores_avx512(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
-                             size_t count, float scale, float* scores);
-void attention_values_scalar(const float* weights, const std::byte* values, size_t stride, DType dtype,
-                             size_t head_size, size_t count, float* out);
-void attention_values_avx2(const float* weights, const std::byte* values, size_t stride, DType dtype,
-                           size_t head_size, size_t count, float* out);
-void attention_values_avx512(const float* weights, const std::byte* values, size_t stride, DType dtype,
-                             size_t head_size, size_t count, float* out);
+// See kernels.h; the rows' dtype is F32, F16 or BF16 and tokens_per_block > 0 (kernels.cpp checks
+// both before dispatching).
+void attention_scores_scalar(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                             float* scores);
+void attention_scores_avx2(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                           float* scores);
+void attention_scores_avx512(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                             float* scores);
+void attention_values_scalar(const float* weights, const PagedRows& values, size_t head_size, size_t count,
+                             float* out);
+void attention_values_avx2(const float* weights, const PagedRows& values, size_t head_size, size_t count, float* out);
+void attention_values_avx512(const float* weights, const PagedRows& values, size_t head_size, size_t count,
+                             float* out);
 
 // Rows of x that share each loaded weight vector in prefill.
 inline constexpr size_t kPrefillInputRows = 4;

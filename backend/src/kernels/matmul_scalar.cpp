@@ -136,23 +136,40 @@ float dot_elements(const float* a, const typename Elements::Element* b, size_t n
   return (sum[0] + sum[1]) + (sum[2] + sum[3]);
 }
 
+// The first row of block b of a paged head (kernels.h, PagedRows), and the rows of it in use.
+const std::byte* block_rows(const PagedRows& rows, size_t b) {
+  return rows.base + static_cast<size_t>(rows.blocks[b]) * rows.block_stride;
+}
+size_t rows_in_block(const PagedRows& rows, size_t first, size_t count) {
+  return std::min(count - first, rows.tokens_per_block);
+}
+
 template <class Elements>
-void attention_scores_elements(const float* q, const std::byte* keys, size_t stride, size_t head_size, size_t count,
-                               float scale, float* scores) {
+void attention_scores_elements(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                               float* scores) {
   using Element = typename Elements::Element;
-  for (size_t j = 0; j < count; ++j) {
-    scores[j] = dot_elements<Elements>(q, reinterpret_cast<const Element*>(keys + j * stride), head_size) * scale;
+  for (size_t first = 0, b = 0; first < count; first += keys.tokens_per_block, ++b) {
+    const std::byte* rows = block_rows(keys, b);
+    const size_t n = rows_in_block(keys, first, count);
+    for (size_t j = 0; j < n; ++j) {
+      const auto* key = reinterpret_cast<const Element*>(rows + j * keys.row_stride);
+      scores[first + j] = dot_elements<Elements>(q, key, head_size) * scale;
+    }
   }
 }
 
 template <class Elements>
-void attention_values_elements(const float* weights, const std::byte* values, size_t stride, size_t head_size,
-                               size_t count, float* out) {
+void attention_values_elements(const float* weights, const PagedRows& values, size_t head_size, size_t count,
+                               float* out) {
   using Element = typename Elements::Element;
   std::fill(out, out + head_size, 0.0f);
-  for (size_t j = 0; j < count; ++j) {
-    const Element* row = reinterpret_cast<const Element*>(values + j * stride);
-    for (size_t i = 0; i < head_size; ++i) out[i] += weights[j] * Elements::to_f32(row[i]);
+  for (size_t first = 0, b = 0; first < count; first += values.tokens_per_block, ++b) {
+    const std::byte* rows = block_rows(values, b);
+    const size_t n = rows_in_block(values, first, count);
+    for (size_t j = 0; j < n; ++j) {
+      const Element* row = reinterpret_cast<const Element*>(rows + j * values.row_stride);
+      for (size_t i = 0; i < head_size; ++i) out[i] += weights[first + j] * Elements::to_f32(row[i]);
+    }
   }
 }
 
@@ -160,17 +177,17 @@ void attention_values_elements(const float* weights, const std::byte* values, si
 
 float dot_scalar(const float* a, const float* b, size_t n) { return dot_elements<F32Weights>(a, b, n); }
 
-void attention_scores_scalar(const float* q, const std::byte* keys, size_t stride, DType dtype, size_t head_size,
-                             size_t count, float scale, float* scores) {
-  with_float_elements(dtype, [&]<class Elements>(Elements) {
-    attention_scores_elements<Elements>(q, keys, stride, head_size, count, scale, scores);
+void attention_scores_scalar(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                             float* scores) {
+  with_float_elements(keys.dtype, [&]<class Elements>(Elements) {
+    attention_scores_elements<Elements>(q, keys, head_size, count, scale, scores);
   });
 }
 
-void attention_values_scalar(const float* weights, const std::byte* values, size_t stride, DType dtype,
-                             size_t head_size, size_t count, float* out) {
-  with_float_elements(dtype, [&]<class Elements>(Elements) {
-    attention_values_elements<Elements>(weights, values, stride, head_size, count, out);
+void attention_values_scalar(const float* weights, const PagedRows& values, size_t head_size, size_t count,
+                             float* out) {
+  with_float_elements(values.dtype, [&]<class Elements>(Elements) {
+    attention_values_elements<Elements>(weights, values, head_size, count, out);
   });
 }
 

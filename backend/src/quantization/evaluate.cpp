@@ -70,14 +70,12 @@ EvalResult evaluate_text(LlamaModel& model, std::span<const int32_t> tokens, Lla
     const auto chunk = tokens.subspan(begin, std::min(window, tokens.size() - begin));
     if (chunk.size() < 2) break;
     logits.resize(chunk.size() * vocab);
-    KvCache cache(model.config(), chunk.size());
-    model.forward(cache, chunk, logits, true);
+    model.forward_prompt(chunk, logits, true);
     if (options.temperature != 1.0)
       for (float& logit : logits) logit *= inverse_temperature;
     if (reference != nullptr) {
       reference_logits.resize(chunk.size() * vocab);
-      KvCache reference_cache(reference->config(), chunk.size());
-      reference->forward(reference_cache, chunk, reference_logits, true);
+      reference->forward_prompt(chunk, reference_logits, true);
     }
     for (size_t t = 0; t + 1 < chunk.size(); ++t) {
       const auto target = static_cast<size_t>(chunk[t + 1]);
@@ -135,9 +133,8 @@ std::vector<LinearError> linear_output_errors(LlamaModel& reference, const Llama
   if (tokens.empty()) throw Error("no tokens to measure linear layers on");
   const auto chunk = tokens.subspan(0, std::min(tokens.size(), window_length(reference, options)));
   InputRecorder recorder;
-  KvCache cache(reference.config(), chunk.size());
   std::vector<float> logits(static_cast<size_t>(reference.config().vocab_size));
-  reference.forward(cache, chunk, logits, false, &recorder);
+  reference.forward_prompt(chunk, logits, false, &recorder);
 
   ThreadPool pool;
   const kernels::Context ctx{kernels::detect_isa(), &pool};

@@ -458,9 +458,8 @@ void quantize_checkpoint(const QuantizeOptions& options) {
     std::vector<float> logits(static_cast<size_t>(source.vocab_size));
     size_t first = 0;
     for (const auto& sequence : sequences) {
-      KvCache cache(source, sequence.size());
       calibration->begin_sequence(first);
-      model->forward(cache, sequence, logits, false, calibration.get());
+      model->forward_prompt(sequence, logits, false, calibration.get());
       first += sequence.size();
     }
     log_line(options, "calibrated on " + std::to_string(sequences.size()) + " sequences, " + std::to_string(total) +

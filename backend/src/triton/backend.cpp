@@ -357,6 +357,9 @@ void execute_one(InstanceState& instance, TRITONBACKEND_Request* request) {
     }
     try {
       model.engine->submit(std::move(generation), sender);
+    } catch (const QueueFullError& e) {
+      // Not queued: the engine's queue is full (max_queue_size); the client may retry.
+      sender->fail(TRITONSERVER_ERROR_UNAVAILABLE, e.what());
     } catch (const Error& e) {
       // Not queued (e.g. a request the engine finds too long): the sender answers and releases it.
       sender->fail(TRITONSERVER_ERROR_INVALID_ARG, e.what());

@@ -28,11 +28,7 @@ void check_engine_available(const ModelSettings& settings) {
 std::unique_ptr<Engine> make_engine(const ModelSettings& settings, const Tokenizer& tokenizer, EngineLog log) {
   check_engine_available(settings);
   if (settings.engine == "cpu") {
-    CpuEngineOptions options;
-    options.checkpoint_dir = settings.checkpoint_dir;
-    options.threads = static_cast<size_t>(settings.threads);
-    options.max_concurrent = static_cast<size_t>(settings.max_concurrent_requests);
-    return std::make_unique<CpuEngine>(options, tokenizer);
+    return std::make_unique<CpuEngine>(settings.cpu, tokenizer, std::move(log));
   }
 #if LLM_WITH_TENSORRTLLM
   return std::make_unique<TensorRtLlmEngine>(settings.tensorrtllm, tokenizer, std::move(log));

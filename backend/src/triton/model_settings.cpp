@@ -1,6 +1,7 @@
 #include "triton/model_settings.h"
 
 #include <cmath>
+#include <optional>
 #include <map>
 #include <set>
 
@@ -76,22 +77,105 @@ const std::map<std::string, std::string>& known_parameters() {
       {"max_context_tokens", ""},
       {"exclude_input_in_output", ""},
       {"max_concurrent_requests", ""},
+      {"max_num_tokens", ""},
+      {"batch_scheduler_policy", ""},
+      {"max_tokens_in_paged_kv_cache", ""},
+      {"enable_kv_cache_reuse", ""},
+      {"enable_chunked_context", ""},
+      {"stats_check_period_ms", ""},
       {"checkpoint_dir", "cpu"},
       {"threads", "cpu"},
+      {"tokens_per_block", "cpu"},
+      {"kv_cache_memory_bytes", "cpu"},
+      {"max_queue_size", "cpu"},
       {"engine_dir", "tensorrtllm"},
       {"batching_strategy", "tensorrtllm"},
-      {"batch_scheduler_policy", "tensorrtllm"},
-      {"max_tokens_in_paged_kv_cache", "tensorrtllm"},
       {"kv_cache_free_gpu_mem_fraction", "tensorrtllm"},
-      {"enable_kv_cache_reuse", "tensorrtllm"},
-      {"enable_chunked_context", "tensorrtllm"},
       {"cancellation_check_period_ms", "tensorrtllm"},
-      {"stats_check_period_ms", "tensorrtllm"},
   };
   return known;
 }
 
-void parse_tensorrtllm(const json& parameters, const std::filesystem::path& version_dir, ModelSettings& s) {
+// The parameters both engines take, read once; each engine's options get them below.
+struct SharedSettings {
+  int64_t max_concurrent_requests = 0;  // 0: not set
+  std::optional<int64_t> max_num_tokens;
+  std::optional<bool> max_utilization;
+  std::optional<int64_t> max_tokens_in_paged_kv_cache;
+  std::optional<bool> enable_kv_cache_reuse;
+  std::optional<bool> enable_chunked_context;
+  std::optional<std::chrono::milliseconds> stats_check_period;
+};
+
+SharedSettings parse_shared(const json& parameters) {
+  SharedSettings shared;
+  const auto text = [&](const char* key) { return parameter_text(parameters, key); };
+  if (parameters.contains("max_concurrent_requests"))
+    shared.max_concurrent_requests = parse_integer("max_concurrent_requests", text("max_concurrent_requests"), 1, INT32_MAX);
+  if (parameters.contains("max_num_tokens"))
+    shared.max_num_tokens = parse_integer("max_num_tokens", text("max_num_tokens"), 1, INT32_MAX);
+  if (parameters.contains("batch_scheduler_policy")) {
+    const std::string v = text("batch_scheduler_policy");
+    if (v != "guaranteed_no_evict" && v != "max_utilization") {
+      throw_error("parameter \"batch_scheduler_policy\" must be \"guaranteed_no_evict\" or \"max_utilization\", got \"", v,
+                  "\"");
+    }
+    shared.max_utilization = v == "max_utilization";
+  }
+  if (parameters.contains("max_tokens_in_paged_kv_cache")) {
+    shared.max_tokens_in_paged_kv_cache =
+        parse_integer("max_tokens_in_paged_kv_cache", text("max_tokens_in_paged_kv_cache"), 1, INT32_MAX);
+  }
+  if (parameters.contains("enable_kv_cache_reuse"))
+    shared.enable_kv_cache_reuse = parse_bool("enable_kv_cache_reuse", text("enable_kv_cache_reuse"));
+  if (parameters.contains("enable_chunked_context"))
+    shared.enable_chunked_context = parse_bool("enable_chunked_context", text("enable_chunked_context"));
+  if (parameters.contains("stats_check_period_ms")) {
+    shared.stats_check_period =
+        std::chrono::milliseconds(parse_integer("stats_check_period_ms", text("stats_check_period_ms"), 1, 3'600'000));
+  }
+  return shared;
+}
+
+void parse_cpu(const json& parameters, const std::filesystem::path& version_dir, const SharedSettings& shared,
+               ModelSettings& s) {
+  CpuEngineOptions& c = s.cpu;
+  const auto text = [&](const char* key) { return parameter_text(parameters, key); };
+  if (!parameters.contains("checkpoint_dir")) {
+    throw Error("missing parameter \"checkpoint_dir\": set it in config.pbtxt to the TensorRT-LLM checkpoint "
+                "directory (absolute, or relative to the model's version folder)");
+  }
+  c.checkpoint_dir = resolve(version_dir, text("checkpoint_dir"));
+  if (parameters.contains("threads")) c.threads = static_cast<size_t>(parse_integer("threads", text("threads"), 0, 4096));
+  SchedulerOptions& b = c.scheduler;
+  if (shared.max_concurrent_requests > 0) b.max_batch_size = static_cast<size_t>(shared.max_concurrent_requests);
+  if (shared.max_num_tokens) b.max_num_tokens = static_cast<size_t>(*shared.max_num_tokens);
+  if (shared.max_utilization)
+    b.policy = *shared.max_utilization ? CapacityPolicy::MaxUtilization : CapacityPolicy::GuaranteedNoEvict;
+  if (shared.enable_kv_cache_reuse) b.enable_kv_cache_reuse = *shared.enable_kv_cache_reuse;
+  if (shared.enable_chunked_context) b.enable_chunked_context = *shared.enable_chunked_context;
+  if (shared.stats_check_period) c.stats_period = *shared.stats_check_period;
+  if (parameters.contains("tokens_per_block"))
+    b.tokens_per_block = static_cast<size_t>(parse_integer("tokens_per_block", text("tokens_per_block"), 1, 4096));
+  if (parameters.contains("max_queue_size"))
+    b.max_queue_size = static_cast<size_t>(parse_integer("max_queue_size", text("max_queue_size"), 0, INT32_MAX));
+  if (shared.max_tokens_in_paged_kv_cache) c.max_tokens_in_paged_kv_cache = static_cast<size_t>(*shared.max_tokens_in_paged_kv_cache);
+  if (parameters.contains("kv_cache_memory_bytes")) {
+    if (c.max_tokens_in_paged_kv_cache) {
+      throw Error("parameters \"max_tokens_in_paged_kv_cache\" and \"kv_cache_memory_bytes\" both size the KV cache: "
+                  "set one of them");
+    }
+    c.kv_cache_memory_bytes = static_cast<size_t>(parse_integer("kv_cache_memory_bytes", text("kv_cache_memory_bytes"), 1));
+  }
+  if (b.max_num_tokens < b.max_batch_size) {
+    throw_error("parameter \"max_num_tokens\" (", b.max_num_tokens, ") must be at least \"max_concurrent_requests\" (",
+                b.max_batch_size, "): every running sequence needs a row of each iteration's batch");
+  }
+  c.context_tokens = static_cast<size_t>(s.max_context_tokens);
+}
+
+void parse_tensorrtllm(const json& parameters, const std::filesystem::path& version_dir, const SharedSettings& shared,
+                       ModelSettings& s) {
   TensorRtLlmOptions& t = s.tensorrtllm;
   if (!parameters.contains("engine_dir")) {
     throw Error("missing parameter \"engine_dir\": engine \"tensorrtllm\" needs the folder trtllm-build wrote "
@@ -109,39 +193,24 @@ void parse_tensorrtllm(const json& parameters, const std::filesystem::path& vers
                   "(static batching), got \"", v, "\"");
     }
   }
-  if (parameters.contains("batch_scheduler_policy")) {
-    const std::string v = parameter_text(parameters, "batch_scheduler_policy");
-    if (v == "guaranteed_no_evict") {
-      t.scheduler_policy = TensorRtLlmOptions::SchedulerPolicy::GuaranteedNoEvict;
-    } else if (v == "max_utilization") {
-      t.scheduler_policy = TensorRtLlmOptions::SchedulerPolicy::MaxUtilization;
-    } else {
-      throw_error("parameter \"batch_scheduler_policy\" must be \"guaranteed_no_evict\" or \"max_utilization\", got \"", v,
-                  "\"");
-    }
+  if (shared.max_utilization) {
+    t.scheduler_policy = *shared.max_utilization ? TensorRtLlmOptions::SchedulerPolicy::MaxUtilization
+                                                 : TensorRtLlmOptions::SchedulerPolicy::GuaranteedNoEvict;
   }
-  if (parameters.contains("max_tokens_in_paged_kv_cache")) {
-    t.max_tokens_in_paged_kv_cache = static_cast<int32_t>(
-        parse_integer("max_tokens_in_paged_kv_cache", parameter_text(parameters, "max_tokens_in_paged_kv_cache"), 1, INT32_MAX));
-  }
+  if (shared.max_tokens_in_paged_kv_cache) t.max_tokens_in_paged_kv_cache = static_cast<int32_t>(*shared.max_tokens_in_paged_kv_cache);
   if (parameters.contains("kv_cache_free_gpu_mem_fraction")) {
     t.kv_cache_free_gpu_mem_fraction =
         parse_fraction("kv_cache_free_gpu_mem_fraction", parameter_text(parameters, "kv_cache_free_gpu_mem_fraction"));
   }
-  if (parameters.contains("enable_kv_cache_reuse"))
-    t.enable_kv_cache_reuse = parse_bool("enable_kv_cache_reuse", parameter_text(parameters, "enable_kv_cache_reuse"));
-  if (parameters.contains("enable_chunked_context"))
-    t.enable_chunked_context = parse_bool("enable_chunked_context", parameter_text(parameters, "enable_chunked_context"));
+  if (shared.enable_kv_cache_reuse) t.enable_kv_cache_reuse = *shared.enable_kv_cache_reuse;
+  if (shared.enable_chunked_context) t.enable_chunked_context = *shared.enable_chunked_context;
   if (parameters.contains("cancellation_check_period_ms")) {
     t.cancellation_check_period = std::chrono::milliseconds(parse_integer(
         "cancellation_check_period_ms", parameter_text(parameters, "cancellation_check_period_ms"), 1, 60'000));
   }
-  if (parameters.contains("stats_check_period_ms")) {
-    t.stats_check_period = std::chrono::milliseconds(
-        parse_integer("stats_check_period_ms", parameter_text(parameters, "stats_check_period_ms"), 1, 3'600'000));
-  }
-  if (parameters.contains("max_concurrent_requests"))
-    t.max_batch_size = static_cast<int32_t>(s.max_concurrent_requests);
+  if (shared.stats_check_period) t.stats_check_period = *shared.stats_check_period;
+  if (shared.max_concurrent_requests > 0) t.max_batch_size = static_cast<int32_t>(shared.max_concurrent_requests);
+  if (shared.max_num_tokens) t.max_num_tokens = static_cast<int32_t>(*shared.max_num_tokens);
 }
 
 }  // namespace
@@ -173,24 +242,18 @@ ModelSettings ModelSettings::parse(const json& config, const std::filesystem::pa
                   "\"", owner == "tensorrtllm" ? " (set parameter \"engine\" to \"tensorrtllm\")" : "");
     }
   }
-  if (parameters.contains("max_concurrent_requests"))
-    s.max_concurrent_requests = parse_integer("max_concurrent_requests", parameter_text(parameters, "max_concurrent_requests"), 1, INT32_MAX);
   if (parameters.contains("max_context_tokens"))
     s.max_context_tokens = parse_integer("max_context_tokens", parameter_text(parameters, "max_context_tokens"), 0);
   if (parameters.contains("exclude_input_in_output"))
     s.exclude_input_in_output = parse_bool("exclude_input_in_output", parameter_text(parameters, "exclude_input_in_output"));
 
+  const SharedSettings shared = parse_shared(parameters);
   std::filesystem::path model_dir;
   if (s.engine == "cpu") {
-    if (!parameters.contains("checkpoint_dir")) {
-      throw Error("missing parameter \"checkpoint_dir\": set it in config.pbtxt to the TensorRT-LLM checkpoint "
-                  "directory (absolute, or relative to the model's version folder)");
-    }
-    s.checkpoint_dir = resolve(version_dir, parameter_text(parameters, "checkpoint_dir"));
-    if (parameters.contains("threads")) s.threads = parse_integer("threads", parameter_text(parameters, "threads"), 0);
-    model_dir = s.checkpoint_dir;
+    parse_cpu(parameters, version_dir, shared, s);
+    model_dir = s.cpu.checkpoint_dir;
   } else {
-    parse_tensorrtllm(parameters, version_dir, s);
+    parse_tensorrtllm(parameters, version_dir, shared, s);
     model_dir = s.tensorrtllm.engine_dir;
   }
   s.tokenizer_dir = parameters.contains("tokenizer_dir") ? resolve(version_dir, parameter_text(parameters, "tokenizer_dir"))

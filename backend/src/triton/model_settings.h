@@ -6,17 +6,18 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "engine/cpu_engine.h"
 #include "engine/tensorrtllm/options.h"
 
 namespace llm::triton {
 
 struct ModelSettings {
   std::string engine = "cpu";            // cpu | tensorrtllm
-  std::filesystem::path checkpoint_dir;  // cpu: the TensorRT-LLM checkpoint (absolute, resolved against the version folder)
-  std::filesystem::path tokenizer_dir;   // folder of tokenizer.model; defaults to checkpoint_dir / engine_dir
-  int64_t max_concurrent_requests = 8;   // cpu: sequences stepped together (tensorrtllm: tensorrtllm.max_batch_size)
+  std::filesystem::path tokenizer_dir;   // folder of tokenizer.model; defaults to the checkpoint / engine folder
   int64_t max_context_tokens = 0;        // prompt + new tokens per request; 0 = the model's context
-  int64_t threads = 0;                   // cpu: engine threads; 0 = one per core
+  // The engine's settings. The batching and KV cache parameters both engines take have
+  // tensorrtllm_backend's names and meanings and go to the engine the model uses.
+  CpuEngineOptions cpu;                  // cpu: checkpoint_dir (absolute), threads, batching, KV cache
   TensorRtLlmOptions tensorrtllm;        // tensorrtllm: engine_dir and tensorrtllm_backend's knobs
   bool exclude_input_in_output = true;   // default for requests that do not say
   bool decoupled = false;                // model_transaction_policy.decoupled

@@ -13,46 +13,10 @@
 
 namespace llm {
 
-KvCache::KvCache(const ModelConfig& config, size_t capacity)
-    : capacity_(capacity),
-      kv_heads_(static_cast<size_t>(config.num_key_value_heads)),
-      head_size_(static_cast<size_t>(config.head_size)),
-      dtype_(config.dtype),
-      head_bytes_(head_size_ * dtype_size(dtype_)) {
-  if (dtype_ != DType::F32 && dtype_ != DType::F16 && dtype_ != DType::BF16) {
-    throw_error("KV cache: activation dtype ", safetensors_name(dtype_), " is not float32, float16 or bfloat16");
-  }
-  const size_t bytes = static_cast<size_t>(config.num_hidden_layers) * kv_heads_ * capacity_ * head_bytes_;
-  k_ = std::make_unique_for_overwrite<std::byte[]>(bytes);
-  v_ = std::make_unique_for_overwrite<std::byte[]>(bytes);
-}
-
-void KvCache::store(size_t layer, size_t position, const float* key, const float* value) {
-  uint16_t (*const to_half)(float) = dtype_ == DType::BF16 ? f32_to_bf16 : f32_to_fp16;
-  for (size_t h = 0; h < kv_heads_; ++h) {
-    std::byte* k = k_.get() + offset(layer, h) + position * head_bytes_;
-    std::byte* v = v_.get() + offset(layer, h) + position * head_bytes_;
-    const float* key_head = key + h * head_size_;
-    const float* value_head = value + h * head_size_;
-    if (dtype_ == DType::F32) {
-      std::memcpy(k, key_head, head_bytes_);
-      std::memcpy(v, value_head, head_bytes_);
-      continue;
-    }
-    for (size_t i = 0; i < head_size_; ++i) {
-      const uint16_t key_bits = to_half(key_head[i]), value_bits = to_half(value_head[i]);
-      std::memcpy(k + 2 * i, &key_bits, 2);
-      std::memcpy(v + 2 * i, &value_bits, 2);
-    }
-  }
-}
-
 LlamaModel::LlamaModel(ModelConfig config, Options options)
     : config_(std::move(config)), pool_(options.threads), context_{kernels::detect_isa(), &pool_} {
   const size_t half = static_cast<size_t>(config_.head_size) / 2;
   inv_freq_.resize(half);
-  rotary_cos_.resize(half);
-  rotary_sin_.resize(half);
   for (size_t i = 0; i < half; ++i) {
     inv_freq_[i] = std::pow(config_.rotary_base, -2.0 * static_cast<double>(i) / static_cast<double>(config_.head_size));
   }
@@ -279,21 +243,30 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::filesystem::path& checkp
   return model;
 }
 
-void LlamaModel::compute_rotary(size_t position) {
-  // Angles in double precision: positions times inverse frequencies lose digits in float32.
-  for (size_t i = 0; i < inv_freq_.size(); ++i) {
-    const double angle = static_cast<double>(position) * inv_freq_[i];
-    rotary_cos_[i] = static_cast<float>(std::cos(angle));
-    rotary_sin_[i] = static_cast<float>(std::sin(angle));
+void LlamaModel::compute_rotary(const Batch& batch) {
+  const size_t half = inv_freq_.size();
+  rotary_cos_.resize(batch.tokens.size() * half);
+  rotary_sin_.resize(batch.tokens.size() * half);
+  for (const BatchSequence& sequence : batch.sequences) {
+    for (size_t t = 0; t < sequence.rows; ++t) {
+      const size_t row = sequence.first_row + t;
+      // Angles in double precision: positions times inverse frequencies lose digits in float32.
+      const auto position = static_cast<double>(sequence.first_position + t);
+      for (size_t i = 0; i < half; ++i) {
+        const double angle = position * inv_freq_[i];
+        rotary_cos_[row * half + i] = static_cast<float>(std::cos(angle));
+        rotary_sin_[row * half + i] = static_cast<float>(std::sin(angle));
+      }
+    }
   }
 }
 
-void LlamaModel::apply_rotary(float* head_vectors, size_t n_heads) const {
+void LlamaModel::apply_rotary(float* head_vectors, size_t n_heads, size_t row) const {
   // GPT-NeoX rotary layout: element i pairs with i + head_size/2 (Hugging Face's rotate_half).
   const size_t head_size = static_cast<size_t>(config_.head_size);
   const size_t half = head_size / 2;
-  const float* cos_table = rotary_cos_.data();
-  const float* sin_table = rotary_sin_.data();
+  const float* cos_table = rotary_cos_.data() + row * half;
+  const float* sin_table = rotary_sin_.data() + row * half;
   for (size_t h = 0; h < n_heads; ++h) {
     float* v = head_vectors + h * head_size;
     for (size_t i = 0; i < half; ++i) {
@@ -305,54 +278,100 @@ void LlamaModel::apply_rotary(float* head_vectors, size_t n_heads) const {
   }
 }
 
-void LlamaModel::attention(KvCache& cache, size_t layer, size_t first_position, size_t n_tokens) {
+void LlamaModel::store_keys_and_values(const Batch& batch, KvBlockPool& cache, size_t layer) {
+  const size_t q_size = static_cast<size_t>(config_.q_size());
+  const size_t kv_size = static_cast<size_t>(config_.kv_size());
+  const size_t qkv_stride = q_size + 2 * kv_size;
+  const size_t per_block = cache.tokens_per_block();
+  for (const BatchSequence& sequence : batch.sequences) {
+    for (size_t t = 0; t < sequence.rows; ++t) {
+      const size_t position = sequence.first_position + t;
+      const float* row = &qkv_[(sequence.first_row + t) * qkv_stride];
+      cache.store(sequence.blocks[position / per_block], position % per_block, layer, row + q_size,
+                  row + q_size + kv_size);
+    }
+  }
+}
+
+void LlamaModel::attention(const Batch& batch, const KvBlockPool& cache, size_t layer) {
   const size_t head_size = static_cast<size_t>(config_.head_size);
   const size_t n_heads = static_cast<size_t>(config_.num_attention_heads);
   const size_t group = n_heads / static_cast<size_t>(config_.num_key_value_heads);
   const size_t q_size = static_cast<size_t>(config_.q_size());
   const size_t kv_size = static_cast<size_t>(config_.kv_size());
   const size_t qkv_stride = q_size + 2 * kv_size;
-  const size_t span = first_position + n_tokens;  // positions any query may attend to
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_size));
   const kernels::Isa isa = context_.isa;
-  const DType kv_dtype = cache.dtype();
-  scores_.resize(n_heads * span);
+  // Scores of one (sequence, head) pair: one row of every position the sequence's last row sees.
+  scores_offsets_.resize(batch.sequences.size());
+  size_t scores_size = 0;
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    scores_offsets_[s] = scores_size;
+    scores_size += n_heads * (batch.sequences[s].first_position + batch.sequences[s].rows);
+  }
+  scores_.resize(scores_size);
 
-  pool_.run(n_heads, [&](size_t h) {
-    const std::byte* keys = cache.keys(layer, h / group);
-    const std::byte* values = cache.values(layer, h / group);
-    float* scores = scores_.data() + h * span;
-    for (size_t t = 0; t < n_tokens; ++t) {
-      const size_t position = first_position + t;
-      const float* q = qkv_.data() + t * qkv_stride + h * head_size;
-      kernels::attention_scores(isa, q, keys, cache.head_bytes(), kv_dtype, head_size, position + 1, scale, scores);
-      kernels::softmax(scores, position + 1);
-      float* out = attn_out_.data() + t * q_size + h * head_size;
-      kernels::attention_values(isa, scores, values, cache.head_bytes(), kv_dtype, head_size, position + 1, out);
+  // Each sequence attends over its own blocks: one task per (sequence, query head).
+  pool_.run(batch.sequences.size() * n_heads, [&](size_t task) {
+    const BatchSequence& sequence = batch.sequences[task / n_heads];
+    const size_t h = task % n_heads;
+    const size_t span = sequence.first_position + sequence.rows;
+    const kernels::PagedRows keys = cache.keys(layer, h / group, sequence.blocks);
+    const kernels::PagedRows values = cache.values(layer, h / group, sequence.blocks);
+    float* scores = scores_.data() + scores_offsets_[task / n_heads] + h * span;
+    for (size_t t = 0; t < sequence.rows; ++t) {
+      const size_t row = sequence.first_row + t;
+      const size_t visible = sequence.first_position + t + 1;
+      const float* q = qkv_.data() + row * qkv_stride + h * head_size;
+      kernels::attention_scores(isa, q, keys, head_size, visible, scale, scores);
+      kernels::softmax(scores, visible);
+      float* out = attn_out_.data() + row * q_size + h * head_size;
+      kernels::attention_values(isa, scores, values, head_size, visible, out);
     }
   });
 }
 
-void LlamaModel::forward(KvCache& cache, std::span<const int32_t> tokens, std::span<float> logits, bool all_logits,
-                         LinearInputObserver* observer) {
-  const size_t n = tokens.size();
-  if (n == 0) throw Error("forward: no tokens to run");
-  if (cache.length_ + n > cache.capacity_) {
-    throw_error("sequence of ", cache.length_ + n, " tokens exceeds its KV cache capacity of ", cache.capacity_);
+void LlamaModel::check_batch(const Batch& batch, const KvBlockPool& cache, std::span<float> logits) const {
+  if (batch.tokens.empty()) throw Error("forward: no tokens to run");
+  if (cache.layers() != static_cast<size_t>(config_.num_hidden_layers) ||
+      cache.kv_heads() != static_cast<size_t>(config_.num_key_value_heads) ||
+      cache.head_size() != static_cast<size_t>(config_.head_size) || cache.dtype() != config_.dtype) {
+    throw Error("forward: the KV cache is laid out for another model");
   }
   const size_t vocab = static_cast<size_t>(config_.vocab_size);
-  if (logits.size() < (all_logits ? n : 1) * vocab) throw Error("forward: logits buffer too small");
-  for (int32_t id : tokens) {
+  if (logits.size() < batch.logit_rows() * vocab) throw Error("forward: logits buffer too small");
+  size_t next_row = 0;
+  for (const BatchSequence& sequence : batch.sequences) {
+    if (sequence.rows == 0 || sequence.first_row != next_row) throw Error("forward: batch rows out of order");
+    next_row += sequence.rows;
+    const size_t end = sequence.first_position + sequence.rows;
+    if (end > static_cast<size_t>(config_.max_position_embeddings)) {
+      throw_error("forward: position ", end - 1, " is beyond the model's context of ", config_.max_position_embeddings);
+    }
+    if (sequence.blocks.size() < cache.blocks_for(end)) {
+      throw_error("forward: ", sequence.blocks.size(), " KV cache blocks cannot hold ", end, " positions");
+    }
+    for (int32_t block : sequence.blocks) {
+      if (block < 0 || static_cast<size_t>(block) >= cache.total_blocks())
+        throw_error("forward: KV cache block ", block, " does not exist");
+    }
+  }
+  if (next_row != batch.tokens.size()) throw Error("forward: batch rows out of order");
+  for (int32_t id : batch.tokens) {
     if (id < 0 || static_cast<size_t>(id) >= vocab)
       throw_error("token id ", id, " is outside the vocabulary [0, ", vocab, ")");
   }
+}
 
+void LlamaModel::forward(const Batch& batch, KvBlockPool& cache, std::span<float> logits,
+                         LinearInputObserver* observer) {
+  check_batch(batch, cache, logits);
+  const size_t n = batch.tokens.size();
   const size_t hidden = static_cast<size_t>(config_.hidden_size);
   const size_t inter = static_cast<size_t>(config_.intermediate_size);
   const size_t q_size = static_cast<size_t>(config_.q_size());
   const size_t kv_size = static_cast<size_t>(config_.kv_size());
   const size_t qkv_stride = q_size + 2 * kv_size;
-  const size_t first = cache.length_;
   const float eps = static_cast<float>(config_.norm_epsilon);
 
   x_.resize(n * hidden);
@@ -362,7 +381,10 @@ void LlamaModel::forward(KvCache& cache, std::span<const int32_t> tokens, std::s
   mlp_a_.resize(n * inter);
   mlp_b_.resize(n * std::max(inter, hidden));
 
-  for (size_t t = 0; t < n; ++t) kernels::weight_row_to_f32(embedding_, static_cast<size_t>(tokens[t]), &x_[t * hidden]);
+  for (size_t t = 0; t < n; ++t) {
+    kernels::weight_row_to_f32(embedding_, static_cast<size_t>(batch.tokens[t]), &x_[t * hidden]);
+  }
+  compute_rotary(batch);
 
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
@@ -376,12 +398,11 @@ void LlamaModel::forward(KvCache& cache, std::span<const int32_t> tokens, std::s
     linear(Linear::Qkv, normed_.data(), qkv_.data());
     for (size_t t = 0; t < n; ++t) {
       float* row = &qkv_[t * qkv_stride];
-      compute_rotary(first + t);
-      apply_rotary(row, static_cast<size_t>(config_.num_attention_heads));
-      apply_rotary(row + q_size, static_cast<size_t>(config_.num_key_value_heads));
-      cache.store(l, first + t, row + q_size, row + q_size + kv_size);
+      apply_rotary(row, static_cast<size_t>(config_.num_attention_heads), t);
+      apply_rotary(row + q_size, static_cast<size_t>(config_.num_key_value_heads), t);
     }
-    attention(cache, l, first, n);
+    store_keys_and_values(batch, cache, l);
+    attention(batch, cache, l);
     linear(Linear::Dense, attn_out_.data(), mlp_b_.data());
     for (size_t i = 0; i < n * hidden; ++i) x_[i] += mlp_b_[i];
 
@@ -393,13 +414,29 @@ void LlamaModel::forward(KvCache& cache, std::span<const int32_t> tokens, std::s
     linear(Linear::Proj, mlp_a_.data(), mlp_b_.data());
     for (size_t i = 0; i < n * hidden; ++i) x_[i] += mlp_b_[i];
   }
-  cache.length_ = first + n;
 
-  const size_t first_row = all_logits ? 0 : n - 1;
-  const size_t rows = n - first_row;
-  for (size_t t = first_row; t < n; ++t)
-    kernels::rmsnorm(&x_[t * hidden], final_norm_.data(), hidden, eps, &normed_[(t - first_row) * hidden]);
+  // The final norm of the rows that produce logits, gathered, then lm_head once over all of them.
+  size_t rows = 0;
+  for (const BatchSequence& sequence : batch.sequences) {
+    if (sequence.logits == LogitRows::None) continue;
+    const size_t first = sequence.logits == LogitRows::All ? 0 : sequence.rows - 1;
+    for (size_t t = first; t < sequence.rows; ++t, ++rows) {
+      kernels::rmsnorm(&x_[(sequence.first_row + t) * hidden], final_norm_.data(), hidden, eps, &normed_[rows * hidden]);
+    }
+  }
   kernels::matmul(context_, normed_.data(), rows, lm_head_, logits.data());
+}
+
+void LlamaModel::forward_prompt(std::span<const int32_t> tokens, std::span<float> logits, bool all_logits,
+                                LinearInputObserver* observer) {
+  if (tokens.empty()) throw Error("forward: no tokens to run");
+  constexpr size_t kTokensPerBlock = 64;
+  KvBlockPool cache(config_, kTokensPerBlock, (tokens.size() + kTokensPerBlock - 1) / kTokensPerBlock);
+  std::vector<int32_t> blocks(cache.total_blocks());
+  for (int32_t& block : blocks) block = cache.allocate();
+  Batch batch;
+  batch.add(tokens, 0, blocks, all_logits ? LogitRows::All : LogitRows::Last);
+  forward(batch, cache, logits, observer);
 }
 
 }  // namespace llm

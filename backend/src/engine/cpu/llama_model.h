@@ -11,47 +11,11 @@
 #include "checkpoint/safetensors.h"
 #include "common/mapped_file.h"
 #include "common/thread_pool.h"
+#include "engine/batch.h"
+#include "engine/kv_cache.h"
 #include "kernels/kernels.h"
 
 namespace llm {
-
-// Keys and values of one sequence for every layer, sized once for the positions the sequence may
-// reach (prompt + max new tokens), so decode never reallocates. Stored in the model's activation
-// dtype, as TensorRT-LLM's KV cache is (float16 for float16 and quantized checkpoints, bfloat16,
-// float32): half the memory and half the bytes attention reads per token of a float32 cache.
-// Laid out [layer][kv head][position][head_size], as TensorRT-LLM's blocks are by head, so that
-// attention streams one head's positions from contiguous memory.
-// The memory is not cleared: its pages are committed as positions are written, so a request's
-// max_tokens costs nothing until it is generated.
-class KvCache {
- public:
-  KvCache(const ModelConfig& config, size_t capacity);
-
-  size_t capacity() const { return capacity_; }
-  size_t length() const { return length_; }
-  DType dtype() const { return dtype_; }
-  // Bytes of one position's key (value) for one head, and from one position to the next.
-  size_t head_bytes() const { return head_bytes_; }
-  // The keys (values) of one head from position 0 on, head_bytes() apart; positions below length()
-  // hold head_size elements of dtype().
-  const std::byte* keys(size_t layer, size_t kv_head) const { return k_.get() + offset(layer, kv_head); }
-  const std::byte* values(size_t layer, size_t kv_head) const { return v_.get() + offset(layer, kv_head); }
-  // Stores one position's key and value (kv_heads x head_size floats each), rounded to dtype().
-  void store(size_t layer, size_t position, const float* key, const float* value);
-
- private:
-  friend class LlamaModel;
-  size_t offset(size_t layer, size_t kv_head) const { return (layer * kv_heads_ + kv_head) * capacity_ * head_bytes_; }
-
-  size_t capacity_;
-  size_t kv_heads_;
-  size_t head_size_;
-  DType dtype_;
-  size_t head_bytes_;
-  size_t length_ = 0;
-  std::unique_ptr<std::byte[]> k_;
-  std::unique_ptr<std::byte[]> v_;
-};
 
 // The linear layers of one transformer layer, in TensorRT-LLM's naming.
 enum class Linear : uint8_t { Qkv, Dense, Fc, Gate, Proj };
@@ -91,12 +55,20 @@ class LlamaModel {
   size_t num_layers() const { return layers_.size(); }
   const kernels::WeightView& linear(size_t layer, Linear which) const;
 
-  // Runs `tokens` at positions cache.length() ... and appends their keys/values to the cache.
-  // With all_logits, writes tokens.size() rows of vocab_size logits; otherwise only the last
-  // token's row. Several tokens run as matrix-matrix work (prefill), one as decode.
-  // Not thread-safe: one forward at a time per model (it owns the thread pool and scratch).
-  void forward(KvCache& cache, std::span<const int32_t> tokens, std::span<float> logits, bool all_logits,
+  // Runs one batch: every sequence's rows at their positions, their keys and values written to
+  // the blocks the batch names in `cache` (which must be laid out for this model), then attention
+  // of each sequence over its own positions. The linear layers run once over all rows of the batch
+  // (matrix-matrix work; one row is decode); each row's arithmetic is the same whatever else is in
+  // the batch, so a sequence's results do not depend on its neighbours. Writes batch.logit_rows()
+  // rows of vocab_size logits. Not thread-safe: one forward at a time per model (it owns the thread
+  // pool and scratch).
+  void forward(const Batch& batch, KvBlockPool& cache, std::span<float> logits,
                LinearInputObserver* observer = nullptr);
+
+  // Runs `tokens` from position 0 in a KV cache of their own, as one batch of one sequence (eval,
+  // calibration): logits for every token with all_logits, else for the last.
+  void forward_prompt(std::span<const int32_t> tokens, std::span<float> logits, bool all_logits,
+                      LinearInputObserver* observer = nullptr);
 
  private:
   struct Layer {
@@ -107,9 +79,11 @@ class LlamaModel {
   };
 
   LlamaModel(ModelConfig config, Options options);
-  void attention(KvCache& cache, size_t layer, size_t first_position, size_t n_tokens);
-  void compute_rotary(size_t position);
-  void apply_rotary(float* head_vectors, size_t n_heads) const;
+  void check_batch(const Batch& batch, const KvBlockPool& cache, std::span<float> logits) const;
+  void compute_rotary(const Batch& batch);
+  void apply_rotary(float* head_vectors, size_t n_heads, size_t row) const;
+  void store_keys_and_values(const Batch& batch, KvBlockPool& cache, size_t layer);
+  void attention(const Batch& batch, const KvBlockPool& cache, size_t layer);
 
   ModelConfig config_;
   ThreadPool pool_;
@@ -122,10 +96,11 @@ class LlamaModel {
   std::vector<float> final_norm_;
   std::vector<Layer> layers_;
   std::vector<double> inv_freq_;
-  std::vector<float> rotary_cos_, rotary_sin_;  // for the position being processed
+  std::vector<float> rotary_cos_, rotary_sin_;  // [row][head_size / 2] for the rows being processed
 
-  // Scratch reused across calls; grown to the largest token count seen.
+  // Scratch reused across calls; grown to the largest batch seen.
   std::vector<float> x_, normed_, qkv_, attn_out_, mlp_a_, mlp_b_, scores_;
+  std::vector<size_t> scores_offsets_;  // per sequence of the batch: where its heads' scores start
 };
 
 }  // namespace llm

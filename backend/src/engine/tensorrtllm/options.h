@@ -26,6 +26,9 @@ struct TensorRtLlmOptions {
   // This project's max_concurrent_requests: a runtime cap on the executor's batch size (at most
   // the engine's build-time max_batch_size); unset = the engine's.
   std::optional<int32_t> max_batch_size;
+  // max_num_tokens: a runtime cap on the tokens of one iteration (at most the engine's build-time
+  // max_num_tokens); unset = the engine's.
+  std::optional<int32_t> max_num_tokens;
 };
 
 }  // namespace llm

@@ -108,6 +108,7 @@ tle::ExecutorConfig executor_config(const TensorRtLlmOptions& o) {
   config.setKvCacheConfig(kv);
   config.setEnableChunkedContext(o.enable_chunked_context);
   if (o.max_batch_size) config.setMaxBatchSize(*o.max_batch_size);
+  if (o.max_num_tokens) config.setMaxNumTokens(*o.max_num_tokens);
   return config;
 }
 
