@@ -130,6 +130,22 @@ std::vector<PoolCase> pool_cases() {
 
 std::string dtype_label(DType dtype) { return std::string(safetensors_name(dtype)); }
 
+// In-flight batching runs every sequence's rows through one matmul: each row of a batch must come
+// out bit for bit as it does alone (decode, m = 1), for every format, ISA, group size and batch
+// size, across the prefill blocking and thread splits. The bound is exact equality.
+void expect_rows_identical_to_alone(const Context& ctx, const WeightView& w, std::mt19937& rng) {
+  for (size_t m : {2, 3, 4, 5, 8, 16, 70}) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m << " rows=" << w.rows << " cols=" << w.cols);
+    const std::vector<float> x = random_floats(m * w.cols, rng);
+    std::vector<float> batch(m * w.rows), alone(w.rows);
+    matmul(ctx, x.data(), m, w, batch.data());
+    for (size_t i = 0; i < m; ++i) {
+      matmul(ctx, x.data() + i * w.cols, 1, w, alone.data());
+      ASSERT_EQ(std::memcmp(alone.data(), batch.data() + i * w.rows, w.rows * sizeof(float)), 0) << "row " << i;
+    }
+  }
+}
+
 class MatmulTest : public ::testing::TestWithParam<std::tuple<Isa, DType>> {};
 
 TEST_P(MatmulTest, MatchesReferenceForOddShapes) {
@@ -216,6 +232,18 @@ INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, MatmulTest,
                            return std::string(isa_name(std::get<0>(info.param))) + "_" +
                                   dtype_label(std::get<1>(info.param));
                          });
+
+TEST_P(MatmulTest, EachRowOfABatchIsBitIdenticalToTheRowAlone) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(80);
+  ThreadPool pool(3);
+  // 2048 half-precision columns: rows 4 KiB apart, the decode path's crowded-sets case.
+  for (const auto& [rows, cols] : std::vector<std::pair<size_t, size_t>>{{67, 1000}, {130, 2048}, {33, 77}}) {
+    const StoredWeights w(dtype, rows, cols, rng);
+    expect_rows_identical_to_alone(Context{isa, &pool}, w.view(), rng);
+  }
+}
 
 TEST(Matmul, RejectsUnsupportedWeightDtype) {
   const std::vector<int8_t> weights(4);
@@ -397,6 +425,25 @@ TEST_P(QuantizedMatmulTest, AppliesTheInputScaleAndSplitsOverThreads) {
     std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
     matmul(Context{isa, &pool}, x.data(), m, view, y.data());
     expect_quantized_matches_reference(isa, x, m, w, input_scale, y);
+  }
+}
+
+TEST_P(QuantizedMatmulTest, EachRowOfABatchIsBitIdenticalToTheRowAlone) {
+  const auto [isa, quant] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(79);
+  ThreadPool pool(3);
+  for (size_t group_size : {32, 64, 128, 256}) {
+    if (quant == QuantCase::Int8 && group_size != 128) continue;
+    for (const auto& [rows, cols] : std::vector<std::pair<size_t, size_t>>{{67, 1000}, {260, 2048}}) {
+      const QuantizedWeights w = quant == QuantCase::Int8
+                                     ? QuantizedWeights::int8(rows, cols, rng)
+                                     : QuantizedWeights::int4(rows, cols, group_size, quant == QuantCase::Int4ZeroPoints, rng);
+      const std::vector<float> input_scale = random_floats(cols, rng, 0.25f, 4.0f);
+      WeightView view = w.view();
+      view.input_scale = input_scale.data();
+      expect_rows_identical_to_alone(Context{isa, &pool}, view, rng);
+    }
   }
 }
 

@@ -9,6 +9,8 @@
 #include "checkpoint/model_config.h"
 #include "engine/cpu/llama_model.h"
 #include "engine/generate.h"
+#include "engine/scheduler.h"
+#include "quantization/quantize.h"
 #include "scheduler_util.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
@@ -68,6 +70,104 @@ TEST(Reference, ShakespeareGqaLlama2TokenizerGreedyTokenForToken) {
   // Its weights are float16: converting to float16 or float32 is exact, so both must match.
   check_greedy_continuations("shakespeare-llama-hf", "shakespeare-llama-greedy.json", DType::F16);
   check_greedy_continuations("shakespeare-llama-hf", "shakespeare-llama-greedy.json", DType::F32);
+}
+
+// In-flight batching against ../shared: the reference prompts twice each (16 requests of 4 to 13
+// prompt tokens and 28 to 48 new ones), arriving two iterations apart, with 16 rows per iteration
+// and blocks of 4 positions, so that prompts run in chunks beside decoding sequences. Each greedy
+// continuation must be the reference's (float checkpoints: `expected` from the reference file) or
+// what the same request gives alone (quantized ones), with prefix reuse off and on, and under
+// preemption (max_utilization with a pool too small for all of them at once).
+void check_batched(LlamaModel& model, const Tokenizer& tokenizer, const std::vector<ReferenceCase>& cases,
+                   bool against_reference, const std::string& label) {
+  std::vector<test::Arrival> arrivals;
+  for (size_t i = 0; i < 16; ++i) {
+    const ReferenceCase& c = cases[i % cases.size()];
+    GenerationRequest request;
+    request.prompt_ids = c.prompt_ids;
+    request.max_tokens = static_cast<int32_t>(c.generated_ids.size() - (i % 3) * 10);
+    request.sampling.temperature = 0;
+    request.end_ids = {tokenizer.eos_id()};
+    arrivals.push_back({2 * i, request});
+  }
+  std::vector<std::vector<int32_t>> expected;
+  for (size_t i = 0; i < arrivals.size(); ++i) {
+    const ReferenceCase& c = cases[i % cases.size()];
+    expected.push_back(against_reference
+                           ? std::vector<int32_t>(c.generated_ids.begin(),
+                                                  c.generated_ids.begin() + arrivals[i].request.max_tokens)
+                           : test::run_alone(model, tokenizer, arrivals[i].request)->ids());
+  }
+  struct Setting {
+    const char* name;
+    CapacityPolicy policy;
+    bool reuse;
+    size_t blocks;
+  };
+  for (const Setting& setting : {Setting{"no_evict", CapacityPolicy::GuaranteedNoEvict, false, 400},
+                                 Setting{"no_evict_reuse", CapacityPolicy::GuaranteedNoEvict, true, 400},
+                                 Setting{"preemption", CapacityPolicy::MaxUtilization, false, 40},
+                                 Setting{"preemption_reuse", CapacityPolicy::MaxUtilization, true, 40}}) {
+    SCOPED_TRACE(label + " " + setting.name);
+    SchedulerOptions options;
+    options.max_batch_size = 16;
+    options.max_num_tokens = 16;
+    options.tokens_per_block = 4;
+    options.kv_cache_blocks = setting.blocks;
+    options.policy = setting.policy;
+    options.enable_kv_cache_reuse = setting.reuse;
+    Scheduler scheduler(model, tokenizer, options);
+    size_t most_active = 0;
+    const auto observers = test::run_arrivals(scheduler, arrivals, [&](const Scheduler& s) {
+      most_active = std::max(most_active, s.stats().active);
+    });
+    EXPECT_GE(most_active, 8u);
+    for (size_t i = 0; i < observers.size(); ++i) {
+      EXPECT_EQ(observers[i]->ids(), expected[i]) << "request " << i << ": " << cases[i % cases.size()].prompt;
+    }
+    const EngineStats stats = scheduler.stats();
+    if (setting.policy == CapacityPolicy::MaxUtilization) {
+      EXPECT_GT(*stats.preemptions, 0u);
+    }
+    if (setting.reuse) {
+      EXPECT_GT(*stats.kv_cache_reused_blocks, 0u) << "the repeated prompts share their blocks";
+    }
+    EXPECT_EQ(*stats.kv_cache_used_blocks, 0);
+  }
+}
+
+void check_batched_formats(const std::string& model_name, const std::string& reference_file, DType float_dtype,
+                           size_t group_size) {
+  const auto cases = load_cases(reference_file);
+  TempDir dir;
+  convert_hf_checkpoint({shared_dir() / "models" / model_name, dir.path() / "float", float_dtype, {}});
+  const Tokenizer tokenizer(dir.path() / "float" / "tokenizer.model");
+  {
+    auto model = LlamaModel::load(dir.path() / "float", {2});
+    check_batched(*model, tokenizer, cases, true, std::string(config_name(float_dtype)));
+  }
+  for (QuantMethod method : {QuantMethod::Int8, QuantMethod::Int4Rtn}) {
+    QuantizeOptions options;
+    options.checkpoint_dir = dir.path() / "float";
+    options.out_dir = dir.path() / quant_method_name(method);
+    options.method = method;
+    options.group_size = group_size;
+    quantize_checkpoint(options);
+    auto model = LlamaModel::load(options.out_dir, {2});
+    check_batched(*model, tokenizer, cases, false, quant_method_name(method));
+  }
+}
+
+TEST(Reference, Aidreams260KInABatchOf16GivesTheSameTokensAsAlone) {
+  LLM_REQUIRE_SHARED("models/aidreams260K-hf/model.safetensors");
+  LLM_REQUIRE_SHARED("reference/aidreams260K-greedy.json");
+  check_batched_formats("aidreams260K-hf", "aidreams260K-greedy.json", DType::F32, 32);
+}
+
+TEST(Reference, ShakespeareInABatchOf16GivesTheSameTokensAsAlone) {
+  LLM_REQUIRE_SHARED("models/shakespeare-llama-hf/model.safetensors");
+  LLM_REQUIRE_SHARED("reference/shakespeare-llama-greedy.json");
+  check_batched_formats("shakespeare-llama-hf", "shakespeare-llama-greedy.json", DType::F16, 128);
 }
 
 // Teacher-forced next-token argmax agreement between two checkpoints over the reference texts.
