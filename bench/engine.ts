@@ -1,10 +1,15 @@
 // Engine benchmark of the CPU engine's weight formats: float16, W8A16 (int8) and W4A16 AWQ on one
 // synthetic shape, measured in one run so the ratios compare like with like.
 // Usage: npx tsx bench/engine.ts [--shape 1b] [--rounds 3] [--decode-tokens 128] [--prompt-tokens 64] [--threads N]
-//        [--out FILE]
+//        [--batch 1,8,16] [--int4 awq|int4-rtn] [--out FILE]
 // Checkpoints are made once under build/models/ (llm synth, then llm quantize). Each round runs every
 // format once, in turn, in its own process; the table shows each format's median round, so a
 // burst of load from other tenants of the machine shifts one round, not one format.
+// --batch: `llm bench --batch N` for each N, N sequences decoding together in one engine (in-flight
+// batching); a second table gives each format's aggregate decode tokens/s per batch size and its
+// ratio to batch 1 (the first size listed), all measured in the same rounds.
+// --int4 int4-rtn: the W4A16 checkpoint quantized round-to-nearest instead of by the AWQ search
+// (same format and kernels, so the same speed; the search takes from 11 minutes to an hour on 1b).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -22,6 +27,8 @@ interface Options {
   decodeTokens: number;
   promptTokens: number;
   threads?: number;
+  batches: number[];
+  int4: 'awq' | 'int4-rtn';
   out: string;
 }
 
@@ -31,13 +38,16 @@ interface EngineResult {
   quant_algo: string;
   weight_bytes: number;
   resident_bytes_after_load: number;
+  resident_bytes_after_run: number;
   prefill_tokens_per_s: number;
   decode_tokens_per_s: number;
+  batch: number;
   engine: { isa: string; threads: number };
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { shape: '1b', rounds: 3, decodeTokens: 128, promptTokens: 64, out: join(repoRoot, 'bench', 'results', 'engine.json') };
+  const options: Options = { shape: '1b', rounds: 3, decodeTokens: 128, promptTokens: 64, batches: [1], int4: 'awq',
+    out: join(repoRoot, 'bench', 'results', 'engine.json') };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i];
     const value = argv[i + 1];
@@ -52,6 +62,18 @@ function parseArgs(argv: string[]): Options {
       case '--decode-tokens': options.decodeTokens = number(); break;
       case '--prompt-tokens': options.promptTokens = number(); break;
       case '--threads': options.threads = number(); break;
+      case '--batch': {
+        options.batches = (value ?? '').split(',').map((text) => {
+          const n = Number(text);
+          if (!Number.isInteger(n) || n <= 0) throw new Error(`--batch expects positive integers separated by commas, got '${value ?? ''}'`);
+          return n;
+        });
+        break;
+      }
+      case '--int4':
+        if (value !== 'awq' && value !== 'int4-rtn') throw new Error(`--int4 expects awq or int4-rtn, got '${value ?? ''}'`);
+        options.int4 = value;
+        break;
       case '--out': options.out = resolve(value ?? ''); break;
       default: throw new Error(`unknown argument '${name}' (see the usage line at the top of bench/engine.ts)`);
     }
@@ -64,12 +86,12 @@ function run(args: string[]): string {
   return execFileSync(llm, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
 }
 
-/** The float16, int8 and awq checkpoints of the shape, made where missing. */
-function checkpoints(shape: string): { label: string; dir: string }[] {
+/** The float16, int8 and int4 (awq or round-to-nearest) checkpoints of the shape, made where missing. */
+function checkpoints(shape: string, int4: Options['int4']): { label: string; dir: string }[] {
   const models = join(buildDir, 'models');
   const float16 = join(models, `synth-${shape}-float16`);
   const int8 = join(models, `synth-${shape}-int8`);
-  const awq = join(models, `synth-${shape}-awq`);
+  const awq = join(models, int4 === 'awq' ? `synth-${shape}-awq` : `synth-${shape}-int4-rtn`);
   if (!existsSync(join(float16, 'config.json'))) {
     console.error(`bench: making ${float16}`);
     run(['synth', '--shape', shape, '--dtype', 'float16', '--seed', '0', '--vocab', join(buildDir, 'llama2-vocab.json'), '--out', float16]);
@@ -79,31 +101,39 @@ function checkpoints(shape: string): { label: string; dir: string }[] {
     run(['quantize', '--checkpoint', float16, '--out', int8, '--quant', 'int8']);
   }
   if (!existsSync(join(awq, 'config.json'))) {
-    // Random weights: any text calibrates them equally; a few sequences keep the search short.
-    console.error(`bench: quantizing ${awq} (AWQ search, a few minutes for 1b)`);
-    run(['quantize', '--checkpoint', float16, '--out', awq, '--quant', 'awq', '--calib', join(repoRoot, 'README.md'),
-      '--calib-samples', '4']);
+    if (int4 === 'awq') {
+      // Random weights: any text calibrates them equally; a few sequences keep the search short.
+      console.error(`bench: quantizing ${awq} (AWQ search: 11 minutes to an hour for 1b)`);
+      run(['quantize', '--checkpoint', float16, '--out', awq, '--quant', 'awq', '--calib', join(repoRoot, 'README.md'),
+        '--calib-samples', '4']);
+    } else {
+      console.error(`bench: quantizing ${awq} (round-to-nearest)`);
+      run(['quantize', '--checkpoint', float16, '--out', awq, '--quant', 'int4-rtn']);
+    }
   }
-  return [{ label: 'float16', dir: float16 }, { label: 'int8 (W8A16)', dir: int8 }, { label: 'awq (W4A16, g128)', dir: awq }];
+  const int4Label = int4 === 'awq' ? 'awq (W4A16, g128)' : 'int4-rtn (W4A16, g128)';
+  return [{ label: 'float16', dir: float16 }, { label: 'int8 (W8A16)', dir: int8 }, { label: int4Label, dir: awq }];
 }
 
 function main(argv: string[]): void {
   const options = parseArgs(argv);
   if (!existsSync(llm)) throw new Error(`${llm} is missing: run \`bash scripts/setup.sh\` first`);
-  const formats = checkpoints(options.shape);
-  const rounds: EngineResult[][] = formats.map(() => []);
+  const formats = checkpoints(options.shape, options.int4);
+  // rounds[format][batch index]: one result per round.
+  const rounds: EngineResult[][][] = formats.map(() => options.batches.map(() => []));
   for (let round = 0; round < options.rounds; round++) {
     formats.forEach(({ label, dir }, index) => {
-      const args = ['bench', '--checkpoint', dir, '--json', '--prompt-tokens', String(options.promptTokens),
-        '--decode-tokens', String(options.decodeTokens)];
-      if (options.threads !== undefined) args.push('--threads', String(options.threads));
-      console.error(`bench: round ${round + 1}/${options.rounds}: ${label}`);
-      rounds[index]?.push(JSON.parse(run(args)) as EngineResult);
+      options.batches.forEach((batch, b) => {
+        const args = ['bench', '--checkpoint', dir, '--json', '--batch', String(batch), '--prompt-tokens',
+          String(options.promptTokens), '--decode-tokens', String(options.decodeTokens)];
+        if (options.threads !== undefined) args.push('--threads', String(options.threads));
+        console.error(`bench: round ${round + 1}/${options.rounds}: ${label}, batch ${batch}`);
+        rounds[index]?.[b]?.push(JSON.parse(run(args)) as EngineResult);
+      });
     });
   }
   const median = (values: number[]): number => percentile(values, 50) ?? Number.NaN;
-  const results = formats.map(({ label }, index) => {
-    const runs = rounds[index] ?? [];
+  const summarize = (label: string, runs: EngineResult[]) => {
     const first = runs[0];
     if (first === undefined) throw new Error(`no result for ${label}`);
     return {
@@ -114,12 +144,14 @@ function main(argv: string[]): void {
       decode_tokens_per_s: median(runs.map((r) => r.decode_tokens_per_s)),
       decode_tokens_per_s_rounds: runs.map((r) => r.decode_tokens_per_s),
     };
-  });
+  };
+  // The first batch size is the format comparison (batch 1 by default).
+  const results = formats.map(({ label }, index) => summarize(label, rounds[index]?.[0] ?? []));
   const base = results[0];
   if (base === undefined) throw new Error('no checkpoint was benchmarked');
   const mib = (bytes: number): string => (bytes / (1 << 20)).toFixed(0);
   console.log(`\nCPU engine, synthetic ${options.shape} shape, ${base.engine.isa}, ${base.engine.threads} threads, ` +
-    `${os.cpus()[0]?.model ?? 'unknown CPU'}; median of ${options.rounds} rounds`);
+    `${os.cpus()[0]?.model ?? 'unknown CPU'}; median of ${options.rounds} rounds; batch ${options.batches[0]}`);
   console.log('| weights | resident after load (MiB) | vs float16 | prefill tok/s | decode tok/s | decode vs float16 |');
   console.log('|---|---:|---:|---:|---:|---:|');
   const rows = results.map((r) => ({
@@ -135,8 +167,33 @@ function main(argv: string[]): void {
       `${r.prefill_tokens_per_s.toFixed(1)} | ${r.decode_tokens_per_s.toFixed(1)} | ${r.decode_speedup.toFixed(2)}x |`);
   }
   console.log(`decode tok/s per round: ${results.map((r) => `${r.label} ${r.decode_tokens_per_s_rounds.map((v) => v.toFixed(1)).join('/')}`).join(', ')}`);
+
+  // In-flight batching: aggregate decode tokens/s of each batch size, as a ratio to the first size.
+  const batching = formats.map(({ label }, index) => {
+    const perBatch = options.batches.map((_, b) => summarize(label, rounds[index]?.[b] ?? []));
+    const single = perBatch[0]?.decode_tokens_per_s ?? Number.NaN;
+    return {
+      label,
+      batches: perBatch.map((r) => ({
+        batch: r.batch,
+        decode_tokens_per_s: r.decode_tokens_per_s,
+        decode_tokens_per_s_rounds: r.decode_tokens_per_s_rounds,
+        vs_first: r.decode_tokens_per_s / single,
+        resident_bytes_after_run: r.resident_bytes_after_run,
+      })),
+    };
+  });
+  if (options.batches.length > 1) {
+    console.log(`\nAggregate decode tok/s with N sequences decoding together (llm bench --batch N, ` +
+      `${options.promptTokens}-token prompts, ${options.decodeTokens} decode steps), and vs batch ${options.batches[0]}`);
+    console.log(`| weights | ${options.batches.map((n) => `batch ${n}`).join(' | ')} |`);
+    console.log(`|---|${options.batches.map(() => '---:').join('|')}|`);
+    for (const f of batching) {
+      console.log(`| ${f.label} | ${f.batches.map((b) => `${b.decode_tokens_per_s.toFixed(1)} (${b.vs_first.toFixed(2)}x)`).join(' | ')} |`);
+    }
+  }
   mkdirSync(dirname(options.out), { recursive: true });
-  writeFileSync(options.out, JSON.stringify({ shape: options.shape, options, results, rows }, null, 2) + '\n');
+  writeFileSync(options.out, JSON.stringify({ shape: options.shape, options, results, rows, batching }, null, 2) + '\n');
   console.log(`\nwrote ${options.out}`);
 }
 

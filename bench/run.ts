@@ -149,9 +149,9 @@ function loadPrompts(file: string): string[] {
   return data as string[];
 }
 
-interface Server { address: string; stop(): Promise<void> }
+export interface Server { address: string; stop(): Promise<void> }
 
-async function startServer(repository: string): Promise<Server> {
+export async function startServer(repository: string): Promise<Server> {
   const binary = join(repoRoot, 'build', 'bin', 'llm-server');
   const child: ChildProcess = spawn(binary, ['--model-repository', repository, '--grpc-port', '0', '--grpc-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';

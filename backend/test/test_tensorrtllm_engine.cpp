@@ -518,10 +518,10 @@ TEST_F(TensorRtLlmEngineTest, IterationStatsBecomeStatsAndLogLines) {
   s.numActiveRequests = 2;
   s.numQueuedRequests = 3;
   s.gpuMemUsage = size_t{5} << 30;
-  s.kvCacheStats = tle::KvCacheStats{1000, 900, 100, 64, 0, 0, 0};
+  s.kvCacheStats = tle::KvCacheStats{1000, 900, 100, 64, 0, 0, 7};
   control->push_stats(s);
   // The engine publishes the numbers and then writes the log line from its polling thread: wait for both.
-  for (int i = 0; i < 500 && !(engine_->stats().iterations && logged("iteration 41")); ++i)
+  for (int i = 0; i < 500 && !(engine_->stats().iterations && logged("iteration 42")); ++i)
     std::this_thread::sleep_for(10ms);
   const EngineStats stats = engine_->stats();
   ASSERT_TRUE(stats.iterations);
@@ -531,8 +531,10 @@ TEST_F(TensorRtLlmEngineTest, IterationStatsBecomeStatsAndLogLines) {
   EXPECT_EQ(stats.kv_cache_max_blocks, 1000);
   EXPECT_EQ(stats.kv_cache_used_blocks, 100);
   EXPECT_EQ(stats.kv_cache_tokens_per_block, 64);
+  EXPECT_EQ(stats.kv_cache_free_blocks, 900);
+  EXPECT_EQ(stats.kv_cache_reused_blocks, 7u);
   EXPECT_EQ(stats.gpu_memory_bytes, uint64_t{5} << 30);
-  EXPECT_TRUE(logged("iteration 41")) << "stats reach the log";
+  EXPECT_TRUE(logged("iteration 42: 12.5 ms, 2 active, 3 queued")) << "stats reach the log (the 42nd iteration is executor iteration 41)";
   EXPECT_TRUE(logged("KV cache blocks 100/1000 used"));
   std::lock_guard lock(control->mutex);
   EXPECT_GE(control->stats_reads, 1);

@@ -97,6 +97,7 @@ TEST(ModelSettings, CpuBatchingAndKvCacheKnobs) {
   const auto defaults = ModelSettings::parse(config_with({{"checkpoint_dir", "/c"}}), "/m/1");
   const SchedulerOptions& d = defaults.cpu.scheduler;
   EXPECT_EQ(d.max_batch_size, 8u);
+  EXPECT_EQ(d.max_num_tokens, 128u);
   EXPECT_EQ(d.policy, CapacityPolicy::GuaranteedNoEvict);
   EXPECT_EQ(d.tokens_per_block, 64u);
   EXPECT_TRUE(d.enable_chunked_context) << "the CPU engine chunks long prompts by default";

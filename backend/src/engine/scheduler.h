@@ -38,7 +38,7 @@ const char* capacity_policy_name(CapacityPolicy policy);
 
 struct SchedulerOptions {
   size_t max_batch_size = 8;       // sequences in flight at once (max_concurrent_requests)
-  size_t max_num_tokens = 256;     // rows of one iteration's batch (decode rows and prompt chunks)
+  size_t max_num_tokens = 128;     // rows of one iteration's batch (decode rows and prompt chunks)
   size_t max_queue_size = 0;       // requests waiting to start; 0 = unbounded
   CapacityPolicy policy = CapacityPolicy::GuaranteedNoEvict;
   bool enable_chunked_context = true;  // prompts longer than what an iteration has left run in chunks

@@ -320,26 +320,25 @@ struct TensorRtLlmEngine::Impl {
     }
     if (latest.empty()) return;
     const tle::IterationStats& last = latest.back();
+    EngineStats line;  // the executor's own counts of this iteration, for the log
+    line.active = last.numActiveRequests < 0 ? 0 : static_cast<size_t>(last.numActiveRequests);
+    line.queued = last.numQueuedRequests < 0 ? 0 : static_cast<size_t>(last.numQueuedRequests);
+    line.iterations = static_cast<uint64_t>(last.iter) + 1;
+    line.last_iteration_ms = last.iterLatencyMS;
+    line.gpu_memory_bytes = static_cast<uint64_t>(last.gpuMemUsage);
+    if (last.kvCacheStats) {
+      line.kv_cache_max_blocks = last.kvCacheStats->maxNumBlocks;
+      line.kv_cache_used_blocks = last.kvCacheStats->usedNumBlocks;
+      line.kv_cache_free_blocks = last.kvCacheStats->freeNumBlocks;
+      line.kv_cache_tokens_per_block = last.kvCacheStats->tokensPerBlock;
+      line.kv_cache_reused_blocks = static_cast<uint64_t>(last.kvCacheStats->reusedBlocks);
+    }
     {
       std::lock_guard lock(stats_mutex);
-      iterations = static_cast<uint64_t>(last.iter) + 1;
-      last_iteration_ms = last.iterLatencyMS;
-      queued = last.numQueuedRequests < 0 ? 0 : static_cast<size_t>(last.numQueuedRequests);
-      gpu_memory_bytes = static_cast<uint64_t>(last.gpuMemUsage);
-      if (last.kvCacheStats) {
-        kv_max_blocks = last.kvCacheStats->maxNumBlocks;
-        kv_used_blocks = last.kvCacheStats->usedNumBlocks;
-        kv_tokens_per_block = last.kvCacheStats->tokensPerBlock;
-      }
+      published = line;
     }
-    std::string line = "iteration " + std::to_string(last.iter) + ": " + std::to_string(last.iterLatencyMS) + " ms, " +
-                       std::to_string(last.numActiveRequests) + " active, " + std::to_string(last.numQueuedRequests) +
-                       " queued, GPU memory " + std::to_string(last.gpuMemUsage >> 20) + " MiB";
-    if (last.kvCacheStats) {
-      line += ", KV cache blocks " + std::to_string(last.kvCacheStats->usedNumBlocks) + "/" +
-              std::to_string(last.kvCacheStats->maxNumBlocks) + " used";
-    }
-    say(LogLevel::Verbose, line + " (" + std::to_string(latest.size()) + " iterations since the last report)");
+    say(LogLevel::Verbose,
+        describe_stats(line) + " (" + std::to_string(latest.size()) + " iterations since the last report)");
   }
 
   void poll_loop() {
@@ -374,11 +373,7 @@ struct TensorRtLlmEngine::Impl {
   std::thread poll_thread;
 
   mutable std::mutex stats_mutex;
-  std::optional<uint64_t> iterations;
-  std::optional<double> last_iteration_ms;
-  size_t queued = 0;
-  std::optional<uint64_t> gpu_memory_bytes;
-  std::optional<int64_t> kv_max_blocks, kv_used_blocks, kv_tokens_per_block;
+  EngineStats published;  // from the latest iteration statistics; `active` is counted by the engine
 };
 
 TensorRtLlmEngine::TensorRtLlmEngine(const TensorRtLlmOptions& options, const Tokenizer& tokenizer, EngineLog log)
@@ -479,17 +474,11 @@ EngineStats TensorRtLlmEngine::stats() const {
   const Impl& m = *impl_;
   EngineStats s;
   {
-    std::lock_guard lock(m.map_mutex);
-    s.active = m.sequences.size();
+    std::lock_guard lock(m.stats_mutex);
+    s = m.published;
   }
-  std::lock_guard lock(m.stats_mutex);
-  s.queued = m.queued;
-  s.iterations = m.iterations;
-  s.last_iteration_ms = m.last_iteration_ms;
-  s.kv_cache_max_blocks = m.kv_max_blocks;
-  s.kv_cache_used_blocks = m.kv_used_blocks;
-  s.kv_cache_tokens_per_block = m.kv_tokens_per_block;
-  s.gpu_memory_bytes = m.gpu_memory_bytes;
+  std::lock_guard lock(m.map_mutex);
+  s.active = m.sequences.size();
   return s;
 }
 
