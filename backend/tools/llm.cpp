@@ -49,7 +49,7 @@ Commands:
             --checkpoint DIR --text FILE [--reference DIR] [--window N] [--max-tokens N]
             [--layers] [--tokenizer FILE] [--threads N] [--json]
   bench     engine speed and memory: resident memory after load, prefill and decode tokens/s
-            --checkpoint DIR [--batch 1] [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--json]
+            --checkpoint DIR [--batch 1] [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--tokenizer FILE] [--json]
 
 Run `llm COMMAND --help` for details.
 )";
@@ -344,27 +344,27 @@ int cmd_generate(int argc, char** argv) {
   // One request through the serving path: the scheduler, run on this thread, one sequence.
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  PrintingObserver printer(!as_json);
+  const auto printer = std::make_shared<PrintingObserver>(!as_json);
   {
     llm::Scheduler scheduler(*model, tokenizer, single_sequence_options(*model, request));
-    scheduler.submit(request, std::shared_ptr<llm::GenerationObserver>(&printer, [](llm::GenerationObserver*) {}));
+    scheduler.submit(request, printer);
     while (scheduler.run_iteration()) {
     }
   }
-  if (!printer.error.empty()) throw Error(printer.error);
+  if (!printer->error.empty()) throw Error(printer->error);
   const auto end = Clock::now();
   const auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
-  const size_t generated = printer.ids.size();
+  const size_t generated = printer->ids.size();
   if (as_json) {
-    const double ttft = ms(*printer.first_token - start);
-    const double decode_ms = ms(end - *printer.first_token);
+    const double ttft = ms(*printer->first_token - start);
+    const double decode_ms = ms(end - *printer->first_token);
     const size_t prompt_tokens = request.prompt_ids.size();
     nlohmann::json out = {
-        {"text", printer.text},
-        {"token_ids", printer.ids},
+        {"text", printer->text},
+        {"token_ids", printer->ids},
         {"prompt_tokens", prompt_tokens},
         {"completion_tokens", generated},
-        {"finish_reason", llm::finish_reason_name(printer.finish)},
+        {"finish_reason", llm::finish_reason_name(printer->finish)},
         {"seed", request.sampling.seed},
         {"timings",
          {{"ttft_ms", ttft},
@@ -462,7 +462,7 @@ size_t resident_bytes() {
   return 0;
 }
 
-// Counts the tokens of one benchmark sequence and notes when its prefill ended.
+// Counts the tokens of one benchmark sequence and how it ended.
 class CountingObserver : public llm::GenerationObserver {
  public:
   bool cancelled() override { return false; }
@@ -486,7 +486,8 @@ int cmd_bench(int argc, char** argv) {
                  "  engine's scheduler as a server would: their prompts (distinct fixed token ids, no tokenizer\n"
                  "  input) prefilled in one iteration, then --decode-tokens greedy steps each, all sequences\n"
                  "  decoding together in one batch per iteration (EOS ignored). Prefill and decode tokens/s\n"
-                 "  are aggregates over the batch.\n";
+                 "  are aggregates over the batch. --tokenizer FILE (default CHECKPOINT/tokenizer.model)\n"
+                 "  decodes the tokens to text, as a server does.\n";
     return 0;
   }
   const std::filesystem::path checkpoint = args.required("bench", "checkpoint");

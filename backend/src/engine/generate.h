@@ -60,8 +60,6 @@ class Generation {
   // Natural-log probability of each generated token under the (penalised) model distribution;
   // filled only when the request asked for it.
   const std::vector<float>& output_log_probs() const { return log_probs_; }
-  const std::string& text() const { return stop_filter_.text(); }
-  size_t prompt_tokens() const { return request_.prompt_ids.size(); }
 
  private:
   std::string accept_text(std::string delta, bool final);  // applies the stop strings
