@@ -761,7 +761,7 @@ TEST(Isa, NamesAndScalarAlwaysSupported) {
 
 TEST(Isa, DetectPicksTheBestSupportedWithoutOverride) {
   const ScopedIsaEnv env(nullptr);
-  const Isa best = isa_supported(Isa::Avx512Bf16) ? Isa::Avx512Bf16
+  const Isa best = isa_supported(Isa::Avx512Bf16) && bf16_dot_products_fast() ? Isa::Avx512Bf16
                    : isa_supported(Isa::Avx512)   ? Isa::Avx512
                    : isa_supported(Isa::Avx2)     ? Isa::Avx2
                                                   : Isa::Scalar;

@@ -14,13 +14,17 @@ namespace llm::kernels {
 // Int4 kernel for groups of whole 128-column blocks uses (see WeightFormat::Int4).
 enum class Isa : uint8_t { Scalar, Avx2, Avx512, Avx512Bf16 };
 
-// The best instruction set this CPU and OS support. The environment variable LLM_ISA
-// (scalar | avx2 | avx512 | avx512_bf16) may lower it, e.g. to test the fallbacks; asking for more
-// than the CPU has is an Error.
+// The instruction set to use: the widest this CPU and OS support, except that Avx512Bf16 is chosen
+// only where bfloat16 dot products are fast (bf16_dot_products_fast). The environment variable
+// LLM_ISA (scalar | avx2 | avx512 | avx512_bf16) selects any supported level instead, e.g. to test
+// the fallbacks; asking for more than the CPU has is an Error.
 Isa detect_isa();
 const char* isa_name(Isa isa);
 // True when this CPU can run kernels built for `isa`.
 bool isa_supported(Isa isa);
+// True where AVX512_BF16 dot products outrun float32 FMAs enough for the Int4 kernel built on them
+// (AMD's CPUs; on Intel's they retire at a quarter of the FMA rate).
+bool bf16_dot_products_fast();
 
 // How a weight matrix is stored in memory. Quantized formats stay quantized: the kernels
 // dequantize in registers.
