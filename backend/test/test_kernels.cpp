@@ -50,7 +50,7 @@ std::vector<Isa> isas_under_test() {
   const char* requested = std::getenv("LLM_ISA");
   const bool limited = requested != nullptr && *requested != '\0';
   std::vector<Isa> isas;
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx}) {
     if (isa_supported(isa) && (!limited || isa <= detect_isa())) isas.push_back(isa);
   }
   return isas;
@@ -229,7 +229,7 @@ TEST_P(MatmulTest, ZeroColumnsGiveZeros) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, MatmulTest,
-                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx),
                                             ::testing::Values(DType::F32, DType::F16, DType::BF16)),
                          [](const auto& info) {
                            return std::string(isa_name(std::get<0>(info.param))) + "_" +
@@ -322,10 +322,21 @@ class QuantizedWeights {
     }
     q.view_ = WeightView{DType::U8, q.int4_codes_.data(), rows, cols, WeightFormat::Int4, q.scales_.data(),
                          zero_points ? q.zeros_.data() : nullptr, group_size};
+    // The same matrix repacked for the AMX kernel.
+    const Int4TilesSize size = int4_tiles_size(q.view_);
+    q.tile_codes_.resize(size.codes);
+    q.tile_scales_.resize(size.scales / sizeof(uint16_t));
+    q.tile_zeros_.resize(size.zeros);
+    q.tiles_view_ = repack_int4_tiles(q.view_, q.tile_codes_.data(), q.tile_scales_.data(),
+                                      zero_points ? q.tile_zeros_.data() : nullptr);
     return q;
   }
 
   const WeightView& view() const { return view_; }
+  // The view the engine would give `isa`: Int4 repacked as Int4Tiles for the AMX kernels.
+  const WeightView& view(Isa isa) const {
+    return isa == Isa::Amx && view_.format == WeightFormat::Int4 ? tiles_view_ : view_;
+  }
   double value(size_t row, size_t col) const { return values_[row * cols_ + col]; }
 
  private:
@@ -337,6 +348,10 @@ class QuantizedWeights {
   std::vector<uint16_t> scales_;
   std::vector<uint8_t> zeros_;
   WeightView view_;
+  std::vector<uint8_t> tile_codes_;
+  std::vector<uint16_t> tile_scales_;
+  std::vector<uint8_t> tile_zeros_;
+  WeightView tiles_view_;
 };
 
 // Same bound as the float kernels: float32 accumulation of exactly dequantised weights, relative
@@ -346,7 +361,8 @@ constexpr double kQuantizedTolerance = 1e-5;
 // Whether this kernel rounds x to bfloat16 first (kernels.h, WeightFormat::Int4); the reference
 // then uses the same rounded inputs.
 bool rounds_input_to_bf16(Isa isa, const WeightView& w) {
-  return isa == Isa::Avx512Bf16 && w.format == WeightFormat::Int4 && w.group_size % 128 == 0;
+  return (isa == Isa::Avx512Bf16 && w.format == WeightFormat::Int4 && w.group_size % 128 == 0) ||
+         w.format == WeightFormat::Int4Tiles;
 }
 // That kernel sums x * (128 + u) and subtracts (128 + zero) * sum(x): terms up to 143 times the
 // weight's own size cancel, so float32 rounding weighs up to ~100 times more (measured worst, one
@@ -356,7 +372,7 @@ constexpr double kQuantizedBf16Tolerance = 1e-4;
 void expect_quantized_matches_reference(Isa isa, const std::vector<float>& x, size_t m, const QuantizedWeights& w,
                                         const std::vector<float>& input_scale, const std::vector<float>& y) {
   const size_t rows = w.view().rows, cols = w.view().cols;
-  const bool bf16_input = rounds_input_to_bf16(isa, w.view());
+  const bool bf16_input = rounds_input_to_bf16(isa, w.view(isa));
   for (size_t i = 0; i < m; ++i) {
     for (size_t r = 0; r < rows; ++r) {
       double exact = 0.0, magnitude = 0.0;
@@ -400,7 +416,7 @@ TEST_P(QuantizedMatmulTest, MatchesDequantisedReferenceForOddShapes) {
                                               << " cols=" << cols << " group=" << group_size);
             const std::vector<float> x = random_floats(m * cols, rng);
             std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
-            matmul(ctx, x.data(), m, w.view(), y.data());
+            matmul(ctx, x.data(), m, w.view(isa), y.data());
             expect_quantized_matches_reference(isa, x, m, w, {}, y);
           }
         }
@@ -419,10 +435,10 @@ TEST_P(QuantizedMatmulTest, AppliesTheInputScaleAndSplitsOverThreads) {
                            ? QuantizedWeights::int8(rows, cols, rng)
                            : QuantizedWeights::int4(rows, cols, 128, quant == QuantCase::Int4ZeroPoints, rng);
   const std::vector<float> input_scale = random_floats(cols, rng, 0.25f, 4.0f);
-  WeightView view = w.view();
+  WeightView view = w.view(isa);
   view.input_scale = input_scale.data();
   ThreadPool pool(3);
-  for (size_t m : {1, 7}) {
+  for (size_t m : {1, 7, 20}) {
     SCOPED_TRACE(::testing::Message() << "m=" << m);
     const std::vector<float> x = random_floats(m * cols, rng);
     std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
@@ -443,7 +459,7 @@ TEST_P(QuantizedMatmulTest, EachRowOfABatchIsBitIdenticalToTheRowAlone) {
                                      ? QuantizedWeights::int8(rows, cols, rng)
                                      : QuantizedWeights::int4(rows, cols, group_size, quant == QuantCase::Int4ZeroPoints, rng);
       const std::vector<float> input_scale = random_floats(cols, rng, 0.25f, 4.0f);
-      WeightView view = w.view();
+      WeightView view = w.view(isa);
       view.input_scale = input_scale.data();
       expect_rows_identical_to_alone(Context{isa, &pool}, view, rng);
     }
@@ -451,7 +467,7 @@ TEST_P(QuantizedMatmulTest, EachRowOfABatchIsBitIdenticalToTheRowAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsas, QuantizedMatmulTest,
-                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx),
                                             ::testing::Values(QuantCase::Int8, QuantCase::Int4Symmetric,
                                                               QuantCase::Int4ZeroPoints)),
                          [](const auto& info) {
@@ -471,6 +487,26 @@ TEST(QuantizedMatmul, RejectsBadLayoutsWithClearErrors) {
     EXPECT_NE(std::string(e.what()).find("32, 64 or a multiple of 128"), std::string::npos) << e.what();
   }
   EXPECT_THROW(matmul(Context{}, x, 1, WeightView{DType::I8, codes.data(), 2, 32, WeightFormat::Int8}, y), Error);
+}
+
+TEST(Int4Tiles, RepackingKeepsEveryWeightAndOnlyTheAmxKernelsTakeIt) {
+  std::mt19937 rng(81);
+  for (bool zero_points : {false, true}) {
+    for (size_t group_size : {32, 64, 128, 256}) {
+      const QuantizedWeights w = QuantizedWeights::int4(37, 300, group_size, zero_points, rng);
+      const WeightView& tiles = w.view(Isa::Amx);
+      ASSERT_EQ(tiles.format, WeightFormat::Int4Tiles);
+      std::vector<float> from_blocks(300), from_tiles(300);
+      for (size_t r = 0; r < 37; ++r) {
+        weight_row_to_f32(w.view(), r, from_blocks.data());
+        weight_row_to_f32(tiles, r, from_tiles.data());
+        ASSERT_EQ(from_blocks, from_tiles) << "row " << r << " group " << group_size;
+      }
+      const std::vector<float> x(300, 1.0f);
+      std::vector<float> y(37);
+      EXPECT_THROW(matmul(Context{Isa::Avx512, nullptr}, x.data(), 1, tiles, y.data()), Error);
+    }
+  }
 }
 
 TEST(WeightRowToF32, DequantisesInt8AndInt4) {
@@ -506,7 +542,7 @@ TEST_P(VectorKernelTest, DotMatchesReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, VectorKernelTest, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
+INSTANTIATE_TEST_SUITE_P(AllIsas, VectorKernelTest, ::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx),
                          [](const auto& info) { return std::string(isa_name(info.param)); });
 
 // Attention reads a paged KV cache in its dtype (F32, F16 or BF16): blocks of tokens_per_block
@@ -633,7 +669,7 @@ TEST_P(AttentionKernelTest, BlocksGiveBitIdenticalResultsToOneBlock) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, AttentionKernelTest,
-                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16),
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx),
                                             ::testing::Values(DType::F32, DType::F16, DType::BF16)),
                          [](const auto& info) {
                            return std::string(isa_name(std::get<0>(info.param))) + "_" +
@@ -752,8 +788,12 @@ TEST(Isa, NamesAndScalarAlwaysSupported) {
   EXPECT_STREQ(isa_name(Isa::Avx2), "avx2");
   EXPECT_STREQ(isa_name(Isa::Avx512), "avx512");
   EXPECT_STREQ(isa_name(Isa::Avx512Bf16), "avx512_bf16");
+  EXPECT_STREQ(isa_name(Isa::Amx), "amx");
   EXPECT_TRUE(isa_supported(Isa::Scalar));
   // Each level includes the ones below it.
+  if (isa_supported(Isa::Amx)) {
+    EXPECT_TRUE(isa_supported(Isa::Avx512Bf16));
+  }
   if (isa_supported(Isa::Avx512Bf16)) {
     EXPECT_TRUE(isa_supported(Isa::Avx512));
   }
@@ -773,7 +813,7 @@ TEST(Isa, DetectPicksTheBestSupportedWithoutOverride) {
 }
 
 TEST(Isa, OverrideMayLowerTheChoice) {
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx}) {
     if (!isa_supported(isa)) continue;
     const ScopedIsaEnv env(isa_name(isa));
     EXPECT_EQ(detect_isa(), isa);
@@ -791,21 +831,21 @@ TEST(Isa, OverrideRejectsUnknownValuesWithAClearMessage) {
     const std::string message = e.what();
     EXPECT_NE(message.find("LLM_ISA"), std::string::npos) << message;
     EXPECT_NE(message.find("avx1024"), std::string::npos) << message;
-    EXPECT_NE(message.find("scalar, avx2, avx512 or avx512_bf16"), std::string::npos) << message;
+    EXPECT_NE(message.find("scalar, avx2, avx512, avx512_bf16 or amx"), std::string::npos) << message;
   }
 }
 
 TEST(Isa, OverrideRejectsMoreThanTheCpuHas) {
-  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx}) {
     if (isa_supported(isa)) continue;
     const ScopedIsaEnv env(isa_name(isa));
     EXPECT_THROW(detect_isa(), Error) << isa_name(isa);
   }
-  if (isa_supported(Isa::Avx512Bf16)) std::cout << "[          ] every ISA is supported here; nothing to reject\n";
+  if (isa_supported(Isa::Amx)) std::cout << "[          ] every ISA is supported here; nothing to reject\n";
 }
 
 TEST(Isa, MatmulRejectsAnIsaTheCpuLacks) {
-  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16}) {
+  for (Isa isa : {Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Amx}) {
     if (isa_supported(isa)) continue;
     const std::vector<float> weights(4);
     float x[2] = {1, 2};

@@ -222,6 +222,12 @@ void write_float32_checkpoint(const TinyHfModel& hf, const TempDir& dir) {
   convert_hf_checkpoint({dir.path() / "hf", dir.path() / "float", DType::F32, {}});
 }
 
+// The engine's int4 kernel with LLM_ISA=amx (kernels.h, Int4Tiles) rounds activations to bfloat16,
+// 2^-9 relative each: logits then sit about 0.5% from a float32-activation reference instead of
+// 1e-5. Tests of the model against such a reference allow for it in that configuration.
+bool int4_rounds_activations() { return kernels::detect_isa() == kernels::Isa::Amx; }
+constexpr double kBf16ActivationsTolerance = 2e-2;
+
 class QuantizedCheckpoint : public ::testing::TestWithParam<QuantMethod> {};
 
 TEST_P(QuantizedCheckpoint, LoadsQuantizedAndMatchesTheDequantisedReference) {
@@ -240,7 +246,8 @@ TEST_P(QuantizedCheckpoint, LoadsQuantizedAndMatchesTheDequantisedReference) {
   EXPECT_EQ(config.quantization.algo, int8 ? QuantAlgo::W8A16 : QuantAlgo::W4A16_AWQ);
   EXPECT_TRUE(config.quantization.excludes("lm_head"));
   auto model = LlamaModel::load(options.out_dir, {2});
-  EXPECT_EQ(model->linear(0, Linear::Qkv).format, int8 ? kernels::WeightFormat::Int8 : kernels::WeightFormat::Int4);
+  const auto int4_format = int4_rounds_activations() ? kernels::WeightFormat::Int4Tiles : kernels::WeightFormat::Int4;
+  EXPECT_EQ(model->linear(0, Linear::Qkv).format, int8 ? kernels::WeightFormat::Int8 : int4_format);
 
   // Quantized weights stay quantized in memory: a quarter (int8) or about an eighth (int4) of float32.
   auto float_model = LlamaModel::load(dir.path() / "float", {2});
@@ -248,7 +255,8 @@ TEST_P(QuantizedCheckpoint, LoadsQuantizedAndMatchesTheDequantisedReference) {
 
   load_dequantised_into(hf, options.out_dir);
   const auto reference = hf.reference_logits(kTokens);
-  EXPECT_LT(relative_error(all_logits(*model, kTokens), reference), 1e-4);
+  EXPECT_LT(relative_error(all_logits(*model, kTokens), reference),
+            !int8 && int4_rounds_activations() ? kBf16ActivationsTolerance : 1e-4);
   // ... and quantization changed the model, so the comparison above is not float against float.
   EXPECT_GT(relative_error(all_logits(*float_model, kTokens), reference), 1e-4);
 }
@@ -375,7 +383,8 @@ TEST(AutoAwqCheckpoint, ConvertsToW4A16WithZeroPointsAndMatchesTheDequantisedRef
     if (name.find("_proj.weight") == std::string::npos)
       for (float& v : values) v = fp16_to_f32(f32_to_fp16(v));
   }
-  EXPECT_LT(relative_error(all_logits(*model, kTokens), hf.reference_logits(kTokens, DType::F16)), 1e-4);
+  EXPECT_LT(relative_error(all_logits(*model, kTokens), hf.reference_logits(kTokens, DType::F16)),
+            int4_rounds_activations() ? kBf16ActivationsTolerance : 1e-4);
 
   config["quantization_config"]["version"] = "gemv";
   write_json_file(dir.path() / "awq" / "config.json", config);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "common/error.h"
@@ -31,6 +32,7 @@ bool worth_splitting(size_t m, const WeightView& w) {
 
 detail::MatmulRowsFn matmul_rows_for(Isa isa) {
   switch (isa) {
+    case Isa::Amx:         // its own kernel is for Int4Tiles only (see matmul)
     case Isa::Avx512Bf16:  // its own kernel is for Int4 only (see matmul)
     case Isa::Avx512: return detail::matmul_rows_avx512;
     case Isa::Avx2: return detail::matmul_rows_avx2;
@@ -54,7 +56,8 @@ size_t int4_padded_columns(size_t cols, size_t group_size) {
 size_t int4_groups(size_t cols, size_t group_size) { return (cols + group_size - 1) / group_size; }
 
 size_t WeightView::padded_cols() const {
-  return format == WeightFormat::Int4 && group_size != 0 ? int4_padded_columns(cols, group_size) : cols;
+  const bool int4 = format == WeightFormat::Int4 || format == WeightFormat::Int4Tiles;
+  return int4 && group_size != 0 ? int4_padded_columns(cols, group_size) : cols;
 }
 
 size_t WeightView::groups() const { return group_size == 0 ? 0 : int4_groups(cols, group_size); }
@@ -63,9 +66,66 @@ size_t WeightView::row_bytes() const {
   switch (format) {
     case WeightFormat::Float: return cols * dtype_size(dtype);
     case WeightFormat::Int8: return cols;
-    case WeightFormat::Int4: return padded_cols() / 2;
+    case WeightFormat::Int4:
+    case WeightFormat::Int4Tiles: return padded_cols() / 2;  // Int4Tiles: on average; rows are interleaved
   }
   return 0;
+}
+
+namespace {
+
+size_t int4_tile_rows(size_t rows) { return (rows + kInt4TileRows - 1) / kInt4TileRows * kInt4TileRows; }
+
+// Where the code of (row, col) lies in Int4Tiles (see kernels.h): its byte and whether it is the high nibble.
+std::pair<size_t, bool> int4_tiles_place(size_t padded_cols, size_t row, size_t col) {
+  const size_t block = row / kInt4TileRows, n = row % kInt4TileRows;
+  const size_t tile = col / 32, within = col % 32;
+  const size_t p = within / 2, h = within % 2;
+  const size_t chunk = p / 4, r = p % 4;
+  const size_t element = 2 * n + h;
+  const size_t byte = (block * (padded_cols / 32) + tile) * 256 + chunk * 64 + 16 * (element / 8) + element % 8 +
+                      (r % 2 == 1 ? 8 : 0);
+  return {byte, r >= 2};
+}
+
+}  // namespace
+
+Int4TilesSize int4_tiles_size(const WeightView& int4) {
+  const size_t rows = int4_tile_rows(int4.rows);
+  const size_t groups = int4.groups();
+  return {rows * int4.padded_cols() / 2, rows * groups * sizeof(uint16_t), int4.zeros != nullptr ? rows * groups : 0};
+}
+
+WeightView repack_int4_tiles(const WeightView& int4, uint8_t* codes, uint16_t* scales, uint8_t* zeros) {
+  if (int4.format != WeightFormat::Int4) throw Error("repack_int4_tiles: the matrix is not in the Int4 format");
+  const size_t padded = int4.padded_cols();
+  const size_t groups = int4.groups();
+  const size_t rows = int4_tile_rows(int4.rows);
+  const Int4TilesSize size = int4_tiles_size(int4);
+  std::fill(codes, codes + size.codes, uint8_t{0});
+  for (size_t r = 0; r < int4.rows; ++r) {
+    const auto* row = static_cast<const uint8_t*>(int4.data) + r * int4.row_bytes();
+    for (size_t c = 0; c < padded; ++c) {
+      const auto [byte, high] = int4_tiles_place(padded, r, c);
+      const uint8_t code = int4_code(row, c);
+      codes[byte] = static_cast<uint8_t>(high ? (codes[byte] & 0x0F) | (code << 4) : (codes[byte] & 0xF0) | code);
+    }
+  }
+  // Scales and zeros by blocks of 16 rows: [block][group][row in block]; padding rows get 0.
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t g = 0; g < groups; ++g) {
+      const size_t to = ((r / kInt4TileRows) * groups + g) * kInt4TileRows + r % kInt4TileRows;
+      const bool real = r < int4.rows;
+      scales[to] = real ? int4.scales[r * groups + g] : uint16_t{0};
+      if (zeros != nullptr) zeros[to] = real && int4.zeros != nullptr ? int4.zeros[r * groups + g] : kInt4SymmetricZero;
+    }
+  }
+  WeightView tiles = int4;
+  tiles.format = WeightFormat::Int4Tiles;
+  tiles.data = codes;
+  tiles.scales = scales;
+  tiles.zeros = int4.zeros != nullptr ? zeros : nullptr;
+  return tiles;
 }
 
 namespace {
@@ -83,6 +143,7 @@ void check_weights(const WeightView& w) {
       if (w.scales == nullptr) throw Error("matmul: int8 weights need per-row scales");
       return;
     case WeightFormat::Int4:
+    case WeightFormat::Int4Tiles:
       if (!int4_group_size_supported(w.group_size))
         throw_error("matmul: int4 group size must be 32, 64 or a multiple of 128, got ", w.group_size);
       if (w.scales == nullptr) throw Error("matmul: int4 weights need per-group scales");
@@ -92,8 +153,17 @@ void check_weights(const WeightView& w) {
 }
 
 float int4_weight(const WeightView& w, size_t row, size_t col) {
-  const uint8_t code = int4_code(static_cast<const uint8_t*>(w.data) + row * w.row_bytes(), col);
-  const size_t index = row * w.groups() + col / w.group_size;
+  uint8_t code = 0;
+  size_t index = 0;
+  if (w.format == WeightFormat::Int4Tiles) {
+    const auto [byte, high] = int4_tiles_place(w.padded_cols(), row, col);
+    const uint8_t pair = static_cast<const uint8_t*>(w.data)[byte];
+    code = high ? pair >> 4 : pair & 0x0F;
+    index = ((row / kInt4TileRows) * w.groups() + col / w.group_size) * kInt4TileRows + row % kInt4TileRows;
+  } else {
+    code = int4_code(static_cast<const uint8_t*>(w.data) + row * w.row_bytes(), col);
+    index = row * w.groups() + col / w.group_size;
+  }
   const float zero = w.zeros != nullptr ? w.zeros[index] : static_cast<float>(kInt4SymmetricZero);
   return (static_cast<float>(code) - zero) * fp16_to_f32(w.scales[index]);
 }
@@ -124,6 +194,24 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
     }
     ctx.pool->parallel_for(w.rows, kRowsPerChunkMultiple, matmul_rows);
   };
+  if (w.format == WeightFormat::Int4Tiles) {
+    if (ctx.isa != Isa::Amx) {
+      throw_error("matmul: Int4Tiles weights need the amx kernels, not ", isa_name(ctx.isa),
+                  " (repack_int4_tiles is for engines running on Isa::Amx)");
+    }
+    // x as bfloat16 rows and group sums, once per call; per calling thread like the scaled copy.
+    thread_local std::vector<uint16_t> values;
+    thread_local std::vector<float> group_sums;
+    const size_t padded = w.padded_cols();
+    values.resize(m * padded);
+    group_sums.resize(m * w.groups());
+    detail::int4_amx_prepare_input(x, m, w, values.data(), group_sums.data());
+    const detail::Int4AmxInput input{values.data(), group_sums.data(), padded};
+    run_rows([&](size_t row_begin, size_t row_end) {
+      detail::matmul_rows_int4_amx(input, m, w, y, row_begin, row_end);
+    });
+    return;
+  }
   if (ctx.isa == Isa::Avx512Bf16 && detail::int4_bf16_applies(w)) {
     // x in the kernel's bfloat16 order, once per call; per calling thread like the scaled copy.
     thread_local std::vector<uint16_t> values;
@@ -150,7 +238,7 @@ void weight_row_to_f32(const WeightView& w, size_t row, float* out) {
     for (size_t c = 0; c < w.cols; ++c) out[c] = static_cast<float>(codes[c]) * scale;
     return;
   }
-  if (w.format == WeightFormat::Int4) {
+  if (w.format == WeightFormat::Int4 || w.format == WeightFormat::Int4Tiles) {
     check_weights(w);
     for (size_t c = 0; c < w.cols; ++c) out[c] = int4_weight(w, row, c);
     return;
@@ -202,6 +290,7 @@ void check_paged_rows(const PagedRows& rows, const char* kernel) {
 
 float dot(Isa isa, const float* a, const float* b, size_t n) {
   switch (isa) {
+    case Isa::Amx:
     case Isa::Avx512Bf16:
     case Isa::Avx512: return detail::dot_avx512(a, b, n);
     case Isa::Avx2: return detail::dot_avx2(a, b, n);
@@ -214,6 +303,7 @@ void attention_scores(Isa isa, const float* q, const PagedRows& keys, size_t hea
                       float* scores) {
   check_paged_rows(keys, "attention_scores");
   switch (isa) {
+    case Isa::Amx:
     case Isa::Avx512Bf16:
     case Isa::Avx512: return detail::attention_scores_avx512(q, keys, head_size, count, scale, scores);
     case Isa::Avx2: return detail::attention_scores_avx2(q, keys, head_size, count, scale, scores);
@@ -226,6 +316,7 @@ void attention_values(Isa isa, const float* weights, const PagedRows& values, si
                       float* out) {
   check_paged_rows(values, "attention_values");
   switch (isa) {
+    case Isa::Amx:
     case Isa::Avx512Bf16:
     case Isa::Avx512: return detail::attention_values_avx512(weights, values, head_size, count, out);
     case Isa::Avx2: return detail::attention_values_avx2(weights, values, head_size, count, out);

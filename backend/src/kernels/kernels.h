@@ -11,13 +11,16 @@
 namespace llm::kernels {
 
 // Each level includes the ones before it. Avx512Bf16 adds AVX512_BF16 dot products, which only the
-// Int4 kernel for groups of whole 128-column blocks uses (see WeightFormat::Int4).
-enum class Isa : uint8_t { Scalar, Avx2, Avx512, Avx512Bf16 };
+// Int4 kernel for groups of whole 128-column blocks uses (see WeightFormat::Int4). Amx adds Intel's
+// AMX tiles (AMX-TILE, AMX-BF16, and the OS's permission to use them), which the Int4Tiles kernel
+// uses; everything else runs on the AVX-512 kernels there.
+enum class Isa : uint8_t { Scalar, Avx2, Avx512, Avx512Bf16, Amx };
 
-// The instruction set to use: the widest this CPU and OS support, except that Avx512Bf16 is chosen
-// only where bfloat16 dot products are fast (bf16_dot_products_fast). The environment variable
-// LLM_ISA (scalar | avx2 | avx512 | avx512_bf16) selects any supported level instead, e.g. to test
-// the fallbacks; asking for more than the CPU has is an Error.
+// The instruction set to use: the widest this CPU and OS support, except that Amx is never the
+// default (a choice between throughput and single-stream speed, see cpu_features.cpp) and
+// Avx512Bf16 is chosen only where bfloat16 dot products are fast (bf16_dot_products_fast). The environment variable
+// LLM_ISA (scalar | avx2 | avx512 | avx512_bf16 | amx) selects any supported level instead, e.g.
+// to test the fallbacks; asking for more than the CPU has is an Error.
 Isa detect_isa();
 const char* isa_name(Isa isa);
 // True when this CPU can run kernels built for `isa`.
@@ -44,6 +47,17 @@ enum class WeightFormat : uint8_t {
   // group's scale and zero point applied to each block's float32 sum: A16 with bfloat16
   // activations, as TensorRT-LLM's W4A16 runs them in bfloat16 models. Elsewhere x stays float32.
   Int4,
+  // W4A16 as Int4, repacked for AMX tiles (Isa::Amx only; repack_int4_tiles makes it from Int4).
+  // Rows are padded to whole blocks of 16 (kInt4TileRows) and columns as Int4's. For each block of
+  // 16 rows and each 32 columns (a tile of K), 256 bytes hold the 512 codes as four chunks of 64
+  // bytes; chunk q gives tile rows p = 4q .. 4q + 3 of AMX's pair layout (tile row p, element
+  // 2n + h: row n, column 2p + h). In a chunk, byte 16L + j (L = 0..3, j = 0..7) holds element
+  // 8L + j of tile row 4q in its low nibble and of 4q + 2 in its high nibble, byte 16L + 8 + j the
+  // same element of tile rows 4q + 1 and 4q + 3: two ANDs, a shift and four byte unpacks with the
+  // constant 0x43 turn a chunk into four tile rows of exact bfloat16 values 128 + u. Scales are fp16
+  // [row block][group][16 rows] and zeros (when present) [row block][group][16 rows], so that a
+  // group's 16 values load as one vector. x is rounded to bfloat16 as for Avx512Bf16's kernel.
+  Int4Tiles,
 };
 
 // A weight matrix of shape (rows = out features, cols = in features), as in TensorRT-LLM
@@ -56,6 +70,7 @@ struct WeightView {
   WeightFormat format = WeightFormat::Float;
   const uint16_t* scales = nullptr;   // fp16 bits; Int8: [rows], Int4: [rows][groups()] (no padding groups)
   const uint8_t* zeros = nullptr;     // Int4: [rows][groups()] zero points; null: symmetric (8)
+                                      // (Int4Tiles: both by blocks of 16 rows, see there)
   size_t group_size = 0;              // Int4
   const float* input_scale = nullptr;  // [cols]: x is multiplied by it first (AWQ's pre-quant scale)
 
@@ -75,6 +90,18 @@ bool int4_group_size_supported(size_t group_size);
 size_t int4_padded_columns(size_t cols, size_t group_size);
 // Groups that hold real columns: ceil(cols / group_size) (scales and zeros have no padding groups).
 size_t int4_groups(size_t cols, size_t group_size);
+// Rows per block of Int4Tiles (AMX tiles are 16 rows of 64 bytes).
+inline constexpr size_t kInt4TileRows = 16;
+// Bytes of an Int4Tiles matrix's codes, scales (fp16) and zeros (when it has zero points).
+struct Int4TilesSize {
+  size_t codes = 0;
+  size_t scales = 0;
+  size_t zeros = 0;
+};
+Int4TilesSize int4_tiles_size(const WeightView& int4);
+// Repacks an Int4 matrix (codes, scales and zeros as stored) into Int4Tiles at the given places
+// (zeros only when int4.zeros is set); returns the Int4Tiles view of them (input_scale kept).
+WeightView repack_int4_tiles(const WeightView& int4, uint8_t* codes, uint16_t* scales, uint8_t* zeros);
 // The code of column `col` in a row of Int4 blocks.
 inline uint8_t int4_code(const uint8_t* row, size_t col) {
   const size_t within = col % kInt4BlockColumns;

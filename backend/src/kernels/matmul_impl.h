@@ -40,6 +40,19 @@ void int4_bf16_prepare_input(const float* x, size_t m, const WeightView& w, uint
 void matmul_rows_int4_bf16(const Int4Bf16Input& x, size_t m, const WeightView& w, float* y, size_t row_begin,
                            size_t row_end);
 
+// The AMX Int4Tiles kernel (kernels.h, WeightFormat::Int4Tiles). Its input is x prepared once per
+// matmul call: each row rounded to bfloat16 (to nearest even) in column order, zero beyond cols up
+// to padded_cols, and the float sum of each group's rounded values (with which the kernel subtracts
+// its codes' bias and zero point). row_begin is a multiple of kInt4TileRows.
+struct Int4AmxInput {
+  const uint16_t* values = nullptr;  // [m][padded_cols]
+  const float* group_sums = nullptr;  // [m][groups]
+  size_t padded_cols = 0;
+};
+void int4_amx_prepare_input(const float* x, size_t m, const WeightView& w, uint16_t* values, float* group_sums);
+void matmul_rows_int4_amx(const Int4AmxInput& x, size_t m, const WeightView& w, float* y, size_t row_begin,
+                          size_t row_end);
+
 float dot_scalar(const float* a, const float* b, size_t n);
 float dot_avx2(const float* a, const float* b, size_t n);
 float dot_avx512(const float* a, const float* b, size_t n);

@@ -134,23 +134,29 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::filesystem::path& checkp
     *target = kernels::WeightView{t.dtype, nullptr, rows, cols};
     plan.add_copy(t.bytes, [target](const uint8_t* placed) { target->data = placed; });
   };
-  // A float tensor of scales, kept as fp16 bits like the kernels read them.
-  auto fp16_scales = [&](const std::string& name, std::vector<size_t> shape, const uint16_t** target) {
+  // A float tensor of scales as the fp16 bits the kernels read; every scale must be a finite fp16.
+  auto checked_scale_tensor = [&](const std::string& name, std::vector<size_t> shape) -> const TensorView& {
     const TensorView& t = file.get(name, shape);
     if (!is_float_dtype(t.dtype)) throw_error(where, ": tensor ", name, " must be a float tensor of scales");
+    return t;
+  };
+  auto write_fp16_scales = [where](const TensorView& t, const std::string& name, uint16_t* bits) {
+    for (size_t i = 0; i < t.numel(); ++i) {
+      const float value = element_as_f32(t, i);
+      bits[i] = f32_to_fp16(value);
+      if (!std::isfinite(value) || !std::isfinite(fp16_to_f32(bits[i])))
+        throw_error(where, ": tensor ", name, " holds a scale (", value, ") that is not a finite float16");
+    }
+  };
+  auto fp16_scales = [&](const std::string& name, std::vector<size_t> shape, const uint16_t** target) {
+    const TensorView& t = checked_scale_tensor(name, std::move(shape));
     plan.add(
         t.numel() * sizeof(uint16_t),
-        [&t, name, where](uint8_t* out) {
-          auto* bits = reinterpret_cast<uint16_t*>(out);
-          for (size_t i = 0; i < t.numel(); ++i) {
-            const float value = element_as_f32(t, i);
-            bits[i] = f32_to_fp16(value);
-            if (!std::isfinite(value) || !std::isfinite(fp16_to_f32(bits[i])))
-              throw_error(where, ": tensor ", name, " holds a scale (", value, ") that is not a finite float16");
-          }
-        },
+        [&t, name, &write_fp16_scales](uint8_t* out) { write_fp16_scales(t, name, reinterpret_cast<uint16_t*>(out)); },
         [target](const uint8_t* placed) { *target = reinterpret_cast<const uint16_t*>(placed); });
   };
+  // On AMX, Int4 matrices are kept repacked for its kernel (kernels.h, WeightFormat::Int4Tiles).
+  const bool int4_tiles = model->context_.isa == kernels::Isa::Amx;
   auto quantized_matrix = [&](const std::string& module, size_t rows, size_t cols, kernels::WeightView* target) {
     if (quant.algo == QuantAlgo::None || quant.excludes(module)) {
       float_matrix(module + ".weight", rows, cols, target);
@@ -177,15 +183,43 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::filesystem::path& checkp
     expect_int8_bytes(t);
     *target = kernels::WeightView{DType::U8, nullptr, rows, cols, kernels::WeightFormat::Int4};
     target->group_size = group;
-    plan.add_copy(t.bytes, [target](const uint8_t* placed) { target->data = placed; });
-    fp16_scales(module + ".weights_scaling_factor", {rows, groups}, &target->scales);
+    const TensorView* zeros = nullptr;
     if (quant.has_zero_point) {
-      const TensorView& zeros = file.get(module + ".zero", {rows, groups});
-      if (zeros.dtype != DType::U8) throw_error(where, ": tensor ", module, ".zero must be U8 zero points");
-      for (uint8_t z : zeros.bytes) {
+      zeros = &file.get(module + ".zero", {rows, groups});
+      if (zeros->dtype != DType::U8) throw_error(where, ": tensor ", module, ".zero must be U8 zero points");
+      for (uint8_t z : zeros->bytes) {
         if (z > 15) throw_error(where, ": tensor ", module, ".zero holds ", int{z}, "; 4-bit zero points are 0..15");
       }
-      plan.add_copy(zeros.bytes, [target](const uint8_t* placed) { target->zeros = placed; });
+    }
+    if (int4_tiles) {
+      // Codes, scales and zeros repacked together into one piece of the arena.
+      const std::string scales_name = module + ".weights_scaling_factor";
+      const TensorView& scales = checked_scale_tensor(scales_name, {rows, groups});
+      kernels::WeightView blocks = *target;
+      blocks.data = t.bytes.data();
+      blocks.zeros = zeros != nullptr ? zeros->bytes.data() : nullptr;
+      const kernels::Int4TilesSize size = kernels::int4_tiles_size(blocks);
+      const auto cache_lines = [](size_t bytes) { return (bytes + 63) / 64 * 64; };
+      const size_t scales_at = cache_lines(size.codes), zeros_at = scales_at + cache_lines(size.scales);
+      plan.add(
+          zeros_at + size.zeros,
+          [blocks, &scales, scales_name, scales_at, zeros_at, &write_fp16_scales](uint8_t* out) mutable {
+            std::vector<uint16_t> scale_bits(scales.numel());
+            write_fp16_scales(scales, scales_name, scale_bits.data());
+            blocks.scales = scale_bits.data();
+            kernels::repack_int4_tiles(blocks, out, reinterpret_cast<uint16_t*>(out + scales_at),
+                                       blocks.zeros != nullptr ? out + zeros_at : nullptr);
+          },
+          [target, has_zeros = zeros != nullptr, scales_at, zeros_at](const uint8_t* placed) {
+            target->format = kernels::WeightFormat::Int4Tiles;
+            target->data = placed;
+            target->scales = reinterpret_cast<const uint16_t*>(placed + scales_at);
+            target->zeros = has_zeros ? placed + zeros_at : nullptr;
+          });
+    } else {
+      plan.add_copy(t.bytes, [target](const uint8_t* placed) { target->data = placed; });
+      fp16_scales(module + ".weights_scaling_factor", {rows, groups}, &target->scales);
+      if (zeros != nullptr) plan.add_copy(zeros->bytes, [target](const uint8_t* placed) { target->zeros = placed; });
     }
     if (quant.pre_quant_scale) {
       const TensorView& pre = file.get(module + ".prequant_scaling_factor", {cols});
