@@ -76,6 +76,13 @@ describe('llm backend on the dev server', () => {
     repository = new TempRepository()
       .add({ name: 'tiny', checkpointDir: tiny, decoupled: true, parameters: {} })
       .add({ name: 'tiny_unary', checkpointDir: tiny, decoupled: false })
+      // One sequence at a time, one waiting, a KV cache of 256 tokens.
+      .add({
+        name: 'tiny_limits',
+        checkpointDir: tiny,
+        decoupled: true,
+        parameters: { max_concurrent_requests: '1', max_queue_size: '1', max_tokens_in_paged_kv_cache: '256' },
+      })
       .add({ name: 'broken', checkpointDir: join(scratch, 'no-such-checkpoint'), decoupled: true });
     if (aidreamsHf) {
       aidreams = convert(aidreamsHf, join(scratch, 'aidreams-f32'), 'float32');
@@ -245,6 +252,50 @@ describe('llm backend on the dev server', () => {
     expect(results.get('bad')!.errors.join()).toContain('max_tokens');
     expect(results.get('good')!.errors).toEqual([]);
     expect(results.get('good')!.texts.join('')).toBe(cliGreedy(tiny, 'still fine', 5).text);
+  });
+
+  it('refuses what the engine can never run and, with a full queue, what cannot wait, naming the limit', async () => {
+    const request = (id: string, prompt: string, maxTokens: number): InferRequest => ({
+      ...textRequest('tiny_limits', prompt, maxTokens, [boolInput('stream', true)]),
+      id,
+      parameters: { triton_enable_empty_final_response: { bool_param: true } },
+    });
+    // 'a' runs; once it streams, 'b' waits in the queue (one place), 'c' finds it full, and 'big'
+    // needs more than the whole 256-token KV cache.
+    const errors = new Map<string, string[]>();
+    const finals = new Map<string, number>();
+    const texts = new Map<string, string>();
+    const call = client.stream();
+    await new Promise<void>((resolve, reject) => {
+      let followed = false;
+      call.on('data', (message: StreamResponse) => {
+        const id = message.infer_response?.id ?? '';
+        if (message.error_message) errors.set(id, [...(errors.get(id) ?? []), message.error_message]);
+        const response = message.infer_response;
+        if (response?.outputs.some((o) => o.name === 'text_output')) {
+          texts.set(id, (texts.get(id) ?? '') + decodeBytesRaw(output(response, 'text_output')).join(''));
+        }
+        if (response?.parameters?.['triton_final_response']?.bool_param === true || message.error_message) {
+          finals.set(id, (finals.get(id) ?? 0) + 1);
+        }
+        if (id === 'a' && !followed) {
+          followed = true;
+          for (const next of [request('b', 'The second', 5), request('c', 'The third', 5), request('big', 'Too long', 300)]) {
+            call.write(next);
+          }
+        }
+        if (['a', 'b', 'c', 'big'].every((k) => finals.has(k))) call.end();
+      });
+      call.on('error', reject);
+      call.on('end', () => resolve());
+      call.write(request('a', 'The first request', 200));
+    });
+    expect(errors.get('a')).toBeUndefined();
+    expect(errors.get('b')).toBeUndefined();
+    expect(texts.get('b')).toBe(cliGreedy(tiny, 'The second', 5).text);
+    expect(errors.get('c')?.join()).toMatch(/queue is full \(max_queue_size 1/);
+    expect(errors.get('big')?.join()).toContain('max_tokens_in_paged_kv_cache');
+    for (const id of ['a', 'b', 'c', 'big']) expect(finals.get(id), id).toBe(1);
   });
 
   it('refuses a decoupled model through unary ModelInfer', async () => {
