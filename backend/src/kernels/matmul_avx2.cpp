@@ -274,14 +274,6 @@ float dot_elements(const float* a, const typename Elements::Element* b, size_t n
   return horizontal_sum(_mm256_add_ps(sum0, sum1));
 }
 
-// The first row of block b of a paged head (kernels.h, PagedRows), and the rows of it in use.
-const std::byte* block_rows(const PagedRows& rows, size_t b) {
-  return rows.base + static_cast<size_t>(rows.blocks[b]) * rows.block_stride;
-}
-size_t rows_in_block(const PagedRows& rows, size_t first, size_t count) {
-  return count - first < rows.tokens_per_block ? count - first : rows.tokens_per_block;
-}
-
 template <class Elements>
 void attention_scores_elements(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
                                float* scores) {

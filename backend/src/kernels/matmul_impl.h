@@ -71,6 +71,16 @@ void attention_values_avx2(const float* weights, const PagedRows& values, size_t
 void attention_values_avx512(const float* weights, const PagedRows& values, size_t head_size, size_t count,
                              float* out);
 
+// The first row of block b of a paged head (kernels.h, PagedRows), and how many of its rows hold
+// positions below `count` when the block starts at position `first`. `static`: each ISA file gets
+// its own copy, compiled with its own flags (see the top of this file).
+static inline const std::byte* block_rows(const PagedRows& rows, size_t b) {
+  return rows.base + static_cast<size_t>(rows.blocks[b]) * rows.block_stride;
+}
+static inline size_t rows_in_block(const PagedRows& rows, size_t first, size_t count) {
+  return count - first < rows.tokens_per_block ? count - first : rows.tokens_per_block;
+}
+
 // Rows of x that share each loaded weight vector in prefill.
 inline constexpr size_t kPrefillInputRows = 4;
 // Bytes of x kept resident in L2 while groups of weight rows stream past them in prefill.
