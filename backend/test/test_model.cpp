@@ -258,6 +258,20 @@ struct GenerationSetup {
   Tokenizer tokenizer;
 };
 
+TEST(Cli, NumbersThatDoNotFitAreRefusedNotWrapped) {
+  TempDir dir;
+  ASSERT_EQ(write_fake_llama_tokenizer(dir.path()), dir.path() / "tokenizer.model");  // the checkpoint's tokenizer
+  const std::string command = std::string(LLM_CLI_PATH) + " generate --checkpoint " + dir.path().string() +
+                              " --prompt hi --max-tokens 3000000000 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[512];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  EXPECT_NE(::pclose(pipe), 0);
+  EXPECT_NE(output.find("--max-tokens must be at most 2147483647"), std::string::npos) << output;
+}
+
 TEST(Generation, ContextOverflowIsAClearError) {
   GenerationSetup setup(9);  // context 64, vocab 64: the tokenizer is only needed for decoding here
   SchedulerOptions options;

@@ -331,6 +331,21 @@ TEST_F(RequestParserTest, EveryBadInputIsNamed) {
   EXPECT_NE(error({{"input_ids", i32({1, 2})}, {"input_lengths", i32({5})}, {"request_output_len", i32({3})}})
                 .find("input 'input_lengths'"),
             std::string::npos);
+  // Every string input is UTF-8, and the error names the input that is not.
+  for (const char* words : {"bad_words", "stop_words", "embedding_bias_words"}) {
+    EXPECT_NE(error(with(words, bytes_tensor({"fine", "\xc3"}))).find(std::string("input '") + words + "': " + words +
+                                                                         " is not valid UTF-8"),
+              std::string::npos)
+        << words;
+  }
+  // A shape whose element count overflows 64 bits is the client's error, not a failed allocation.
+  InputTensor huge = i32({1, 2});
+  huge.shape = {1, (int64_t{1} << 62) + 1, 4};
+  EXPECT_NE(error({{"input_ids", huge}, {"request_output_len", i32({3})}}).find("input 'input_ids': has a shape whose element count overflows 64 bits"),
+            std::string::npos);
+  InputTensor negative = i32({5});
+  negative.shape = {-1};
+  EXPECT_NE(error(with("max_tokens", negative)).find("input 'max_tokens': has a negative dimension"), std::string::npos);
 }
 
 TEST_F(RequestParserTest, StopRequest) {

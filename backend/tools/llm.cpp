@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -94,22 +95,32 @@ class Args {
   T number(const std::string& name, T fallback) const {
     if (!has(name)) return fallback;
     const std::string text = get(name);
+    bool in_range = true;
+    T value{};
     try {
       size_t used = 0;
-      T value;
       if constexpr (std::is_floating_point_v<T>) {
         value = static_cast<T>(std::stod(text, &used));
       } else if constexpr (std::is_unsigned_v<T>) {
         if (!text.empty() && text[0] == '-') throw std::invalid_argument("negative");
-        value = static_cast<T>(std::stoull(text, &used));
+        const unsigned long long parsed = std::stoull(text, &used);
+        in_range = parsed <= std::numeric_limits<T>::max();
+        value = static_cast<T>(parsed);
       } else {
-        value = static_cast<T>(std::stoll(text, &used));
+        const long long parsed = std::stoll(text, &used);
+        in_range = parsed >= std::numeric_limits<T>::min() && parsed <= std::numeric_limits<T>::max();
+        value = static_cast<T>(parsed);
       }
       if (used != text.size()) throw std::invalid_argument("trailing characters");
-      return value;
     } catch (const std::logic_error&) {
       throw_error("--", name, " expects a number, got '", text, "'");
     }
+    // A number that does not fit is refused, not wrapped (--max-tokens 3000000000 is not negative).
+    if (!in_range) {
+      throw_error("--", name, " must be at most ", +std::numeric_limits<T>::max(), " (and at least ",
+                  +std::numeric_limits<T>::min(), "), got ", text);
+    }
+    return value;
   }
 
   bool help = false;

@@ -96,7 +96,7 @@ std::string dims_to_string(std::span<const int64_t> dims) {
 int64_t element_count(std::span<const int64_t> dims) noexcept {
   int64_t count = 1;
   for (int64_t d : dims) {
-    if (d < 0) {
+    if (d < 0 || (d != 0 && count > INT64_MAX / d)) {
       return -1;
     }
     count *= d;

@@ -26,7 +26,7 @@ const char* config_datatype_name(inference::DataType type) noexcept;
 
 // Triton's rendering of a shape: "[1,3,-1]".
 std::string dims_to_string(std::span<const int64_t> dims);
-// Product of the dimensions, or -1 when any of them is a wildcard (-1).
+// Product of the dimensions, or -1 when any of them is a wildcard (-1) or the product overflows.
 int64_t element_count(std::span<const int64_t> dims) noexcept;
 
 }  // namespace llm_server

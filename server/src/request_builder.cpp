@@ -1,6 +1,7 @@
 #include "request_builder.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <set>
 
@@ -444,14 +445,21 @@ std::unique_ptr<InferenceRequest> build_inference_request(inference::ModelInferR
     input.shape = std::move(shape);
 
     const int64_t elements = element_count(original);
+    if (elements < 0) {
+      invalid(prefix + "the shape " + dims_to_string(original) + " of input '" + input.name +
+              "' for model '" + model_name + "' holds more elements than 64 bits can count");
+    }
     if (input.datatype == TRITONSERVER_TYPE_BYTES) {
       validate_bytes_elements(input, elements, model_name, prefix);
     } else {
-      const uint64_t expected_bytes =
-          static_cast<uint64_t>(elements) * datatype_byte_size(input.datatype);
-      if (expected_bytes != input.data.size()) {
+      // Compared without overflow: a huge shape must not wrap around to the bytes sent.
+      const uint64_t element_bytes = datatype_byte_size(input.datatype);
+      const bool fits = element_bytes == 0 || static_cast<uint64_t>(elements) <= UINT64_MAX / element_bytes;
+      const uint64_t expected_bytes = fits ? static_cast<uint64_t>(elements) * element_bytes : 0;
+      if (!fits || expected_bytes != input.data.size()) {
         invalid(prefix + "input byte size mismatch for input '" + input.name + "' for model '" +
-                model_name + "'. Expected " + std::to_string(expected_bytes) + ", got " +
+                model_name + "'. Expected " +
+                (fits ? std::to_string(expected_bytes) : std::string("more than 2^64")) + ", got " +
                 std::to_string(input.data.size()));
       }
     }

@@ -563,6 +563,15 @@ TEST_F(ServerTest, ValidationErrorsNameTheInput) {
                 "[request id: <id_unknown>] input byte size mismatch for input 'AUX' for model "
                 "'echo'. Expected 8, got 4");
 
+  // A shape whose byte size wraps around 64 bits to the bytes sent is still a mismatch.
+  ModelInferRequest wrapping;
+  wrapping.set_model_name("minimal");
+  add_input(wrapping, "IN", "FP32", {int64_t{1} << 62});
+  wrapping.add_raw_input_contents(std::string());
+  EXPECT_STATUS(infer(*stub_, wrapping, &response), invalid,
+                "[request id: <id_unknown>] input byte size mismatch for input 'IN' for model "
+                "'minimal'. Expected more than 2^64, got 0");
+
   ModelInferRequest both = text_request("echo", {"x"});
   add_input(both, "AUX", "INT32", {2});
   both.add_raw_input_contents(std::string(8, '\0'));

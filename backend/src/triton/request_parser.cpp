@@ -25,18 +25,25 @@ std::vector<std::string> decode_bytes_elements(const std::string& data, const st
 
 namespace {
 
-int64_t element_count(const InputTensor& t) {
+// The elements a tensor's shape holds; a negative dimension or a count beyond 64 bits is the
+// client's error, named.
+int64_t element_count(const std::string& name, const InputTensor& t) {
   int64_t n = 1;
-  for (int64_t d : t.shape) n *= d;
+  for (int64_t d : t.shape) {
+    if (d < 0) throw InvalidInput(name, "has a negative dimension (" + std::to_string(d) + ") in its shape");
+    if (d != 0 && n > INT64_MAX / d) throw InvalidInput(name, "has a shape whose element count overflows 64 bits");
+    n *= d;
+  }
   return n;
 }
 
 // The tensor read as numbers of any integer/float dtype (clients differ: INT32 vs UINT32 vs INT64).
 std::vector<double> numbers(const std::string& name, const InputTensor& t) {
-  const int64_t n = element_count(t);
+  const int64_t n = element_count(name, t);
   auto read = [&](auto type_tag) {
     using T = decltype(type_tag);
-    if (t.data.size() != static_cast<size_t>(n) * sizeof(T))
+    // The shape's byte size is compared without overflow: a huge shape with few bytes is a mismatch.
+    if (static_cast<uint64_t>(n) > t.data.size() / sizeof(T) || t.data.size() != static_cast<size_t>(n) * sizeof(T))
       throw InvalidInput(name, "holds " + std::to_string(t.data.size()) + " bytes, which does not match its shape");
     std::vector<double> out(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
@@ -80,8 +87,8 @@ class Inputs {
 
   double scalar(const std::string& name) const {
     const InputTensor& t = *find(name);
-    if (element_count(t) != 1)
-      throw InvalidInput(name, "must hold exactly one value (shape [1] or [1, 1]), got " + std::to_string(element_count(t)));
+    if (const int64_t n = element_count(name, t); n != 1)
+      throw InvalidInput(name, "must hold exactly one value (shape [1] or [1, 1]), got " + std::to_string(n));
     return numbers(name, t)[0];
   }
   bool boolean(const std::string& name) const {
@@ -105,8 +112,15 @@ class Inputs {
     const InputTensor& t = *find(name);
     if (t.datatype != TRITONSERVER_TYPE_BYTES) throw InvalidInput(name, "must be BYTES (strings)");
     auto elements = decode_bytes_elements(t.data, name);
-    if (static_cast<int64_t>(elements.size()) != element_count(t))
+    if (static_cast<int64_t>(elements.size()) != element_count(name, t))
       throw InvalidInput(name, "holds " + std::to_string(elements.size()) + " strings, which does not match its shape");
+    for (const auto& element : elements) {
+      try {
+        validate_utf8(element, name);
+      } catch (const Error& e) {
+        throw InvalidInput(name, e.what());
+      }
+    }
     return elements;
   }
 
@@ -169,11 +183,6 @@ ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& li
     if (texts.size() != 1) throw InvalidInput("text_input", "must hold exactly one prompt, got " + std::to_string(texts.size()));
     r.prompt_text = texts[0];
     if (r.prompt_text.empty()) throw InvalidInput("text_input", "the prompt is empty");
-    try {
-      validate_utf8(r.prompt_text, "text_input");
-    } catch (const Error& e) {
-      throw InvalidInput("text_input", e.what());
-    }
     g.prompt_ids = tokenizer.encode(r.prompt_text, true);
   } else {
     const auto ids = numbers("input_ids", *in.find("input_ids"));
@@ -229,7 +238,7 @@ ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& li
   if (in.find("frequency_penalty")) s.frequency_penalty = in.real("frequency_penalty", -1e6, 1e6, "a finite number");
   if (const char* name = in.present({"random_seed", "seed"})) {
     const InputTensor& t = *in.find(name);
-    if (element_count(t) != 1 || t.data.size() != 8)
+    if (element_count(name, t) != 1 || t.data.size() != 8)
       throw InvalidInput(name, "must hold one UINT64 or INT64 value");
     std::memcpy(&s.seed, t.data.data(), 8);
   }
@@ -256,7 +265,7 @@ ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& li
   require_neutral(in, "runtime_top_p_decay", 0, "top-p decay is not supported");
   require_neutral(in, "runtime_top_p_reset_ids", 0, "top-p decay is not supported");
   for (const char* name : {"embedding_bias", "embedding_bias_weights"}) {
-    if (in.find(name) && element_count(*in.find(name)) > 0) throw InvalidInput(name, "embedding bias is not supported");
+    if (in.find(name) && element_count(name, *in.find(name)) > 0) throw InvalidInput(name, "embedding bias is not supported");
   }
   if (in.find("embedding_bias_words")) {
     for (const auto& word : in.strings("embedding_bias_words"))
