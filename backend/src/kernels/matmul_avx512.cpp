@@ -270,14 +270,9 @@ template <class Elements>
 void attention_scores_elements(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
                                float* scores) {
   using Element = typename Elements::Element;
-  for (size_t first = 0, b = 0; first < count; first += keys.tokens_per_block, ++b) {
-    const std::byte* rows = block_rows(keys, b);
-    const size_t n = rows_in_block(keys, first, count);
-    for (size_t j = 0; j < n; ++j) {
-      const auto* key = reinterpret_cast<const Element*>(rows + j * keys.row_stride);
-      scores[first + j] = dot_elements<Elements>(q, key, head_size) * scale;
-    }
-  }
+  for_each_paged_row(keys, count, 0, [&](const std::byte* key, size_t j) {
+    scores[j] = dot_elements<Elements>(q, reinterpret_cast<const Element*>(key), head_size) * scale;
+  });
 }
 
 // out[0, kVectors * kLanes) = sum_j weights[j] * values[j][column, column + kVectors * kLanes): the
@@ -287,15 +282,11 @@ void attention_values_columns(const float* weights, const PagedRows& values, siz
   using Element = typename Elements::Element;
   __m512 acc[kVectors];
   for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm512_setzero_ps();
-  for (size_t first = 0, b = 0; first < count; first += values.tokens_per_block, ++b) {
-    const std::byte* rows = block_rows(values, b) + column * sizeof(Element);
-    const size_t n = rows_in_block(values, first, count);
-    for (size_t j = 0; j < n; ++j) {
-      const Element* row = reinterpret_cast<const Element*>(rows + j * values.row_stride);
-      const __m512 weight = _mm512_set1_ps(weights[first + j]);
-      for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm512_fmadd_ps(weight, Elements::load(row + k * kLanes), acc[k]);
-    }
-  }
+  for_each_paged_row(values, count, column * sizeof(Element), [&](const std::byte* bytes, size_t j) {
+    const Element* row = reinterpret_cast<const Element*>(bytes);
+    const __m512 weight = _mm512_set1_ps(weights[j]);
+    for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm512_fmadd_ps(weight, Elements::load(row + k * kLanes), acc[k]);
+  });
   for (size_t k = 0; k < kVectors; ++k) _mm512_storeu_ps(out + k * kLanes, acc[k]);
 }
 
@@ -315,14 +306,9 @@ void attention_values_elements(const float* weights, const PagedRows& values, si
   if (c < head_size) {
     const __mmask16 lanes = first_lanes(head_size - c);
     __m512 acc = _mm512_setzero_ps();
-    for (size_t first = 0, b = 0; first < count; first += values.tokens_per_block, ++b) {
-      const std::byte* rows = block_rows(values, b) + c * sizeof(Element);
-      const size_t n = rows_in_block(values, first, count);
-      for (size_t j = 0; j < n; ++j) {
-        const Element* row = reinterpret_cast<const Element*>(rows + j * values.row_stride);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(weights[first + j]), Elements::load_first(row, lanes), acc);
-      }
-    }
+    for_each_paged_row(values, count, c * sizeof(Element), [&](const std::byte* row, size_t j) {
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(weights[j]), Elements::load_first(reinterpret_cast<const Element*>(row), lanes), acc);
+    });
     _mm512_mask_storeu_ps(out + c, lanes, acc);
   }
 }

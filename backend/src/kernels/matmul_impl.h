@@ -71,14 +71,16 @@ void attention_values_avx2(const float* weights, const PagedRows& values, size_t
 void attention_values_avx512(const float* weights, const PagedRows& values, size_t head_size, size_t count,
                              float* out);
 
-// The first row of block b of a paged head (kernels.h, PagedRows), and how many of its rows hold
-// positions below `count` when the block starts at position `first`. `static`: each ISA file gets
-// its own copy, compiled with its own flags (see the top of this file).
-static inline const std::byte* block_rows(const PagedRows& rows, size_t b) {
-  return rows.base + static_cast<size_t>(rows.blocks[b]) * rows.block_stride;
-}
-static inline size_t rows_in_block(const PagedRows& rows, size_t first, size_t count) {
-  return count - first < rows.tokens_per_block ? count - first : rows.tokens_per_block;
+// Calls visit(row, j) for the positions j = 0 .. count - 1 of a paged head (kernels.h, PagedRows),
+// in order, `row` pointing `offset` bytes into position j's row. `static`: each ISA file gets its
+// own copy, compiled with its own flags (see the top of this file).
+template <class Visit>
+static inline void for_each_paged_row(const PagedRows& rows, size_t count, size_t offset, Visit&& visit) {
+  for (size_t first = 0, b = 0; first < count; first += rows.tokens_per_block, ++b) {
+    const std::byte* block = rows.base + static_cast<size_t>(rows.blocks[b]) * rows.block_stride + offset;
+    const size_t n = count - first < rows.tokens_per_block ? count - first : rows.tokens_per_block;
+    for (size_t j = 0; j < n; ++j) visit(block + j * rows.row_stride, first + j);
+  }
 }
 
 // Rows of x that share each loaded weight vector in prefill.

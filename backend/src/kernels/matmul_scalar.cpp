@@ -140,14 +140,9 @@ template <class Elements>
 void attention_scores_elements(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
                                float* scores) {
   using Element = typename Elements::Element;
-  for (size_t first = 0, b = 0; first < count; first += keys.tokens_per_block, ++b) {
-    const std::byte* rows = block_rows(keys, b);
-    const size_t n = rows_in_block(keys, first, count);
-    for (size_t j = 0; j < n; ++j) {
-      const auto* key = reinterpret_cast<const Element*>(rows + j * keys.row_stride);
-      scores[first + j] = dot_elements<Elements>(q, key, head_size) * scale;
-    }
-  }
+  for_each_paged_row(keys, count, 0, [&](const std::byte* key, size_t j) {
+    scores[j] = dot_elements<Elements>(q, reinterpret_cast<const Element*>(key), head_size) * scale;
+  });
 }
 
 template <class Elements>
@@ -155,14 +150,10 @@ void attention_values_elements(const float* weights, const PagedRows& values, si
                                float* out) {
   using Element = typename Elements::Element;
   std::fill(out, out + head_size, 0.0f);
-  for (size_t first = 0, b = 0; first < count; first += values.tokens_per_block, ++b) {
-    const std::byte* rows = block_rows(values, b);
-    const size_t n = rows_in_block(values, first, count);
-    for (size_t j = 0; j < n; ++j) {
-      const Element* row = reinterpret_cast<const Element*>(rows + j * values.row_stride);
-      for (size_t i = 0; i < head_size; ++i) out[i] += weights[first + j] * Elements::to_f32(row[i]);
-    }
-  }
+  for_each_paged_row(values, count, 0, [&](const std::byte* bytes, size_t j) {
+    const Element* row = reinterpret_cast<const Element*>(bytes);
+    for (size_t i = 0; i < head_size; ++i) out[i] += weights[j] * Elements::to_f32(row[i]);
+  });
 }
 
 }  // namespace
