@@ -452,9 +452,12 @@ TEST_P(QuantizedMatmulTest, EachRowOfABatchIsBitIdenticalToTheRowAlone) {
   SKIP_UNLESS_UNDER_TEST(isa);
   std::mt19937 rng(79);
   ThreadPool pool(3);
-  for (size_t group_size : {32, 64, 128, 256}) {
+  // 2,500 columns: more than one chunk of the batched int4 kernel (AVX-512 walks 1,024 at a time),
+  // the last partial; 67 rows: a last pass of 3 rows; groups of 2,048: a chunk starting mid-group.
+  for (size_t group_size : {32, 64, 128, 256, 2048}) {
     if (quant == QuantCase::Int8 && group_size != 128) continue;
-    for (const auto& [rows, cols] : std::vector<std::pair<size_t, size_t>>{{67, 1000}, {260, 2048}}) {
+    for (const auto& [rows, cols] :
+         std::vector<std::pair<size_t, size_t>>{{67, 1000}, {260, 2048}, {67, 2500}}) {
       const QuantizedWeights w = quant == QuantCase::Int8
                                      ? QuantizedWeights::int8(rows, cols, rng)
                                      : QuantizedWeights::int4(rows, cols, group_size, quant == QuantCase::Int4ZeroPoints, rng);

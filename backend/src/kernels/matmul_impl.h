@@ -108,6 +108,25 @@ inline constexpr size_t kDecodeWeightRowsCrowded = 4;
 // Prefill walks x in blocks that stay in L2; within a block each group of weight rows is loaded
 // once per kPrefillInputRows rows of x. The first tile of a group prefetches the next group, so
 // the memory traffic overlaps the arithmetic of the later tiles instead of stalling the first.
+// matmul_rows_decode is the m == 1 part alone, for a Tile whose kernel has its own path for m > 1
+// (then the Tile needs no kPrefillWeightRows).
+template <class Tile, class Input>
+void matmul_rows_decode(const Input& x, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
+  const size_t rows = w.rows;
+  size_t r = row_begin;
+  const auto stream_groups = [&]<size_t Group>() {
+    for (; r + Group <= row_end; r += Group) {
+      Tile::template run<1, Group>(x, w, r, y + r, rows, r + 2 * Group <= row_end);
+    }
+  };
+  if (w.row_bytes() % kRowBytesCrowdingL1Sets == 0 && kDecodeWeightRowsCrowded < Tile::kDecodeWeightRows) {
+    stream_groups.template operator()<kDecodeWeightRowsCrowded>();
+  } else {
+    stream_groups.template operator()<Tile::kDecodeWeightRows>();
+  }
+  for (; r < row_end; ++r) Tile::template run<1, 1>(x, w, r, y + r, rows, false);
+}
+
 template <class Tile, class Input>
 void matmul_rows_tiled(const Input& x, size_t m, const WeightView& w, float* y, size_t row_begin, size_t row_end) {
   const size_t cols = w.cols;
@@ -122,18 +141,7 @@ void matmul_rows_tiled(const Input& x, size_t m, const WeightView& w, float* y, 
   };
 
   if (m == 1) {
-    size_t r = row_begin;
-    const auto stream_groups = [&]<size_t Group>() {
-      for (; r + Group <= row_end; r += Group) {
-        Tile::template run<1, Group>(x, w, r, y + r, rows, r + 2 * Group <= row_end);
-      }
-    };
-    if (w.row_bytes() % kRowBytesCrowdingL1Sets == 0 && kDecodeWeightRowsCrowded < Tile::kDecodeWeightRows) {
-      stream_groups.template operator()<kDecodeWeightRowsCrowded>();
-    } else {
-      stream_groups.template operator()<Tile::kDecodeWeightRows>();
-    }
-    for (; r < row_end; ++r) Tile::template run<1, 1>(x, w, r, y + r, rows, false);
+    matmul_rows_decode<Tile>(x, w, y, row_begin, row_end);
     return;
   }
 
