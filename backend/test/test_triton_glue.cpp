@@ -290,6 +290,35 @@ TEST_F(RequestParserTest, SamplingInputsOfBothStyles) {
   EXPECT_EQ(r.generation.stop_token_sequences, (std::vector<std::vector<int32_t>>{{10, 11}, {12}}));
 }
 
+// Text is refused by its size before it is tokenized (on the model's execution thread, in time and
+// memory growing with the bytes): by default 32 bytes per context token, or max_prompt_bytes.
+TEST_F(RequestParserTest, TextBeyondThePromptByteLimitIsRefusedBeforeTokenizing) {
+  const auto request = [](std::string prompt, std::vector<std::string> stop_words = {}) {
+    RequestInputs inputs = {{"text_input", bytes_tensor({std::move(prompt)})}, {"max_tokens", i32({1})}};
+    if (!stop_words.empty()) inputs["stop_words"] = bytes_tensor(stop_words);
+    return inputs;
+  };
+  // The fixture's context is 64 tokens: 2,048 bytes by default.
+  const std::string at_limit = error(request(std::string(2048, 'z')));
+  EXPECT_NE(at_limit.find("leaves no room in the context"), std::string::npos) << "tokenized: " << at_limit;
+  const std::string over = error(request(std::string(2049, 'z')));
+  EXPECT_NE(over.find("input 'text_input': is 2049 bytes, more than this model's limit of 2048 (parameter "
+                      "max_prompt_bytes, by default 32 bytes per token of the context of 64)"),
+            std::string::npos)
+      << over;
+  EXPECT_NE(over.find("raise max_prompt_bytes in the model's config.pbtxt"), std::string::npos) << over;
+  const std::string huge = error(request(std::string(8 << 20, 'z')));
+  EXPECT_NE(huge.find("is 8388608 bytes"), std::string::npos) << huge;
+  const std::string stop = error(request("hello", {std::string(2000, 'a'), std::string(49, 'b')}));
+  EXPECT_NE(stop.find("input 'stop_words': is 2049 bytes"), std::string::npos) << stop;
+
+  settings_ = ModelSettings::parse(config_with({{"checkpoint_dir", "/c"}, {"max_prompt_bytes", "10"}}), "/m/1");
+  EXPECT_NO_THROW(parse(request("p300p301z1")));
+  EXPECT_NE(error(request("p300p301z12")).find("is 11 bytes, more than this model's limit of 10 (parameter max_prompt_bytes)"),
+            std::string::npos);
+  EXPECT_NE(error(request("hi", {"abcdefghijk"})).find("input 'stop_words': is 11 bytes"), std::string::npos);
+}
+
 TEST_F(RequestParserTest, EveryBadInputIsNamed) {
   const RequestInputs base = {{"text_input", bytes_tensor({"hello"})}, {"max_tokens", i32({5})}};
   auto with = [&](const std::string& name, InputTensor t) {

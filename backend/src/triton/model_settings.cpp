@@ -75,6 +75,7 @@ const std::map<std::string, std::string>& known_parameters() {
       {"engine", ""},
       {"tokenizer_dir", ""},
       {"max_context_tokens", ""},
+      {"max_prompt_bytes", ""},
       {"exclude_input_in_output", ""},
       {"max_concurrent_requests", ""},
       {"max_num_tokens", ""},
@@ -244,6 +245,8 @@ ModelSettings ModelSettings::parse(const json& config, const std::filesystem::pa
   }
   if (parameters.contains("max_context_tokens"))
     s.max_context_tokens = parse_integer("max_context_tokens", parameter_text(parameters, "max_context_tokens"), 0);
+  if (parameters.contains("max_prompt_bytes"))
+    s.max_prompt_bytes = parse_integer("max_prompt_bytes", parameter_text(parameters, "max_prompt_bytes"), 1, INT32_MAX);
   if (parameters.contains("exclude_input_in_output"))
     s.exclude_input_in_output = parse_bool("exclude_input_in_output", parameter_text(parameters, "exclude_input_in_output"));
 

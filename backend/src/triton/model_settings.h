@@ -11,10 +11,18 @@
 
 namespace llm::triton {
 
+// max_prompt_bytes's default per token of the context: generous for text (Llama tokens average
+// about 4 bytes; a piece is at most 16 spaces), small enough that tokenizing a refused-anyway
+// prompt never stalls the model (the check comes before the tokenizer runs).
+inline constexpr int64_t kDefaultPromptBytesPerToken = 32;
+
 struct ModelSettings {
   std::string engine = "cpu";            // cpu | tensorrtllm
   std::filesystem::path tokenizer_dir;   // folder of tokenizer.model; defaults to the checkpoint / engine folder
   int64_t max_context_tokens = 0;        // prompt + new tokens per request; 0 = the model's context
+  // Bytes of text a request may send as its prompt (and as each of its stop/bad word lists),
+  // checked before tokenizing; 0 = kDefaultPromptBytesPerToken per token of the context.
+  int64_t max_prompt_bytes = 0;
   // The engine's settings. The batching and KV cache parameters both engines take have
   // tensorrtllm_backend's names and meanings and go to the engine the model uses.
   CpuEngineOptions cpu;                  // cpu: checkpoint_dir (absolute), threads, batching, KV cache

@@ -155,6 +155,27 @@ void require_neutral(const Inputs& in, const std::string& name, double neutral, 
   if (in.find(name) && in.scalar(name) != neutral) throw InvalidInput(name, why);
 }
 
+// Text is refused by its size before the tokenizer sees it: tokenizing takes time and memory in
+// proportion to the bytes, on the model's execution thread, even for a prompt that cannot fit.
+void check_text_bytes(const char* name, size_t bytes, const RequestLimits& limits) {
+  const int64_t configured = limits.settings.max_prompt_bytes;
+  const int64_t limit = configured > 0 ? configured : limits.context_tokens * kDefaultPromptBytesPerToken;
+  if (bytes <= static_cast<size_t>(limit)) return;
+  throw InvalidInput(name, "is " + std::to_string(bytes) + " bytes, more than this model's limit of " +
+                               std::to_string(limit) + " (parameter max_prompt_bytes" +
+                               (configured > 0 ? std::string(")")
+                                               : ", by default " + std::to_string(kDefaultPromptBytesPerToken) +
+                                                     " bytes per token of the context of " +
+                                                     std::to_string(limits.context_tokens) + ")") +
+                               ": send less text, or raise max_prompt_bytes in the model's config.pbtxt");
+}
+
+size_t total_bytes(const std::vector<std::string>& words) {
+  size_t bytes = 0;
+  for (const auto& word : words) bytes += word.size();
+  return bytes;
+}
+
 }  // namespace
 
 ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& limits) {
@@ -183,6 +204,7 @@ ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& li
     if (texts.size() != 1) throw InvalidInput("text_input", "must hold exactly one prompt, got " + std::to_string(texts.size()));
     r.prompt_text = texts[0];
     if (r.prompt_text.empty()) throw InvalidInput("text_input", "the prompt is empty");
+    check_text_bytes("text_input", r.prompt_text.size(), limits);
     g.prompt_ids = tokenizer.encode(r.prompt_text, true);
   } else {
     const auto ids = numbers("input_ids", *in.find("input_ids"));
@@ -275,12 +297,16 @@ ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& li
   // Stop and bad words. Text style: strings; output ends before a stop string. Token style:
   // token sequences, kept in the output as TensorRT-LLM does.
   if (in.find("stop_words")) {
-    for (auto& word : in.strings("stop_words")) {
+    auto words = in.strings("stop_words");
+    check_text_bytes("stop_words", total_bytes(words), limits);
+    for (auto& word : words) {
       if (!word.empty()) g.stop_strings.push_back(std::move(word));
     }
   }
   if (in.find("bad_words")) {
-    for (const auto& word : in.strings("bad_words")) {
+    const auto words = in.strings("bad_words");
+    check_text_bytes("bad_words", total_bytes(words), limits);
+    for (const auto& word : words) {
       if (word.empty()) continue;
       auto ids = tokenizer.encode(word, false);
       if (!ids.empty()) g.bad_token_sequences.push_back(std::move(ids));
