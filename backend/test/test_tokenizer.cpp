@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 
 namespace llm {
 namespace {
@@ -463,6 +464,17 @@ TEST(Utf8Test, RejectsInvalidTextNamingInputAndOffset) {
     EXPECT_TRUE(message.starts_with("prompt of request 7 is not valid UTF-8")) << message;
     EXPECT_NE(message.find("byte offset " + std::to_string(c.offset)), std::string::npos) << message;
     EXPECT_NE(message.find(c.reason), std::string::npos) << message;
+  }
+}
+
+// Error messages may quote bytes from files and requests; what reaches Triton must be UTF-8.
+TEST(Utf8Test, EscapeInvalidWritesEachBadByteAsHexAndKeepsValidText) {
+  EXPECT_EQ(utf8::escape_invalid("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  EXPECT_EQ(utf8::escape_invalid("last read: '\xFF'"), "last read: '\\xFF'");
+  EXPECT_EQ(utf8::escape_invalid("\xC0\x80x\xED\xA0\x80\xE2\x82"), "\\xC0\\x80x\\xED\\xA0\\x80\\xE2\\x82");
+  EXPECT_EQ(utf8::escape_invalid(""), "");
+  for (const std::string text : {"\x80", "ab\xF8\x88", "\xF4\x90\x80\x80 ok"}) {
+    EXPECT_NO_THROW(validate_utf8(utf8::escape_invalid(text), "escaped")) << text;
   }
 }
 

@@ -7,6 +7,7 @@
 #include "logging.h"
 #include "request.h"
 #include "request_builder.h"
+#include "utf8.h"
 
 namespace llm_server {
 namespace {
@@ -33,9 +34,9 @@ grpc::Status current_exception_status() {
   try {
     throw;
   } catch (const ApiError& e) {
-    return grpc::Status(to_grpc_code(e.code()), e.what());
+    return grpc::Status(to_grpc_code(e.code()), valid_utf8(e.what()));
   } catch (const std::exception& e) {
-    return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+    return grpc::Status(grpc::StatusCode::INTERNAL, valid_utf8(e.what()));
   } catch (...) {
     return grpc::Status(grpc::StatusCode::UNKNOWN, "unknown exception");
   }
@@ -120,7 +121,7 @@ class UnaryInferCall final : public ResponseSink {
     // Until Finish, gRPC keeps 'response_' and the reactor alive; only this thread finishes.
     grpc::Status status = grpc::Status::OK;
     if (result.error) {
-      status = grpc::Status(to_grpc_code(result.error->code), result.error->message);
+      status = grpc::Status(to_grpc_code(result.error->code), valid_utf8(result.error->message));
     } else if (!result.has_response) {
       status = grpc::Status(grpc::StatusCode::INTERNAL, "the model sent no response");
     } else {
@@ -200,7 +201,7 @@ class StreamInferCall final : public ResponseSink,
       message = std::make_unique<StreamResponse>();
       auto& response = *message->mutable_infer_response();
       if (result.error) {
-        message->set_error_message(result.error->message);
+        message->set_error_message(valid_utf8(result.error->message));
         response.set_id(result.request_id);
         response.set_model_name(result.model_name);
         response.set_model_version(result.model_version);
@@ -592,10 +593,11 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
   return respond(context, [&] {
     for (const ModelIndexEntry& entry : repository_.index(request->ready())) {
       auto* model = response->add_models();
-      model->set_name(entry.name);
+      // A folder's name and a backend's message are bytes from elsewhere; the listing must parse.
+      model->set_name(valid_utf8(entry.name));
       model->set_version(entry.version);
       model->set_state(entry.state);
-      model->set_reason(entry.reason);
+      model->set_reason(valid_utf8(entry.reason));
     }
   });
 }

@@ -89,6 +89,8 @@ void write_repository(const std::filesystem::path& repository) {
               "input [ { name: \"IN\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n"
               "output [ { name: \"OUT\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n");
   write_model(repository, "versions", kMinimalConfig, {1, 2, 3});
+  // A folder name that is not UTF-8 (names are the filesystem's bytes).
+  write_model(repository, "latin1_\xE9t\xE9", kMinimalConfig);
   write_model(repository, "autocomplete",
               with_parameter("backend: \"repeat\"\n"
                              "input [ { name: \"IN\" data_type: TYPE_INT64 dims: [ 4 ] } ]\n",
@@ -414,6 +416,10 @@ TEST_F(ServerTest, RepositoryIndexShowsFailuresWhileOthersServe) {
   EXPECT_NE(index["nobackend/1"].reason().find("unable to find backend library "
                                                 "'libtriton_doesnotexist.so'"),
             std::string::npos);
+
+  // Names and reasons are protobuf strings: bytes that are not UTF-8 would make this whole listing
+  // fail to parse (repository_index expects OK), so they arrive replaced by U+FFFD.
+  EXPECT_EQ(index["latin1_\xEF\xBF\xBDt\xEF\xBF\xBD/1"].state(), "READY");
 
   // Only the latest version is served by default.
   EXPECT_EQ(index.count("versions/1"), 0u);

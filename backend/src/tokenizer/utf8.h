@@ -1,6 +1,7 @@
 #pragma once
 // Small UTF-8 helpers shared by the tokenizer's parts.
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace llm::utf8 {
@@ -35,6 +36,30 @@ inline size_t valid_character_length(std::string_view text) {
   if (code_point >= 0xD800 && code_point <= 0xDFFF) return 0;
   if (code_point > 0x10FFFF) return 0;
   return length;
+}
+
+// `text` with each byte that is not part of a valid character written as \xNN: error messages may
+// quote a file's or a request's bytes, and a message travels in protobuf string fields (a model's
+// load failure in RepositoryIndex, a stream's error_message), which strict clients reject whole
+// unless they are valid UTF-8. Valid text comes back unchanged.
+inline std::string escape_invalid(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  while (!text.empty()) {
+    const size_t length = valid_character_length(text);
+    if (length > 0) {
+      out.append(text.substr(0, length));
+      text.remove_prefix(length);
+      continue;
+    }
+    static constexpr char kHex[] = "0123456789ABCDEF";
+    const auto byte = static_cast<unsigned char>(text[0]);
+    out += "\\x";
+    out += kHex[byte >> 4];
+    out += kHex[byte & 0xF];
+    text.remove_prefix(1);
+  }
+  return out;
 }
 
 }  // namespace llm::utf8

@@ -175,7 +175,7 @@ class ResponseSender : public GenerationObserver {
         add_output(response, "batch_index", TRITONSERVER_TYPE_INT32, {1, 1}, &index, 4);
       }
     } catch (const std::exception& e) {
-      error = TRITONSERVER_ErrorNew(TRITONSERVER_ERROR_INTERNAL, e.what());
+      error = new_error(TRITONSERVER_ERROR_INTERNAL, e.what());
     }
     send(response, flags, error);
   }
@@ -209,7 +209,7 @@ class ResponseSender : public GenerationObserver {
       send_flags(TRITONSERVER_RESPONSE_COMPLETE_FINAL);
       return;
     }
-    send(response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, TRITONSERVER_ErrorNew(code, message.c_str()));
+    send(response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, new_error(code, message));
   }
 
   void complete(bool success);
@@ -284,7 +284,7 @@ void reject(TRITONBACKEND_ModelInstance* instance, TRITONBACKEND_Request* reques
   TRITONBACKEND_Response* response = nullptr;
   TRITONSERVER_Error* create_error = TRITONBACKEND_ResponseNew(&response, request);
   if (create_error == nullptr) {
-    TRITONSERVER_Error* error = TRITONSERVER_ErrorNew(code, message.c_str());
+    TRITONSERVER_Error* error = new_error(code, message);
     log_failure(TRITONBACKEND_ResponseSend(response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, error), "sending an error response");
     TRITONSERVER_ErrorDelete(error);
   }

@@ -4,8 +4,10 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "common/error.h"
+#include "tokenizer/utf8.h"
 #include "triton/core/tritonbackend.h"
 #include "triton/core/tritonserver.h"
 
@@ -47,6 +49,11 @@ inline void log_failure(TRITONSERVER_Error* error, const char* what) {
 #define LLM_LOG_ERROR(message) ::llm::triton::log(TRITONSERVER_LOG_ERROR, __FILE__, __LINE__, (message))
 #define LLM_LOG_VERBOSE(message) ::llm::triton::log(TRITONSERVER_LOG_VERBOSE, __FILE__, __LINE__, (message))
 
+// Every error the backend hands to Triton is made here: its message valid UTF-8 (utf8::escape_invalid).
+inline TRITONSERVER_Error* new_error(TRITONSERVER_Error_Code code, std::string_view message) {
+  return TRITONSERVER_ErrorNew(code, utf8::escape_invalid(message).c_str());
+}
+
 // Runs `body` and turns any exception into a TRITONSERVER_Error for the caller (Triton owns it).
 template <typename Body>
 TRITONSERVER_Error* guard(Body&& body) noexcept {
@@ -54,13 +61,13 @@ TRITONSERVER_Error* guard(Body&& body) noexcept {
     body();
     return nullptr;
   } catch (const TritonException& e) {
-    return TRITONSERVER_ErrorNew(e.code(), e.what());
+    return new_error(e.code(), e.what());
   } catch (const llm::Error& e) {  // bad configuration, checkpoint or request: the user's to fix
-    return TRITONSERVER_ErrorNew(TRITONSERVER_ERROR_INVALID_ARG, e.what());
+    return new_error(TRITONSERVER_ERROR_INVALID_ARG, e.what());
   } catch (const std::exception& e) {
-    return TRITONSERVER_ErrorNew(TRITONSERVER_ERROR_INTERNAL, e.what());
+    return new_error(TRITONSERVER_ERROR_INTERNAL, e.what());
   } catch (...) {
-    return TRITONSERVER_ErrorNew(TRITONSERVER_ERROR_INTERNAL, "unknown error in the llm backend");
+    return new_error(TRITONSERVER_ERROR_INTERNAL, "unknown error in the llm backend");
   }
 }
 
