@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <fstream>
@@ -118,6 +119,21 @@ TEST(Safetensors, MissingTensorAndShapeMismatch) {
 
 TEST(Safetensors, MissingFile) {
   expect_error([] { SafetensorsFile f("/nonexistent/x.safetensors"); }, {"cannot open /nonexistent/x.safetensors"});
+}
+
+// A FIFO (or a hung mount) where a file should be must not block the model's load forever: files
+// are opened without blocking and refused unless regular.
+TEST(Safetensors, FilesThatAreNotRegularAreRefusedWithoutBlocking) {
+  TempDir dir;
+  const auto fifo = dir.path() / "config.json";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { read_json_file(fifo); }, {"JSON file " + fifo.string() + " is a FIFO, not a regular file"});
+  expect_error([&] { SafetensorsFile f(fifo); }, {fifo.string() + " is a FIFO, not a regular file"});
+  expect_error([&] { ModelConfig::load(dir.path()); }, {fifo.string(), "is a FIFO"});
+  expect_error([&] { read_json_file(dir.path()); }, {"is a directory, not a regular file"});
+  const auto big = dir.path() / "big.json";
+  write_bytes(big, std::string((64u << 20) + 1, ' '));
+  expect_error([&] { read_json_file(big); }, {big.string(), "is 67108865 bytes, more than the 67108864"});
 }
 
 TEST(ModelConfig, RejectsUnknownArchitectureAndMissingFields) {

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sentencepiece_processor.h>
 
 #include <nlohmann/json.hpp>
@@ -481,6 +482,15 @@ TEST(Utf8Test, EscapeInvalidWritesEachBadByteAsHexAndKeepsValidText) {
 // ---------------------------------------------------------------------------------------------
 // Tokenizer: loading and errors
 
+TEST(TokenizerTest, AFifoIsRefusedWithoutBlocking) {
+  test::TempDir dir;
+  const fs::path fifo = dir.path() / "tokenizer.model";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string message = error_message([&] { Tokenizer tokenizer(fifo); });
+  EXPECT_NE(message.find(fifo.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("is a FIFO, not a regular file"), std::string::npos) << message;
+}
+
 TEST(TokenizerTest, MissingFileIsNamedWithHowToFix) {
   const fs::path missing = "/nonexistent/checkpoint/tokenizer.model";
   const std::string message = error_message([&] { Tokenizer tokenizer(missing); });
@@ -489,7 +499,8 @@ TEST(TokenizerTest, MissingFileIsNamedWithHowToFix) {
 
   test::TempDir dir;
   const std::string directory_message = error_message([&] { Tokenizer tokenizer(dir.path()); });
-  EXPECT_NE(directory_message.find("tokenizer not found: " + dir.path().string()), std::string::npos)
+  EXPECT_NE(directory_message.find("tokenizer " + dir.path().string() + " is a directory, not a regular file"),
+            std::string::npos)
       << directory_message;
 }
 

@@ -138,9 +138,19 @@ OrderedJson* find_object(OrderedJson& object, const char* key) {
 
 inference::ModelConfig read_model_config(const std::filesystem::path& model_dir) {
   const std::filesystem::path path = model_dir / "config.pbtxt";
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (!std::filesystem::exists(status)) {
+    invalid("failed to read text proto from " + path.string() + ": file not found");
+  }
+  // Opening a FIFO would wait for a writer, and the repository's load with it; refuse it (and
+  // devices, directories) by type first.
+  if (!std::filesystem::is_regular_file(status)) {
+    invalid("failed to read text proto from " + path.string() + ": not a regular file");
+  }
   std::ifstream file(path, std::ios::binary);
   if (!file) {
-    invalid("failed to read text proto from " + path.string() + ": file not found");
+    invalid("failed to read text proto from " + path.string() + ": cannot open it");
   }
   std::stringstream text;
   text << file.rdbuf();

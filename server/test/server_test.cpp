@@ -7,6 +7,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cstring>
@@ -89,6 +90,11 @@ void write_repository(const std::filesystem::path& repository) {
               "input [ { name: \"IN\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n"
               "output [ { name: \"OUT\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n");
   write_model(repository, "versions", kMinimalConfig, {1, 2, 3});
+  // A config.pbtxt that is a FIFO: opening it would block the repository's load for good.
+  std::filesystem::create_directories(repository / "fifo_config" / "1");
+  if (::mkfifo((repository / "fifo_config" / "config.pbtxt").c_str(), 0600) != 0) {
+    throw std::runtime_error("mkfifo failed");
+  }
   // A folder name that is not UTF-8 (names are the filesystem's bytes).
   write_model(repository, "latin1_\xE9t\xE9", kMinimalConfig);
   write_model(repository, "autocomplete",
@@ -416,6 +422,10 @@ TEST_F(ServerTest, RepositoryIndexShowsFailuresWhileOthersServe) {
   EXPECT_NE(index["nobackend/1"].reason().find("unable to find backend library "
                                                 "'libtriton_doesnotexist.so'"),
             std::string::npos);
+
+  EXPECT_EQ(index["fifo_config"].state(), "UNAVAILABLE");
+  EXPECT_NE(index["fifo_config"].reason().find("fifo_config/config.pbtxt: not a regular file"), std::string::npos)
+      << index["fifo_config"].reason();
 
   // Names and reasons are protobuf strings: bytes that are not UTF-8 would make this whole listing
   // fail to parse (repository_index expects OK), so they arrive replaced by U+FFFD.

@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "kernels/kernels.h"
 
 namespace llm {
@@ -11,10 +12,10 @@ namespace llm {
 using nlohmann::json;
 
 json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw_error("cannot open ", path.string());
+  constexpr size_t kMaxJsonFileBytes = 64u << 20;  // configs and indexes are kilobytes
+  const std::string text = read_regular_file(path, "JSON file", kMaxJsonFileBytes);
   try {
-    return json::parse(in);
+    return json::parse(text);
   } catch (const json::exception& e) {
     throw_error(path.string(), ": not valid JSON (", e.what(), ")");
   }

@@ -7,36 +7,80 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include "common/error.h"
 
 namespace llm {
 
+namespace {
+
+// A descriptor of a regular file, closed on destruction. O_NONBLOCK: opening a FIFO for reading
+// would otherwise wait for a writer forever (a hung model load); regular files ignore the flag.
+class RegularFileDescriptor {
+ public:
+  RegularFileDescriptor(const std::filesystem::path& path, std::string_view what) {
+    const auto named = [&] { return what.empty() ? path.string() : std::string(what) + " " + path.string(); };
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd_ < 0) throw_error("cannot open ", named(), ": ", std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      const int err = errno;
+      ::close(fd_);
+      throw_error("cannot stat ", named(), ": ", std::strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+      ::close(fd_);
+      const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
+                         : S_ISFIFO(st.st_mode) ? "a FIFO"
+                         : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                       : "not a regular file";
+      throw_error(named(), " is ", kind, ", not a regular file: point it at the file itself");
+    }
+    size_ = static_cast<size_t>(st.st_size);
+  }
+  ~RegularFileDescriptor() { ::close(fd_); }
+  RegularFileDescriptor(const RegularFileDescriptor&) = delete;
+  RegularFileDescriptor& operator=(const RegularFileDescriptor&) = delete;
+  int fd() const { return fd_; }
+  size_t size() const { return size_; }
+
+ private:
+  int fd_ = -1;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+std::string read_regular_file(const std::filesystem::path& path, std::string_view what, size_t max_bytes) {
+  const RegularFileDescriptor file(path, what);
+  if (file.size() > max_bytes) {
+    throw_error(what, " ", path.string(), " is ", file.size(), " bytes, more than the ", max_bytes,
+                " such a file can plausibly be; is it the right file?");
+  }
+  std::string bytes(file.size(), '\0');
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::read(file.fd(), bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_error("cannot read ", what, " ", path.string(), ": ", std::strerror(errno));
+    if (n == 0) break;  // shrank while being read
+    done += static_cast<size_t>(n);
+  }
+  bytes.resize(done);
+  return bytes;
+}
+
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_error("cannot open ", path.string(), ": ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw_error("cannot stat ", path.string(), ": ", std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw_error(path.string(), " is not a regular file");
-  }
-  size_ = static_cast<size_t>(st.st_size);
+  const RegularFileDescriptor file(path, "");
+  const int fd = file.fd();
+  size_ = file.size();
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      const int err = errno;
-      ::close(fd);
-      throw_error("cannot map ", path.string(), ": ", std::strerror(err));
-    }
+    if (p == MAP_FAILED) throw_error("cannot map ", path.string(), ": ", std::strerror(errno));
     data_ = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
 }
 
 MappedFile::~MappedFile() { release(); }

@@ -5,8 +5,15 @@
 #include <cstdint>
 #include <filesystem>
 #include <span>
+#include <string>
+#include <string_view>
 
 namespace llm {
+
+// The whole of a regular file, read: throws Error naming `path` (and `what` it is, e.g. "the
+// checkpoint's config") when it cannot be opened, is not a regular file (a FIFO or device, which
+// would block or never end), or holds more than max_bytes. Opening never blocks.
+std::string read_regular_file(const std::filesystem::path& path, std::string_view what, size_t max_bytes);
 
 class MappedFile {
  public:

@@ -2,11 +2,11 @@
 // skipped and repeated occurrences of a singular field follow protobuf's rules (the last
 // scalar wins, messages merge), so any file protobuf would parse reads the same here.
 #include <bit>
-#include <fstream>
 #include <iterator>
 #include <string_view>
 
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "tokenizer/sp_model_proto.h"
 
 namespace llm::sp {
@@ -249,9 +249,8 @@ ModelProto parse_model_proto(std::string_view bytes) {
 }  // namespace
 
 ModelProto read_model_proto(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (!in.is_open() || in.bad()) throw_error("cannot read tokenizer ", file.string());
+  constexpr size_t kMaxTokenizerBytes = 64u << 20;  // Llama-2's is 500 KB
+  const std::string bytes = read_regular_file(file, "tokenizer", kMaxTokenizerBytes);
   try {
     return parse_model_proto(bytes);
   } catch (const MalformedModel& e) {

@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "tokenizer/sp_model_proto.h"
 #include "tokenizer/tokenizer.h"
 
@@ -196,12 +197,11 @@ std::map<std::string, int32_t> read_vocab_json(const std::filesystem::path& file
   if (!std::filesystem::is_regular_file(file, error)) {
     throw_error("vocabulary file not found: ", source, " (", how_to_make, ")");
   }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw_error("cannot read vocabulary file ", source);
+  const std::string text = read_regular_file(file, "vocabulary file", 64u << 20);
 
   nlohmann::json json;
   try {
-    json = nlohmann::json::parse(in);
+    json = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw_error("vocabulary file ", source, " is not valid JSON (", e.what(), "); ", how_to_make);
   }

@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include "common/error.h"
+#include "common/mapped_file.h"
 #include "tokenizer/sp_model.h"
 #include "tokenizer/utf8.h"
 
@@ -25,12 +24,8 @@ std::string hex_byte(unsigned char byte) {
 }  // namespace
 
 std::string read_utf8_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_error("cannot open ", path.string());
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) throw_error("cannot read ", path.string());
-  std::string result = text.str();
+  constexpr size_t kMaxTextFileBytes = size_t{1} << 30;
+  std::string result = read_regular_file(path, "text file", kMaxTextFileBytes);
   validate_utf8(result, path.string());
   return result;
 }
@@ -72,7 +67,7 @@ void validate_utf8(std::string_view text, std::string_view what) {
 
 Tokenizer::Tokenizer(const std::filesystem::path& model_file) : path_(model_file) {
   std::error_code error;
-  if (!std::filesystem::is_regular_file(model_file, error)) {
+  if (!std::filesystem::exists(model_file, error)) {  // something else there is named by the reader
     throw_error("tokenizer not found: ", model_file.string(),
                 " (expected tokenizer.model, the SentencePiece model, next to the checkpoint; "
                 "copy it from the original Hugging Face model folder)");
