@@ -1,13 +1,17 @@
 // llm-server: a Triton-compatible development server (see server/README.md).
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "api_error.h"
 #include "backend.h"
@@ -28,31 +32,40 @@ sigset_t shutdown_signals() {
   return signals;
 }
 
-// Once shutdown has begun, a second SIGINT/SIGTERM ends the process at once.
-class SecondSignalWatcher {
+// While it lives, a SIGINT/SIGTERM ends the process at once (logging `reason`): during startup,
+// when a model's load may take long or hang, and once shutdown has begun (a second signal).
+class ExitOnSignal {
  public:
-  SecondSignalWatcher()
-      : thread_([this] {
+  explicit ExitOnSignal(std::string reason)
+      : reason_(std::move(reason)), thread_([this] {
           const sigset_t signals = shutdown_signals();
           const timespec tick{0, 100 * 1000 * 1000};
           while (!stop_.load()) {
-            if (sigtimedwait(&signals, nullptr, &tick) > 0) {
-              log_error("second signal during shutdown: exiting immediately");
+            const int signal_number = sigtimedwait(&signals, nullptr, &tick);
+            if (signal_number > 0 && stop_.load()) {
+              kill(getpid(), signal_number);  // came as this watcher ended: pending again for the main thread
+              break;
+            }
+            if (signal_number > 0) {
+              log_error(std::string(strsignal(signal_number)) + " " + reason_ + ": exiting immediately");
               std::_Exit(1);
             }
           }
         }) {}
-  ~SecondSignalWatcher() {
+  ~ExitOnSignal() {
     stop_.store(true);
     thread_.join();
   }
 
  private:
+  std::string reason_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
 int run(const ServerOptions& options) {
+  // Until the server serves, nothing is lost by exiting at once; a model's load can take minutes.
+  auto starting = std::make_unique<ExitOnSignal>("while starting (loading models)");
   std::map<std::string, std::string> cmdline{
       {"auto-complete-config", options.auto_complete_config ? "true" : "false"},
       {"backend-directory", options.backend_directory.string()},
@@ -94,6 +107,7 @@ int run(const ServerOptions& options) {
     repository.unload_all(std::chrono::steady_clock::now() + timeout);
     return 1;
   }
+  starting.reset();  // from here the main thread takes the signal and shuts down in order
   std::printf("llm-server: serving gRPC on %s:%d\n", options.grpc_address.c_str(), server->port());
   std::fflush(stdout);
 
@@ -101,7 +115,7 @@ int run(const ServerOptions& options) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   log_info(std::string("received ") + strsignal(signal_number) + ", shutting down");
-  SecondSignalWatcher watcher;
+  ExitOnSignal second_signal("during shutdown (a second signal)");
 
   service.begin_shutdown();
   if (!service.wait_for_calls(std::chrono::steady_clock::now() + timeout)) {

@@ -70,6 +70,7 @@ Options:
   --exit-on-error BOOL         Exit at startup if a model fails to load (default false).
   --exit-timeout-secs N        On SIGINT/SIGTERM: time in-flight calls get to finish before they
                                are cancelled, and time cancelled requests get to end (default 5).
+                               A signal before serving (models loading) or a second one exits at once.
   --log-verbose N              Verbose logging level (default 0).
   --help                       Show this help.
 

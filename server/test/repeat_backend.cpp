@@ -16,6 +16,7 @@
 // and, for non-decoupled models, blocked_requests (requests that began block_until_cancelled).
 //
 // Model config parameters: fail_model_initialize, fail_instance_initialize (refuse to load),
+// initialize_delay_ms (the model's load takes that long),
 // auto_complete_outputs ("true": add <input>_OUT outputs through TRITONBACKEND_ModelSetConfig).
 // Backend config (--backend-config repeat,event-log=FILE): lifecycle events are appended to FILE.
 #include <algorithm>
@@ -563,6 +564,10 @@ TRITONSERVER_Error* TRITONBACKEND_ModelInitialize(TRITONBACKEND_Model* model) {
     }
     state->decoupled = config.value("model_transaction_policy", Json::object()).value("decoupled", false);
     state->max_batch_size = config.value("max_batch_size", 0);
+
+    // A load that takes this long (as a large model's can); the process may be signalled meanwhile.
+    const std::string delay = state->parameter("initialize_delay_ms");
+    if (!delay.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(std::stoll(delay)));
 
     const std::string refusal = state->parameter("fail_model_initialize");
     if (!refusal.empty()) {

@@ -193,6 +193,24 @@ int run_server_command(const std::vector<std::string>& args, std::string* output
   return status;
 }
 
+int signal_server_after(const std::vector<std::string>& args, std::chrono::milliseconds delay, int signal,
+                        std::chrono::seconds limit, std::string* output) {
+  TempDir dir;
+  const std::filesystem::path out_path = dir.path() / "out.txt";
+  const int fd = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const pid_t pid = spawn(args, fd, fd);
+  close(fd);
+  std::this_thread::sleep_for(delay);
+  kill(pid, signal);
+  const int status = wait_bounded(pid, limit);
+  if (status == -1) {
+    kill(pid, SIGKILL);
+    wait_bounded(pid, std::chrono::seconds(10));
+  }
+  *output = read_file(out_path);
+  return status;
+}
+
 std::string serialize_bytes(const std::vector<std::string>& elements) {
   std::string raw;
   for (const std::string& element : elements) {

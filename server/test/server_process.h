@@ -56,6 +56,10 @@ class ServerProcess {
 
 // Runs llm-server with 'args' to completion (bounded); returns the wait status and the output.
 int run_server_command(const std::vector<std::string>& args, std::string* output);
+// Starts llm-server with 'args', sends 'signal' after 'delay', and waits up to 'limit' for it to
+// end; returns the wait status (or -1 when it did not end: it is then killed) and the output.
+int signal_server_after(const std::vector<std::string>& args, std::chrono::milliseconds delay, int signal,
+                        std::chrono::seconds limit, std::string* output);
 
 // KServe BYTES tensors: a 4-byte little-endian length before each element.
 std::string serialize_bytes(const std::vector<std::string>& elements);

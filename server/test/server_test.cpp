@@ -1146,6 +1146,21 @@ TEST(ServerProcessTest, SigtermCancelsInFlightStreamsAndExitsZero) {
   EXPECT_EQ(lines.back(), "backend finalize repeat");
 }
 
+// A model whose load takes long (or hangs) must not make the server deaf to SIGTERM: before it
+// serves, a signal ends it at once.
+TEST(ServerProcessTest, SigtermWhileAModelLoadsExitsAtOnce) {
+  TempDir dir;
+  write_model(dir.path() / "models", "slow", with_parameter(kMinimalConfig, "initialize_delay_ms", "60000"));
+  std::string output;
+  const int status = signal_server_after({"--model-repository", (dir.path() / "models").string(), "--grpc-port", "0"},
+                                         std::chrono::milliseconds(1500), SIGTERM, std::chrono::seconds(10), &output);
+  ASSERT_NE(status, -1) << "still loading 10 s after SIGTERM: " << output;
+  ASSERT_TRUE(WIFEXITED(status)) << output;
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_NE(output.find("while starting (loading models): exiting immediately"), std::string::npos) << output;
+  EXPECT_EQ(output.find("serving gRPC"), std::string::npos) << output;
+}
+
 TEST(ServerProcessTest, CommandLine) {
   std::string output;
   int status = run_server_command({"--help"}, &output);
