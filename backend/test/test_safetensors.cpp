@@ -98,6 +98,18 @@ TEST(Safetensors, ShapeInconsistentWithBytes) {
   expect_error([&] { SafetensorsFile f(path); }, {"tensor w", "do not match dtype F16 and shape [3]"});
 }
 
+TEST(Safetensors, OverlappingTensorsAndOverflowingShapesAreRefused) {
+  TempDir dir;
+  const auto path = dir.path() / "o.safetensors";
+  write_bytes(path, with_header(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                std::string(12, '\0')));
+  expect_error([&] { SafetensorsFile f(path); }, {path.string(), "tensors a and b overlap"});
+  // 2^62 elements of 8 bytes: the byte count wraps to 0, which would match empty offsets.
+  write_bytes(path, with_header(R"({"a":{"dtype":"I64","shape":[4611686018427387904],"data_offsets":[0,0]}})", ""));
+  expect_error([&] { SafetensorsFile f(path); }, {"tensor a: shape overflows"});
+}
+
 TEST(Safetensors, NotJsonHeader) {
   TempDir dir;
   const auto path = dir.path() / "j.safetensors";
@@ -149,6 +161,16 @@ TEST(ModelConfig, RejectsUnknownArchitectureAndMissingFields) {
   EXPECT_NO_THROW(ModelConfig::from_json(j, "config.json"));
 
   auto bad = j;
+  bad["hidden_size"] = 1'000'000'000'000;
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); },
+               {"cfg.json: field \"hidden_size\" is 1000000000000, implausibly large (at most 131072"});
+  bad = j;
+  bad["max_position_embeddings"] = int64_t{1} << 40;
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"\"max_position_embeddings\" is 1099511627776"});
+  bad = j;
+  bad["vocab_size"] = 0;
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"\"vocab_size\" must be positive, got 0"});
+  bad = j;
   bad["architecture"] = "GPT2LMHeadModel";
   expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"cfg.json", "unsupported architecture \"GPT2LMHeadModel\""});
   bad = j;

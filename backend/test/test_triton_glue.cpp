@@ -33,6 +33,41 @@ std::string settings_error(const json& config) {
   return "";
 }
 
+// A model whose tensors the backend cannot serve is refused at load, not at every request.
+TEST(ModelSettings, InputsAndOutputsMustHaveTheTypesTheBackendHandles) {
+  const auto with_io = [](json inputs, json outputs) {
+    json config = config_with({{"checkpoint_dir", "/c"}});
+    config["input"] = std::move(inputs);
+    config["output"] = std::move(outputs);
+    return config;
+  };
+  const auto tensor = [](const char* name, const char* type) { return json{{"name", name}, {"data_type", type}}; };
+  const json text_output = tensor("text_output", "TYPE_STRING");
+  EXPECT_NO_THROW(ModelSettings::parse(with_io({tensor("text_input", "TYPE_STRING"), tensor("max_tokens", "TYPE_INT32")},
+                                               {text_output, tensor("output_ids", "TYPE_INT32")}),
+                                       "/m/1"));
+  EXPECT_NO_THROW(ModelSettings::parse(with_io({tensor("input_ids", "TYPE_INT64")}, {tensor("output_ids", "TYPE_INT32")}),
+                                       "/m/1"));
+  EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_INT32")}, {text_output}))
+                .find("input \"text_input\" is declared with data_type TYPE_INT32, but this backend reads it as text "
+                      "(set data_type: TYPE_STRING)"),
+            std::string::npos);
+  EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING")}, json::array()))
+                .find("output \"text_output\" (TYPE_STRING) is not"),
+            std::string::npos);
+  EXPECT_NE(settings_error(with_io({tensor("input_ids", "TYPE_INT32")}, {text_output})).find("output \"output_ids\""),
+            std::string::npos);
+  EXPECT_NE(settings_error(with_io({tensor("max_tokens", "TYPE_INT32")}, {text_output}))
+                .find("declares neither input \"text_input\""),
+            std::string::npos);
+  EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING"), tensor("stream", "TYPE_INT32")}, {text_output}))
+                .find("input \"stream\" is declared with data_type TYPE_INT32"),
+            std::string::npos);
+  EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING")}, {tensor("text_output", "TYPE_FP32")}))
+                .find("output \"text_output\" is declared with data_type TYPE_FP32"),
+            std::string::npos);
+}
+
 TEST(ModelSettings, ParsesParametersAndResolvesPaths) {
   const auto s = ModelSettings::parse(config_with({{"checkpoint_dir", "../../ckpt"}, {"max_concurrent_requests", "4"},
                                                    {"threads", "2"}, {"exclude_input_in_output", "false"},

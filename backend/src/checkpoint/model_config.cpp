@@ -62,17 +62,24 @@ bool QuantConfig::excludes(const std::string& module) const {
 }
 
 void ModelConfig::validate(const std::string& where) const {
-  auto positive = [&](const char* name, int64_t value) {
+  // Bounds far above any released Llama (405B: hidden 16,384, 126 layers, vocabularies of 256K,
+  // contexts of 1M tokens) but low enough that sizes computed from them cannot overflow or ask
+  // for absurd allocations before the weights are even checked.
+  auto in_range = [&](const char* name, int64_t value, int64_t most) {
     if (value <= 0) throw_error(where, ": field \"", name, "\" must be positive, got ", value);
+    if (value > most) {
+      throw_error(where, ": field \"", name, "\" is ", value, ", implausibly large (at most ", most,
+                  " is accepted); is the config.json corrupt?");
+    }
   };
-  positive("vocab_size", vocab_size);
-  positive("hidden_size", hidden_size);
-  positive("num_hidden_layers", num_hidden_layers);
-  positive("num_attention_heads", num_attention_heads);
-  positive("num_key_value_heads", num_key_value_heads);
-  positive("head_size", head_size);
-  positive("intermediate_size", intermediate_size);
-  positive("max_position_embeddings", max_position_embeddings);
+  in_range("vocab_size", vocab_size, int64_t{1} << 24);
+  in_range("hidden_size", hidden_size, int64_t{1} << 17);
+  in_range("num_hidden_layers", num_hidden_layers, 4096);
+  in_range("num_attention_heads", num_attention_heads, 4096);
+  in_range("num_key_value_heads", num_key_value_heads, 4096);
+  in_range("head_size", head_size, 4096);
+  in_range("intermediate_size", intermediate_size, int64_t{1} << 20);
+  in_range("max_position_embeddings", max_position_embeddings, int64_t{1} << 24);
   if (num_attention_heads % num_key_value_heads != 0) {
     throw_error(where, ": num_attention_heads (", num_attention_heads, ") must be a multiple of num_key_value_heads (",
                 num_key_value_heads, ")");

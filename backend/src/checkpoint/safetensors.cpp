@@ -1,9 +1,11 @@
 #include "checkpoint/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "common/error.h"
 
@@ -104,12 +106,28 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : file_(path
       if (d != 0 && numel > UINT64_MAX / d) throw_error(tensor_where, ": shape overflows");
       numel *= d;
     }
+    if (numel > UINT64_MAX / elem) throw_error(tensor_where, ": shape overflows");
     if (end - begin != numel * elem) {
       throw_error(tensor_where, ": ", end - begin, " data bytes do not match dtype ", dtype_name, " and shape ",
                   view.shape_string(), " (", numel * elem, " bytes expected)");
     }
     view.bytes = data.subspan(begin, end - begin);
     tensors_.emplace(name, std::move(view));
+  }
+  // Two tensors sharing bytes would alias each other (a writer's bug, or a crafted file).
+  std::vector<const TensorView*> by_offset;
+  for (const auto& [name, view] : tensors_) {
+    if (!view.bytes.empty()) by_offset.push_back(&view);
+  }
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorView* a, const TensorView* b) { return a->bytes.data() < b->bytes.data(); });
+  for (size_t i = 1; i < by_offset.size(); ++i) {
+    const TensorView& before = *by_offset[i - 1];
+    const TensorView& after = *by_offset[i];
+    if (before.bytes.data() + before.bytes.size() > after.bytes.data()) {
+      throw_error(where, ": tensors ", before.name, " and ", after.name,
+                  " overlap (their data_offsets share bytes); the file is corrupt");
+    }
   }
 }
 

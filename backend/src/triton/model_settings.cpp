@@ -4,6 +4,8 @@
 #include <optional>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "common/error.h"
 
@@ -95,6 +97,62 @@ const std::map<std::string, std::string>& known_parameters() {
       {"cancellation_check_period_ms", "tensorrtllm"},
   };
   return known;
+}
+
+// The tensors the backend reads and writes, by the types it handles. A config that declares one
+// with another type (text_input as TYPE_INT32) or lacks the output its prompt style answers with
+// would load and then fail every request, or answer with nothing; it is refused at load instead.
+void check_inputs_and_outputs(const json& config) {
+  const auto declared = [&](const char* list) {
+    std::map<std::string, std::string> types;  // name -> data_type
+    if (!config.contains(list) || !config[list].is_array()) return types;
+    for (const json& tensor : config[list]) {
+      if (tensor.is_object()) types[tensor.value("name", "")] = tensor.value("data_type", "");
+    }
+    return types;
+  };
+  const auto inputs = declared("input");
+  const auto outputs = declared("output");
+  if (inputs.empty()) return;  // nothing declared (yet): Triton refuses such a model itself
+  const auto expect = [](const std::map<std::string, std::string>& tensors, const char* kind,
+                         const std::vector<std::string>& names, const std::string& type, const char* what) {
+    for (const std::string& name : names) {
+      const auto it = tensors.find(name);
+      if (it == tensors.end()) continue;
+      const bool ok = type == "TYPE_INT*" ? (it->second.starts_with("TYPE_INT") || it->second.starts_with("TYPE_UINT"))
+                                          : it->second == type;
+      if (!ok) {
+        throw_error("config.pbtxt: ", kind, " \"", name, "\" is declared with data_type ", it->second,
+                    ", but this backend ", what, " (set data_type: ", type == "TYPE_INT*" ? "TYPE_INT32" : type, ")");
+      }
+    }
+  };
+  expect(inputs, "input", {"text_input", "stop_words", "bad_words", "embedding_bias_words"}, "TYPE_STRING",
+         "reads it as text");
+  expect(inputs, "input",
+         {"stream", "streaming", "stop", "exclude_input_in_output", "return_log_probs", "return_context_logits",
+          "return_generation_logits", "early_stopping"},
+         "TYPE_BOOL", "reads it as a boolean");
+  expect(inputs, "input", {"input_ids", "input_lengths", "stop_words_list", "bad_words_list"}, "TYPE_INT*",
+         "reads it as token ids");
+  expect(outputs, "output", {"text_output"}, "TYPE_STRING", "writes text to it");
+  expect(outputs, "output", {"output_ids", "sequence_length", "batch_index"}, "TYPE_INT32", "writes INT32 to it");
+  expect(outputs, "output", {"cum_log_probs", "output_log_probs"}, "TYPE_FP32", "writes FP32 to it");
+
+  const bool text_style = inputs.count("text_input") != 0;
+  const bool token_style = inputs.count("input_ids") != 0;
+  if (!text_style && !token_style) {
+    throw Error("config.pbtxt: the model declares neither input \"text_input\" (TYPE_STRING, for prompts as text) nor "
+                "\"input_ids\" (TYPE_INT32, for token ids); declare at least one");
+  }
+  if (text_style && outputs.count("text_output") == 0) {
+    throw Error("config.pbtxt: input \"text_input\" is declared but output \"text_output\" (TYPE_STRING) is not, so "
+                "text prompts would be answered with nothing; declare it");
+  }
+  if (token_style && outputs.count("output_ids") == 0) {
+    throw Error("config.pbtxt: input \"input_ids\" is declared but output \"output_ids\" (TYPE_INT32) is not, so token "
+                "prompts would be answered with nothing; declare it");
+  }
 }
 
 // The parameters both engines take, read once; each engine's options get them below.
@@ -261,6 +319,7 @@ ModelSettings ModelSettings::parse(const json& config, const std::filesystem::pa
   }
   s.tokenizer_dir = parameters.contains("tokenizer_dir") ? resolve(version_dir, parameter_text(parameters, "tokenizer_dir"))
                                                          : model_dir;
+  check_inputs_and_outputs(config);
   return s;
 }
 
