@@ -81,8 +81,8 @@ const CpuSupport& cpu_support() {
 // vdpbf16ps retires 1.8 G instructions/s per core against 7.0 G FMAs, and the float32 int4 kernel
 // decodes as fast for one sequence and 14-24% faster for batches of 8-16 (llm bench, 1b shape); on
 // AMD's Zen 4 the bfloat16 kernel decoded 1.1-1.4x faster. LLM_ISA=avx512_bf16 still selects it.
-// Amx is never the default: its int4 kernel prefills about 2-3x faster and decodes batches of 8-16
-// 1.7-2.1x faster, but decodes a single sequence about a quarter slower than the float32 kernel
+// Amx is never the default: its int4 kernel prefills about 2x faster and decodes batches of 8-16
+// 1.4-1.6x faster, but decodes a single sequence about a fifth slower than the float32 kernel
 // (measured on the same VM, 1b shape); and since a sequence must compute the same way alone or in a
 // batch, the kernel cannot change with the batch. LLM_ISA=amx chooses it.
 Isa default_isa() {
