@@ -221,6 +221,33 @@ describe('llm backend on the dev server', () => {
     expect(after).toBe(before + 1);
   });
 
+  it('a stop request ends every running request with its id, also after another with that id finished', async () => {
+    const long = (): InferRequest => ({ ...textRequest('tiny', 'A very long story begins', 1500, [boolInput('stream', true)]), id: 'shared' });
+    const started = (request: InferRequest) => {
+      let onFirst: () => void = () => {};
+      const first = new Promise<void>((resolve) => (onFirst = resolve));
+      const run = streamAll(client, [request], () => onFirst());
+      run.call.on('error', () => {});
+      return { first, done: run.done };
+    };
+    const a = started(long());
+    await a.first;
+    // A short request reusing the id finishes first; it must not take the id away from the others.
+    const short = await streamAll(client, [{ ...textRequest('tiny', 'Hi', 2, [boolInput('stream', true)]), id: 'shared' }]).done;
+    expect(short.get('shared')?.errors).toEqual([]);
+    const c = started(long());
+    await c.first;
+    const stop = await streamAll(client, [{ model_name: 'tiny', id: 'shared', inputs: [boolInput('stop', true)] }]).done;
+    expect(stop.get('shared')?.errors).toEqual([]);
+    for (const run of [a, c]) {
+      const result = (await run.done).get('shared');
+      expect(result?.errors).toEqual(['request stopped by a `stop` request']);
+      expect(result?.finals).toBe(1);
+    }
+    const none = await streamAll(client, [{ model_name: 'tiny', id: 'shared', inputs: [boolInput('stop', true)] }]).done;
+    expect(none.get('shared')?.errors[0]).toContain("input 'stop': no running request has id 'shared'");
+  });
+
   it('bad inputs get INVALID_ARGUMENT naming the input, and the server keeps serving', async () => {
     const bad: [InferRequest, string][] = [
       [textRequest('tiny_unary', 'hi', 0), 'max_tokens'],

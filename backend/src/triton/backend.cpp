@@ -50,9 +50,10 @@ struct ModelState {
   int64_t context_tokens = 0;
   std::vector<int32_t> default_end_ids;
 
-  // Running requests by request id, for the `stop` input.
+  // Running requests by request id, for the `stop` input; clients may reuse an id, so one id may
+  // name several.
   std::mutex running_mutex;
-  std::map<std::string, std::weak_ptr<ResponseSender>> running;
+  std::multimap<std::string, std::weak_ptr<ResponseSender>> running;
 };
 
 // Per instance: tracks its in-flight requests so finalizing the instance can end them first.
@@ -243,8 +244,14 @@ void ResponseSender::complete(bool success) {
   request_ = nullptr;
   if (!request_id_.empty()) {
     std::lock_guard lock(instance_.model->running_mutex);
-    const auto it = instance_.model->running.find(request_id_);
-    if (it != instance_.model->running.end() && it->second.lock().get() == this) instance_.model->running.erase(it);
+    auto& running = instance_.model->running;
+    const auto [first, last] = running.equal_range(request_id_);
+    for (auto it = first; it != last; ++it) {
+      if (it->second.lock().get() == this) {  // only this request's entry: others with its id keep theirs
+        running.erase(it);
+        break;
+      }
+    }
   }
   std::lock_guard lock(instance_.mutex);
   --instance_.live;
@@ -293,21 +300,24 @@ void reject(TRITONBACKEND_ModelInstance* instance, TRITONBACKEND_Request* reques
   finish_request(instance, request, false, exec_start_ns, end, end);
 }
 
-// Answers a `stop` request (tensorrtllm_backend's way to end a running request by id).
+// Answers a `stop` request (tensorrtllm_backend's way to end a running request by id): every
+// running request of this model with that id is stopped.
 void answer_stop(InstanceState& instance, TRITONBACKEND_Request* request, const std::string& request_id,
                  uint64_t exec_start_ns) {
-  std::shared_ptr<ResponseSender> target;
+  std::vector<std::shared_ptr<ResponseSender>> targets;
   {
     std::lock_guard lock(instance.model->running_mutex);
-    const auto it = instance.model->running.find(request_id);
-    if (it != instance.model->running.end()) target = it->second.lock();
+    const auto [first, last] = instance.model->running.equal_range(request_id);
+    for (auto it = first; it != last; ++it) {
+      if (auto target = it->second.lock()) targets.push_back(std::move(target));
+    }
   }
-  if (request_id.empty() || !target) {
+  if (request_id.empty() || targets.empty()) {
     reject(instance.triton_instance, request, TRITONSERVER_ERROR_INVALID_ARG,
            "input 'stop': no running request has id '" + request_id + "'", exec_start_ns);
     return;
   }
-  target->request_stop();
+  for (const auto& target : targets) target->request_stop();
   TRITONBACKEND_ResponseFactory* factory = nullptr;
   check(TRITONBACKEND_ResponseFactoryNew(&factory, request), "creating a response factory");
   log_failure(TRITONBACKEND_ResponseFactorySendFlags(factory, TRITONSERVER_RESPONSE_COMPLETE_FINAL), "sending the final flag");
@@ -353,7 +363,7 @@ void execute_one(InstanceState& instance, TRITONBACKEND_Request* request) {
     }
     if (!request_id.empty()) {
       std::lock_guard lock(model.running_mutex);
-      model.running[request_id] = sender;
+      model.running.emplace(request_id, sender);
     }
     try {
       model.engine->submit(std::move(generation), sender);
