@@ -690,15 +690,19 @@ grpc::ServerUnaryReactor* InferenceService::LogSettings(Context* context,
 // -----------------------------------------------------------------------------------------------
 // GrpcServer
 
-GrpcServer::GrpcServer(InferenceService& service, const std::string& address, int port) {
+GrpcServer::GrpcServer(InferenceService& service, const std::string& address, int port, int max_message_bytes,
+                       int max_concurrent_streams) {
   const bool ipv6 = address.find(':') != std::string::npos && address.front() != '[';
   const std::string endpoint =
       (ipv6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(endpoint, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(&service);
-  builder.SetMaxReceiveMessageSize(INT32_MAX);
+  // Received messages are bounded (one message is held whole in memory); sent ones are the models'
+  // outputs, as large as they make them.
+  builder.SetMaxReceiveMessageSize(max_message_bytes);
   builder.SetMaxSendMessageSize(INT32_MAX);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, max_concurrent_streams);
   // A busy port must fail loudly rather than be shared with another server.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server_ = builder.BuildAndStart();

@@ -112,7 +112,9 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
 class GrpcServer {
  public:
   // Throws ApiError when the address cannot be bound. Port 0 picks a free port.
-  GrpcServer(InferenceService& service, const std::string& address, int port);
+  // Bounds: max_message_bytes per received message, max_concurrent_streams per connection.
+  GrpcServer(InferenceService& service, const std::string& address, int port, int max_message_bytes,
+             int max_concurrent_streams);
   ~GrpcServer();
   int port() const noexcept { return port_; }
   // Cancels the calls still running, closes all connections and waits until every call has

@@ -101,7 +101,8 @@ int run(const ServerOptions& options) {
 
   std::unique_ptr<GrpcServer> server;
   try {
-    server = std::make_unique<GrpcServer>(service, options.grpc_address, options.grpc_port);
+    server = std::make_unique<GrpcServer>(service, options.grpc_address, options.grpc_port,
+                                          options.grpc_max_message_bytes, options.grpc_max_concurrent_streams);
   } catch (const std::exception& e) {
     log_error(e.what());
     repository.unload_all(std::chrono::steady_clock::now() + timeout);

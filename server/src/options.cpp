@@ -60,6 +60,10 @@ Options:
                                A setting for backend NAME (TRITONBACKEND_BackendConfig "cmdline").
   --grpc-port PORT             gRPC port (default 8001; 0 picks a free port).
   --grpc-address ADDRESS       Address to listen on (default 127.0.0.1).
+  --grpc-max-message-bytes N   Largest request message accepted (default 67108864, 64 MiB);
+                               larger ones get RESOURCE_EXHAUSTED. Up to 2147483647.
+  --grpc-max-concurrent-streams N
+                               Calls one connection may have open at once (default 1024).
   --model-control-mode MODE    none (default: load every model at startup) or explicit (load the
                                --load-model names; RepositoryModelLoad/Unload are allowed).
   --load-model NAME            In explicit mode, a model to load at startup ("*" = all). Repeatable.
@@ -145,6 +149,10 @@ ServerOptions parse_options(int argc, const char* const* argv) {
       options.auto_complete_config = false;
     } else if (flag == "--exit-on-error") {
       options.exit_on_error = parse_bool(flag, value());
+    } else if (flag == "--grpc-max-message-bytes") {
+      options.grpc_max_message_bytes = parse_int(flag, value(), 1024, INT32_MAX);
+    } else if (flag == "--grpc-max-concurrent-streams") {
+      options.grpc_max_concurrent_streams = parse_int(flag, value(), 1, INT32_MAX);
     } else if (flag == "--exit-timeout-secs") {
       options.exit_timeout_secs = parse_int(flag, value(), 0, 3600);
     } else {

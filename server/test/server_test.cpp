@@ -1161,6 +1161,22 @@ TEST(ServerProcessTest, SigtermWhileAModelLoadsExitsAtOnce) {
   EXPECT_EQ(output.find("serving gRPC"), std::string::npos) << output;
 }
 
+// A request message is held whole in memory: its size is bounded (--grpc-max-message-bytes).
+TEST(ServerProcessTest, MessagesBeyondTheLimitAreRefused) {
+  TempDir dir;
+  write_model(dir.path() / "models", "echo", kEchoConfig);
+  ServerProcess server({"--model-repository", (dir.path() / "models").string(), "--grpc-max-message-bytes", "65536"},
+                       dir.path() / "server.log");
+  const auto stub = server.stub();
+  ModelInferResponse response;
+  EXPECT_TRUE(infer(*stub, text_request("echo", {std::string(30000, 'a')}), &response).ok());
+  const grpc::Status status = infer(*stub, text_request("echo", {std::string(70000, 'a')}), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_TRUE(infer(*stub, text_request("echo", {"still serving"}), &response).ok());
+  const int exit_status = server.stop(SIGTERM, std::chrono::seconds(60));
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << server.log();
+}
+
 TEST(ServerProcessTest, CommandLine) {
   std::string output;
   int status = run_server_command({"--help"}, &output);
