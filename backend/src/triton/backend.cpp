@@ -73,7 +73,7 @@ class ResponseSender : public GenerationObserver {
   ResponseSender(InstanceState& instance, TRITONBACKEND_Request* request, ParsedRequest parsed, uint64_t exec_start_ns,
                  std::string request_id)
       : instance_(instance), request_(request), parsed_(std::move(parsed)), exec_start_ns_(exec_start_ns),
-        request_id_(std::move(request_id)) {
+        compute_start_ns_(now_ns()), request_id_(std::move(request_id)) {
     TRITONBACKEND_ResponseFactory* factory = nullptr;
     check(TRITONBACKEND_ResponseFactoryNew(&factory, request_), "creating a response factory");
     factory_.reset(factory);
@@ -96,7 +96,6 @@ class ResponseSender : public GenerationObserver {
   }
 
   void on_step(const StepOutput& step) override {
-    if (compute_start_ns_ == 0) compute_start_ns_ = now_ns();
     const bool final = step.finish != FinishReason::None;
     const std::vector<float> log_probs(step.log_probs.begin(), step.log_probs.end());
     if (parsed_.stream) {
@@ -226,7 +225,10 @@ class ResponseSender : public GenerationObserver {
   ParsedRequest parsed_;
   std::set<std::string> requested_;
   uint64_t exec_start_ns_;
-  uint64_t compute_start_ns_ = 0;
+  // Inputs read and parsed (tokenized): Triton's compute_input ends here. Waiting in the engine's
+  // queue, prefill and decode all count as compute_infer, as the executor's queue does in
+  // tensorrtllm_backend.
+  uint64_t compute_start_ns_;
   std::string request_id_;
   std::atomic<bool> stop_requested_{false};
   std::string text_;
@@ -236,7 +238,7 @@ class ResponseSender : public GenerationObserver {
 
 void ResponseSender::complete(bool success) {
   const uint64_t end = now_ns();
-  const uint64_t compute_start = compute_start_ns_ == 0 ? end : compute_start_ns_;
+  const uint64_t compute_start = compute_start_ns_;
   TRITONBACKEND_ModelInstance* triton_instance = instance_.triton_instance;
   log_failure(TRITONBACKEND_ModelInstanceReportBatchStatistics(triton_instance, 1, exec_start_ns_, compute_start, end, end),
               "reporting batch statistics");
