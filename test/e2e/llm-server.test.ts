@@ -244,8 +244,6 @@ describe('llm backend on the dev server', () => {
       expect(result?.errors).toEqual(['request stopped by a `stop` request']);
       expect(result?.finals).toBe(1);
     }
-    const none = await streamAll(client, [{ model_name: 'tiny', id: 'shared', inputs: [boolInput('stop', true)] }]).done;
-    expect(none.get('shared')?.errors[0]).toContain("input 'stop': no running request has id 'shared'");
   });
 
   it('bad inputs get INVALID_ARGUMENT naming the input, and the server keeps serving', async () => {
