@@ -360,6 +360,16 @@ std::unique_ptr<InferenceRequest> build_inference_request(inference::ModelInferR
             ". Please provide all required inputs.");
   }
 
+  // Before any size is taken from a shape (the batch size first), so the error names the input
+  // with the negative dimension rather than the next one compared with it.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const std::vector<int64_t>& original = original_shapes[i];
+    if (std::any_of(original.begin(), original.end(), [](int64_t d) { return d < 0; })) {
+      invalid(prefix + "All input dimensions should be specified for input '" + inputs[i]->name + "' for model '" +
+              model_name + "', got " + dims_to_string(original));
+    }
+  }
+
   const bool batching = config.max_batch_size() > 0;
   int64_t batch_size = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -397,10 +407,6 @@ std::unique_ptr<InferenceRequest> build_inference_request(inference::ModelInferR
     const std::vector<int64_t> dims(original.begin() + (strip_batch ? 1 : 0), original.end());
     bool matches = dims.size() == static_cast<size_t>(spec.dims_size());
     for (size_t d = 0; matches && d < dims.size(); ++d) {
-      if (dims[d] < 0) {
-        invalid(prefix + "All input dimensions should be specified for input '" + input.name +
-                "' for model '" + model_name + "', got " + dims_to_string(original));
-      }
       if (spec.dims(static_cast<int>(d)) != -1 && spec.dims(static_cast<int>(d)) != dims[d]) {
         matches = false;
       }
@@ -419,11 +425,6 @@ std::unique_ptr<InferenceRequest> build_inference_request(inference::ModelInferR
               "'. Expected " + dims_to_string(full) + ", got " + dims_to_string(original) + ". " +
               note);
     }
-    if (std::any_of(original.begin(), original.end(), [](int64_t d) { return d < 0; })) {
-      invalid(prefix + "All input dimensions should be specified for input '" + input.name +
-              "' for model '" + model_name + "', got " + dims_to_string(original));
-    }
-
     // What the backend sees: the batch dimension, then the dims or their reshape.
     std::vector<int64_t> shape = dims;
     if (spec.has_reshape()) {

@@ -74,6 +74,11 @@ std::string with_parameter(const std::string& config, const std::string& key,
 void write_repository(const std::filesystem::path& repository) {
   write_model(repository, "echo", kEchoConfig);
   write_model(repository, "batched", kBatchedConfig);
+  write_model(repository, "batched_pair",
+              "backend: \"repeat\"\nmax_batch_size: 4\n"
+              "input [ { name: \"A\" data_type: TYPE_FP32 dims: [ 1 ] }, { name: \"B\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n"
+              "output [ { name: \"A_OUT\" data_type: TYPE_FP32 dims: [ 1 ] }, "
+              "{ name: \"B_OUT\" data_type: TYPE_FP32 dims: [ 1 ] } ]\n");
   write_model(repository, "streamer", kStreamerConfig);
   write_model(repository, "minimal", kMinimalConfig);
   write_model(repository, "counted", kMinimalConfig);
@@ -651,6 +656,16 @@ TEST_F(ServerTest, BatchedModel) {
   EXPECT_STATUS(infer(*stub_, no_batch_dim, &response), grpc::StatusCode::INVALID_ARGUMENT,
                 "unexpected shape for input 'X' for model 'batched'. Expected [-1,3], got [3]. "
                 "NOTE: Setting a non-zero max_batch_size");
+
+  // A negative batch dimension is named on its own input, not as a mismatch on the next one.
+  ModelInferRequest negative;
+  negative.set_model_name("batched_pair");
+  add_input(negative, "A", "FP32", {-1, 1});
+  add_input(negative, "B", "FP32", {1, 1});
+  negative.add_raw_input_contents(std::string(4, '\0'));
+  negative.add_raw_input_contents(std::string(4, '\0'));
+  EXPECT_STATUS(infer(*stub_, negative, &response), grpc::StatusCode::INVALID_ARGUMENT,
+                "All input dimensions should be specified for input 'A' for model 'batched_pair', got [-1,1]");
 
   ModelInferRequest too_big;
   too_big.set_model_name("batched");
