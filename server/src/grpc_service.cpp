@@ -210,15 +210,26 @@ class StreamInferCall final : public ResponseSink,
       }
       (*response.mutable_parameters())["triton_final_response"].set_bool_param(result.final);
     }
+    bool overflowed = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       if (result.final) {
         --requests_in_flight_;
       }
       if (message && !cancelled_ && !finish_started_) {
+        pending_bytes_ += message->ByteSizeLong();
         writes_.push_back(std::move(message));
+        if (pending_bytes_ > service_.max_pending_response_bytes()) {
+          // The client does not read: drop what waits (but the write in progress) and end the stream.
+          overflowed = true;
+          overflow_bytes_ = pending_bytes_;
+          cancelled_ = true;
+          while (writes_.size() > (write_in_flight_ ? 1u : 0u)) writes_.pop_back();
+          pending_bytes_ = writes_.empty() ? 0 : writes_.front()->ByteSizeLong();
+        }
       }
     }
+    if (overflowed) cancellation_->cancel();
     pump();
   }
 
@@ -258,6 +269,7 @@ class StreamInferCall final : public ResponseSink,
       std::lock_guard<std::mutex> lock(mutex_);
       write_in_flight_ = false;
       if (!writes_.empty()) {
+        pending_bytes_ -= writes_.front()->ByteSizeLong();
         writes_.pop_front();
       }
       if (!ok) {
@@ -302,7 +314,13 @@ class StreamInferCall final : public ResponseSink,
         message = writes_.front().get();
       } else if (cancelled_) {
         finish_started_ = true;
-        status = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+        status = overflow_bytes_ > 0
+                     ? grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                    "the stream was cancelled: " + std::to_string(overflow_bytes_) +
+                                        " bytes of responses were waiting for the client to read them, more than "
+                                        "llm-server's --grpc-max-pending-response-bytes (" +
+                                        std::to_string(service_.max_pending_response_bytes()) + ")")
+                     : grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
       } else if (reads_done_ && requests_in_flight_ == 0) {
         finish_started_ = true;
         status = grpc::Status::OK;
@@ -339,6 +357,7 @@ class StreamInferCall final : public ResponseSink,
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (!cancelled_ && !finish_started_) {
+          pending_bytes_ += message->ByteSizeLong();
           writes_.push_back(std::move(message));
         }
       }
@@ -354,6 +373,8 @@ class StreamInferCall final : public ResponseSink,
   std::mutex mutex_;
   grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse>* reactor_ = nullptr;
   std::deque<std::unique_ptr<StreamResponse>> writes_;  // front is being written when in flight
+  size_t pending_bytes_ = 0;                             // serialized size of writes_
+  size_t overflow_bytes_ = 0;                            // pending_bytes_ when the bound cancelled the stream
   bool write_in_flight_ = false;
   bool starting_read_ = false;
   bool reads_done_ = false;
@@ -447,8 +468,9 @@ void add_tensor_metadata(const std::string& name, inference::DataType type,
 // -----------------------------------------------------------------------------------------------
 // InferenceService
 
-InferenceService::InferenceService(ModelRepository& repository, ServerIdentity identity)
-    : repository_(repository), identity_(std::move(identity)) {}
+InferenceService::InferenceService(ModelRepository& repository, ServerIdentity identity,
+                                   size_t max_pending_response_bytes)
+    : repository_(repository), identity_(std::move(identity)), max_pending_response_bytes_(max_pending_response_bytes) {}
 
 InferenceService::~InferenceService() {
   std::lock_guard<std::mutex> lock(background_mutex_);

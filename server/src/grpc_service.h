@@ -32,7 +32,10 @@ struct ServerIdentity {
 
 class InferenceService final : public inference::GRPCInferenceService::CallbackService {
  public:
-  InferenceService(ModelRepository& repository, ServerIdentity identity);
+  // max_pending_response_bytes: responses of one stream waiting for its client to read them; a
+  // stream beyond it is cancelled (RESOURCE_EXHAUSTED), so a client that stops reading cannot make
+  // the server hold its output without bound.
+  InferenceService(ModelRepository& repository, ServerIdentity identity, size_t max_pending_response_bytes);
   ~InferenceService() override;  // joins the repository-control threads
 
   // Shutdown, step 1: ServerReady turns false and new inference calls, stream requests and model
@@ -46,6 +49,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   InflightCounter& active_calls() noexcept { return active_calls_; }
 
   ModelRepository& repository() noexcept { return repository_; }
+  size_t max_pending_response_bytes() const noexcept { return max_pending_response_bytes_; }
 
   using Context = grpc::CallbackServerContext;
   using UnaryReactor = grpc::ServerUnaryReactor;
@@ -102,6 +106,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
 
   ModelRepository& repository_;
   ServerIdentity identity_;
+  size_t max_pending_response_bytes_;
   std::atomic<bool> shutting_down_{false};
   InflightCounter active_calls_;  // inference calls and model loads/unloads still running
   std::mutex background_mutex_;

@@ -84,7 +84,7 @@ int run(const ServerOptions& options) {
 
   ServerIdentity identity{"llm-server", LLM_SERVER_VERSION,
                           {"model_repository", "model_configuration", "statistics", "parameters"}};
-  InferenceService service(repository, identity);
+  InferenceService service(repository, identity, static_cast<size_t>(options.grpc_max_pending_response_bytes));
   const auto timeout = std::chrono::seconds(options.exit_timeout_secs);
 
   log_info("backend directory: " + options.backend_directory.string());

@@ -64,6 +64,10 @@ Options:
                                larger ones get RESOURCE_EXHAUSTED. Up to 2147483647.
   --grpc-max-concurrent-streams N
                                Calls one connection may have open at once (default 1024).
+  --grpc-max-pending-response-bytes N
+                               Responses of one stream waiting for its client to read them
+                               (default 16777216, 16 MiB); beyond it the stream is cancelled
+                               with RESOURCE_EXHAUSTED.
   --model-control-mode MODE    none (default: load every model at startup) or explicit (load the
                                --load-model names; RepositoryModelLoad/Unload are allowed).
   --load-model NAME            In explicit mode, a model to load at startup ("*" = all). Repeatable.
@@ -151,6 +155,8 @@ ServerOptions parse_options(int argc, const char* const* argv) {
       options.exit_on_error = parse_bool(flag, value());
     } else if (flag == "--grpc-max-message-bytes") {
       options.grpc_max_message_bytes = parse_int(flag, value(), 1024, INT32_MAX);
+    } else if (flag == "--grpc-max-pending-response-bytes") {
+      options.grpc_max_pending_response_bytes = parse_int(flag, value(), 1024, INT32_MAX);
     } else if (flag == "--grpc-max-concurrent-streams") {
       options.grpc_max_concurrent_streams = parse_int(flag, value(), 1, INT32_MAX);
     } else if (flag == "--exit-timeout-secs") {

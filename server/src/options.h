@@ -15,8 +15,9 @@ struct ServerOptions {
   std::filesystem::path backend_directory;  // default: <executable dir>/../backends
   int grpc_port = 8001;                     // 0: any free port (printed at startup)
   std::string grpc_address = "127.0.0.1";
-  int grpc_max_message_bytes = 64 << 20;      // per received message; larger ones: RESOURCE_EXHAUSTED
-  int grpc_max_concurrent_streams = 1024;     // per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
+  int grpc_max_message_bytes = 64 << 20;           // per received message; larger: RESOURCE_EXHAUSTED
+  int grpc_max_pending_response_bytes = 16 << 20;  // per stream, unread by its client
+  int grpc_max_concurrent_streams = 1024;          // per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
   int log_verbose = 0;
   ModelControlMode control_mode = ModelControlMode::kNone;
   std::vector<std::string> load_models;

@@ -1192,6 +1192,49 @@ TEST(ServerProcessTest, MessagesBeyondTheLimitAreRefused) {
   EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << server.log();
 }
 
+// A client that stops reading must not make the server hold its responses without bound: past
+// --grpc-max-pending-response-bytes the stream is cancelled, and its requests with it.
+TEST(ServerProcessTest, AStreamWhoseClientStopsReadingIsCancelledAtTheBound) {
+  TempDir dir;
+  write_model(dir.path() / "models", "streamer", kStreamerConfig);
+  ServerProcess server({"--model-repository", (dir.path() / "models").string(), "--grpc-max-pending-response-bytes",
+                        "1048576"},
+                       dir.path() / "server.log");
+  const auto stub = server.stub();
+  {
+    grpc::ClientContext context;
+    context.set_deadline(call_deadline());
+    std::unique_ptr<Stream> stream = stub->ModelStreamInfer(&context);
+    ModelInferRequest request = text_request("streamer", {std::string(64 * 1024, 'x')}, "flood");
+    set_bool(request, "until_cancelled", true);  // 64 KiB responses until cancelled
+    ASSERT_TRUE(stream->Write(request));
+    ASSERT_TRUE(stream->WritesDone());
+    std::this_thread::sleep_for(std::chrono::seconds(3));  // not reading
+    ModelStreamInferResponse message;
+    int64_t received = 0;
+    while (stream->Read(&message)) ++received;
+    const grpc::Status status = stream->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << status.error_message();
+    EXPECT_NE(status.error_message().find("more than llm-server's --grpc-max-pending-response-bytes (1048576)"),
+              std::string::npos)
+        << status.error_message();
+    EXPECT_LT(received, 100000) << "the request was not cancelled";
+  }
+  // The server goes on serving.
+  grpc::ClientContext context;
+  context.set_deadline(call_deadline());
+  std::unique_ptr<Stream> stream = stub->ModelStreamInfer(&context);
+  ASSERT_TRUE(stream->Write(text_request("streamer", {"after"}, "after")));
+  ASSERT_TRUE(stream->WritesDone());
+  ModelStreamInferResponse message;
+  int responses = 0;
+  while (stream->Read(&message)) ++responses;
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_EQ(responses, 3);
+  const int exit_status = server.stop(SIGTERM, std::chrono::seconds(60));
+  EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0) << server.log();
+}
+
 TEST(ServerProcessTest, CommandLine) {
   std::string output;
   int status = run_server_command({"--help"}, &output);
