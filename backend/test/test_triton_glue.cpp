@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <fstream>
 
 #include "common/error.h"
 #include "test_util.h"
@@ -230,6 +231,28 @@ TEST(ModelSettings, TensorRtLlmErrorsAreNamed) {
   EXPECT_TRUE(contains(settings_error(config_with({{"checkpoint_dir", "x"}, {"kv_cache_free_gpu_mem_fraction", "0.9"}})),
                        "set parameter \"engine\" to \"tensorrtllm\""));
   EXPECT_TRUE(contains(trt({{"gpt_model_path", "/e"}}), "unknown parameter \"gpt_model_path\""));
+}
+
+// A wrong checkpoint_dir is named as such, not as the first file missing from it.
+TEST(EngineFactory, ACheckpointDirThatIsNotACheckpointIsNamed) {
+  const auto error_for = [](const std::string& dir) {
+    try {
+      check_engine_available(ModelSettings::parse(config_with({{"checkpoint_dir", dir}}), "/m/1"));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  test::TempDir dir;
+  EXPECT_NE(error_for(dir.path().string()).find("parameter checkpoint_dir: " + dir.path().string() +
+                                                " has no config.json, so it is not a TensorRT-LLM checkpoint"),
+            std::string::npos);
+  EXPECT_NE(error_for("/nonexistent/ckpt").find("parameter checkpoint_dir: /nonexistent/ckpt does not exist"),
+            std::string::npos);
+  std::ofstream(dir.path() / "file") << "x";
+  EXPECT_NE(error_for((dir.path() / "file").string()).find("is not a directory"), std::string::npos);
+  // "" is the version folder itself.
+  EXPECT_NE(error_for("").find("parameter checkpoint_dir: /m/1"), std::string::npos);
 }
 
 TEST(EngineFactory, TensorRtLlmNeedsABuildWithIt) {

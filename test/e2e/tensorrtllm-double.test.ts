@@ -129,7 +129,8 @@ describe('TensorRT-LLM engine path (executor test double) on the dev server', ()
     const missing = index.models.find((m) => m.name === 'trt_missing');
     expect(missing?.state).toBe('UNAVAILABLE');
     expect(missing?.reason).toContain('no-such-engine');
-    expect(missing?.reason).toContain('has no config.json');
+    expect(missing?.reason).toContain('parameter engine_dir');
+    expect(missing?.reason).toContain('does not exist; point it at a TensorRT-LLM engine');
     expect(server.output()).toMatch(/loaded tensorrtllm engine: .*fast \(LlamaForCausalLM, float16, max_seq_len 1024/);
   });
 

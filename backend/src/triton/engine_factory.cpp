@@ -1,5 +1,7 @@
 #include "triton/engine_factory.h"
 
+#include <filesystem>
+
 #include "common/error.h"
 #include "engine/cpu_engine.h"
 
@@ -22,6 +24,22 @@ void check_engine_available(const ModelSettings& settings) {
     throw Error(std::string("engine \"tensorrtllm\": this libtriton_llm.so was built without TensorRT-LLM; rebuild it "
                             "where TensorRT-LLM ") + tensorrtllm_target_release() +
                 " is installed with cmake -DLLM_WITH_TENSORRTLLM=ON (deploy/Dockerfile does), or use engine \"cpu\"");
+  }
+  // The folder first: otherwise the first file looked for (the tokenizer) would be reported missing.
+  const bool cpu = settings.engine == "cpu";
+  const std::filesystem::path& dir = cpu ? settings.cpu.checkpoint_dir : settings.tensorrtllm.engine_dir;
+  const char* parameter = cpu ? "checkpoint_dir" : "engine_dir";
+  const char* what = cpu ? "a TensorRT-LLM checkpoint (made by `llm convert`, `llm synth` or TensorRT-LLM's convert_checkpoint.py)"
+                         : "a TensorRT-LLM engine (trtllm-build's output folder)";
+  std::error_code error;
+  if (!std::filesystem::exists(dir, error)) {
+    throw_error("parameter ", parameter, ": ", dir.string(), " does not exist; point it at ", what);
+  }
+  if (!std::filesystem::is_directory(dir, error)) {
+    throw_error("parameter ", parameter, ": ", dir.string(), " is not a directory; point it at ", what);
+  }
+  if (!std::filesystem::exists(dir / "config.json", error)) {
+    throw_error("parameter ", parameter, ": ", dir.string(), " has no config.json, so it is not ", what);
   }
 }
 

@@ -14,7 +14,8 @@ namespace llm::triton {
 bool tensorrtllm_available();
 const char* tensorrtllm_target_release();
 
-// Throws Error when this build cannot run the engine the settings name (before anything loads).
+// Throws Error, before anything loads, when this build cannot run the engine the settings name, or
+// its checkpoint_dir / engine_dir is not such a folder (missing, not a directory, no config.json).
 void check_engine_available(const ModelSettings& settings);
 
 // Throws Error for a model that cannot load: a bad checkpoint or engine folder, or engine
