@@ -293,6 +293,25 @@ TEST(Generation, ContextOverflowIsAClearError) {
   EXPECT_THROW(scheduler.submit(request, std::make_shared<test::RecordingObserver>()), Error);
 }
 
+TEST(Generation, NanLogitsFailTheRequestWithTheCause) {
+  GenerationSetup setup(11);
+  GenerationRequest request;
+  request.prompt_ids = {1, 5};
+  request.max_tokens = 4;
+  Generation generation(setup.tokenizer, request);
+  std::vector<float> logits(64, 0.0f);
+  logits[7] = 1.0f;
+  generation.accept(logits);
+  logits[3] = std::numeric_limits<float>::quiet_NaN();
+  try {
+    generation.accept(logits);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the model produced NaN logits at generated token 2"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Generation, GreedyMatchesArgmaxOfReferenceAndStopsOnLengthOrEndId) {
   GenerationSetup setup(10);
   const TinyHfModel hf(10);  // the same weights, for the reference forward

@@ -55,6 +55,13 @@ Generation::Generation(const Tokenizer& tokenizer, GenerationRequest request)
 
 std::string Generation::accept(std::span<float> logits) {
   if (finished()) return {};
+  // NaN logits (corrupt weights, or activations that overflowed) would be sampled as some token
+  // all the same; the request fails with the cause instead.
+  if (std::any_of(logits.begin(), logits.end(), [](float l) { return std::isnan(l); })) {
+    throw_error("the model produced NaN logits at generated token ", output_ids_.size() + 1,
+                ": its weights may hold NaN or infinite values, or its activations overflowed; check the checkpoint "
+                "(`llm eval` reports its perplexity)");
+  }
   const bool can_end = !request_.ignore_eos && static_cast<int32_t>(output_ids_.size()) >= request_.min_tokens;
   if (!can_end) {
     for (int32_t id : request_.end_ids) {
