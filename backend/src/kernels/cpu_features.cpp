@@ -60,7 +60,9 @@ CpuSupport probe_cpu() {
   support.avx2 = (xcr0 & kXcr0SseAvx) == kXcr0SseAvx && (ebx & bit_AVX2) != 0 && fma && f16c;
   const unsigned avx512_needed = bit_AVX512F | bit_AVX512BW | bit_AVX512VL | bit_AVX512DQ;
   support.avx512 = support.avx2 && (xcr0 & kXcr0Avx512) == kXcr0Avx512 && (ebx & avx512_needed) == avx512_needed;
-  const bool amx_cpu = (edx & bit_AMX_TILE) != 0 && (edx & bit_AMX_BF16) != 0 && (xcr0 & kXcr0Amx) == kXcr0Amx;
+  // Leaf 7 EDX bits 22 (AMX-BF16) and 24 (AMX-TILE), spelled out: older compilers' cpuid.h lacks them.
+  constexpr unsigned kAmxBf16 = 1u << 22, kAmxTile = 1u << 24;
+  const bool amx_cpu = (edx & kAmxTile) != 0 && (edx & kAmxBf16) != 0 && (xcr0 & kXcr0Amx) == kXcr0Amx;
   // AVX512_BF16 is reported in leaf 7, sub-leaf 1 (EAX bit 5).
   if (support.avx512 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) != 0) {
     support.avx512_bf16 = (eax & bit_AVX512BF16) != 0;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Fuzzes every parser of untrusted bytes (backend/fuzz: safetensors files, checkpoint config.json,
+# tokenizer.model, UTF-8 and the streaming detokenizer, Triton request tensors) with libFuzzer,
+# ASan and UBSan: builds the targets with clang in build-fuzz/ and runs each for SECONDS (default
+# 30) from its seed corpus in backend/fuzz/corpus/. Prints the executions per target; a crash
+# stops the script with the input saved as build-fuzz/crashes/<target>-crash-*.
+#   bash scripts/fuzz.sh [SECONDS]        (needs clang: apt-get install clang)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-30}"
+targets=(fuzz_safetensors fuzz_checkpoint_config fuzz_tokenizer_model fuzz_utf8 fuzz_request_parser)
+
+if ! command -v clang++ >/dev/null 2>&1; then
+  sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  echo "fuzz: installing clang"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang >/dev/null
+fi
+
+echo "fuzz: building (build-fuzz/)"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
+  -DCMAKE_CXX_COMPILER=clang++ -DLLM_BUILD_TESTS=OFF -DLLM_BUILD_SERVER=OFF -DLLM_FUZZ=ON >/dev/null
+cmake --build build-fuzz --target "${targets[@]}"
+
+mkdir -p build-fuzz/crashes
+for target in "${targets[@]}"; do
+  corpus="build-fuzz/corpus/$target"  # grows with what the fuzzer finds; the seeds stay untouched
+  mkdir -p "$corpus"
+  log="build-fuzz/$target.log"
+  if ! "build-fuzz/bin/$target" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 \
+      -artifact_prefix="build-fuzz/crashes/$target-" "$corpus" "backend/fuzz/corpus/$target" >"$log" 2>&1; then
+    tail -n 40 "$log"
+    echo "fuzz: $target crashed; the input is in build-fuzz/crashes/ (run build-fuzz/bin/$target on it to reproduce)"
+    exit 1
+  fi
+  runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$')
+  echo "fuzz: $target: $runs executions in ${seconds} s, no crash"
+done
