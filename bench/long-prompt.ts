@@ -39,7 +39,10 @@ function parseArgs(argv: readonly string[]): Options {
       return n;
     };
     switch (name) {
-      case '--url': o.url = value; break;
+      case '--url':
+        if (!value) throw new Error('--url needs HOST:PORT');
+        o.url = value;
+        break;
       case '--models': o.models = (value ?? '').split(',').filter(Boolean); break;
       case '--streams': o.streams = positive(); break;
       case '--prompt-tokens': o.promptTokens = positive(); break;

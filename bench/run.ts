@@ -119,7 +119,12 @@ export function parseArgs(argv: readonly string[]): Options {
     const [flag, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
     const value = (): string | undefined => inline ?? argv[++i];
     switch (flag) {
-      case '--url': o.url = value(); if (!o.url) throw new UsageError('--url needs HOST:PORT'); break;
+      case '--url': {
+        const url = value();
+        if (!url) throw new UsageError('--url needs HOST:PORT');
+        o.url = url;
+        break;
+      }
       case '--repository': o.repository = resolve(value() ?? ''); break;
       case '--models': o.models = (value() ?? '').split(',').map((s) => s.trim()).filter(Boolean); if (!o.models.length) throw new UsageError('--models needs names'); break;
       case '--requests': o.requests = positiveInt('--requests', value()); break;

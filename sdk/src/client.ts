@@ -33,23 +33,23 @@ import { buildInferRequest, InferResult, type InferRequestFields } from './tenso
 /** TLS settings; `tls: true` uses the system's root certificates. */
 export interface TlsOptions {
   /** PEM root certificates that sign the server's certificate (default: the system's). */
-  rootCerts?: string | Buffer;
+  rootCerts?: string | Buffer | undefined;
   /** PEM client certificate chain, for servers that require client authentication (mutual TLS). */
-  certChain?: string | Buffer;
+  certChain?: string | Buffer | undefined;
   /** PEM private key of `certChain`. */
-  privateKey?: string | Buffer;
+  privateKey?: string | Buffer | undefined;
   /** Name to verify the server's certificate against, when it differs from the URL's host. */
-  serverName?: string;
+  serverName?: string | undefined;
 }
 
 /** HTTP/2 keepalive pings, to notice dead connections and keep idle ones through proxies. */
 export interface KeepaliveOptions {
   /** Interval between pings, in milliseconds (gRPC `keepalive_time_ms`). */
-  timeMs?: number;
+  timeMs?: number | undefined;
   /** How long to wait for a ping's answer before dropping the connection (`keepalive_timeout_ms`; default 20000). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Ping even with no call in progress (`keepalive_permit_without_calls`; default false). */
-  permitWithoutCalls?: boolean;
+  permitWithoutCalls?: boolean | undefined;
 }
 
 /**
@@ -59,15 +59,15 @@ export interface KeepaliveOptions {
  */
 export interface RetryOptions {
   /** Attempts in all, including the first (default 3; 1 disables retries). */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /** Wait before the first retry, in milliseconds (default 100). */
-  initialBackoffMs?: number;
+  initialBackoffMs?: number | undefined;
   /** Upper bound of a wait, in milliseconds (default 2000). */
-  maxBackoffMs?: number;
+  maxBackoffMs?: number | undefined;
   /** Factor between consecutive waits (default 2). */
-  backoffMultiplier?: number;
+  backoffMultiplier?: number | undefined;
   /** Status codes worth retrying (default `[Status.UNAVAILABLE]`). */
-  retryOn?: readonly Status[];
+  retryOn?: readonly Status[] | undefined;
 }
 
 /** A function returning headers for each call, e.g. to attach a fresh auth token. */
@@ -90,40 +90,40 @@ export interface TritonClientOptions {
    * re-resolved as servers come and go) or `ipv4:10.0.0.5:8001,10.0.0.6:8001`, or a list of
    * `ip:port` addresses. A list defaults to `loadBalancing: 'round_robin'`.
    */
-  url?: string | readonly string[];
+  url?: string | readonly string[] | undefined;
   /** Load-balancing policy over the servers of `url` (default `pick_first`; `round_robin` for a list). */
-  loadBalancing?: LoadBalancing;
+  loadBalancing?: LoadBalancing | undefined;
   /** TLS: `true` for the system roots, or certificates; default off unless the URL says `grpcs://`. */
-  tls?: boolean | TlsOptions;
+  tls?: boolean | TlsOptions | undefined;
   /** gRPC metadata headers for every call (e.g. `{ authorization: 'Bearer TOKEN' }`), or a function giving them per call. */
-  headers?: Headers | HeadersProvider;
+  headers?: Headers | HeadersProvider | undefined;
   /**
    * Default deadline of every call, in milliseconds from its start. Without it, health,
    * metadata, config, repository-index and statistics calls get 30000 and the others
    * (inference, load / unload) none.
    */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /**
    * How long a call waits for a connection before failing with `cannot reach Triton at
    * HOST:PORT` (default 5000). A refused connection fails at once.
    */
-  connectTimeoutMs?: number;
+  connectTimeoutMs?: number | undefined;
   /** Keepalive pings (default: gRPC's, i.e. none). */
-  keepalive?: KeepaliveOptions;
+  keepalive?: KeepaliveOptions | undefined;
   /** Retries of idempotent calls; `false` disables them (default: 3 attempts on `UNAVAILABLE`). */
-  retry?: RetryOptions | false;
+  retry?: RetryOptions | false | undefined;
   /** Largest message the client accepts, in bytes (default 2^31 - 1, as Triton's own clients). */
-  maxReceiveMessageBytes?: number;
+  maxReceiveMessageBytes?: number | undefined;
   /** Largest message the client sends, in bytes (default 2^31 - 1). */
-  maxSendMessageBytes?: number;
+  maxSendMessageBytes?: number | undefined;
   /** Extra gRPC channel options, applied last (e.g. `{ 'grpc.primary_user_agent': 'my-app' }`). */
-  channelOptions?: grpc.ChannelOptions;
+  channelOptions?: grpc.ChannelOptions | undefined;
 }
 
 /** Per-call options of calls that address a model version. */
 export interface ModelCallOptions extends CallOptions {
   /** Model version; empty or absent lets the server choose by its version policy. */
-  version?: string;
+  version?: string | undefined;
 }
 
 /** What `serverMetadata()` returns. */
@@ -181,9 +181,9 @@ export interface RepositoryModel {
 /** Options of `repositoryIndex()`. */
 export interface RepositoryIndexOptions extends CallOptions {
   /** Only models that are ready to serve. */
-  ready?: boolean;
+  ready?: boolean | undefined;
   /** Repository to list (default: all). */
-  repositoryName?: string;
+  repositoryName?: string | undefined;
 }
 
 /** A request of `infer()` / `streamInfer()`. */
@@ -210,7 +210,7 @@ interface ParsedUrl {
   target: string;
   tls: boolean | undefined;
   /** Whether the target names several servers explicitly (an address list). */
-  several?: boolean;
+  several?: boolean | undefined;
 }
 
 const grpcTargetScheme = /^(dns|ipv4|ipv6|unix|unix-abstract):/i;
@@ -288,8 +288,8 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
 type UnaryInvoker<T> = (metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<T>) => grpc.ClientUnaryCall;
 
 interface UnaryContext {
-  model?: string;
-  requestId?: string;
+  model?: string | undefined;
+  requestId?: string | undefined;
   idempotent: boolean;
 }
 
@@ -311,7 +311,7 @@ export class TritonClient {
   private readonly headers: Headers | HeadersProvider | undefined;
   private readonly timeoutMs: number | undefined;
   private readonly connectTimeoutMs: number;
-  private readonly retry: Required<RetryOptions> | undefined;
+  private readonly retry: { [K in keyof RetryOptions]-?: Exclude<RetryOptions[K], undefined> } | undefined;
   private readonly active = new Set<{ cancel(): void }>();
   private closed = false;
   /** What streams need from the client. @internal */

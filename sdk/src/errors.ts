@@ -32,15 +32,15 @@ export interface TritonErrorInit {
   /** Where the error came from; see {@link TritonErrorSource}. */
   source: TritonErrorSource;
   /** `host:port` of the server the client talks to. */
-  target?: string;
+  target?: string | undefined;
   /** The model the call addressed, when it addressed one. */
-  model?: string;
+  model?: string | undefined;
   /** The request id, for inference calls. */
-  requestId?: string;
+  requestId?: string | undefined;
   /** The underlying error (a gRPC `ServiceError`, an abort reason, ...). */
-  cause?: unknown;
+  cause?: unknown | undefined;
   /** Replaces the default message built from the other fields. */
-  message?: string;
+  message?: string | undefined;
 }
 
 /**
@@ -131,9 +131,9 @@ export interface ErrorContext {
   /** `host:port` of the server. */
   target: string;
   /** The model, for model calls. */
-  model?: string;
+  model?: string | undefined;
   /** The request id, for inference calls. */
-  requestId?: string;
+  requestId?: string | undefined;
 }
 
 /**

@@ -19,9 +19,9 @@ export interface TritonLlmClientOptions extends TritonClientOptions {
    * Model name (default `"ensemble"`, the name NVIDIA's tensorrtllm_backend uses for its
    * text-in/text-out model). This project's model repository calls its model `"llama_fp16"`.
    */
-  model?: string;
+  model?: string | undefined;
   /** Model version (default: the server's choice). */
-  modelVersion?: string;
+  modelVersion?: string | undefined;
   /**
    * Send every `generate()` / `stream()` call over one shared `ModelStreamInfer` stream
    * (opened when needed, closed when idle) instead of one stream per call (the default).
@@ -31,7 +31,7 @@ export interface TritonLlmClientOptions extends TritonClientOptions {
    * also sends a `stop` request with the same id so the server frees it. Calls with per-call
    * `headers` always get their own stream.
    */
-  sharedStream?: boolean;
+  sharedStream?: boolean | undefined;
 }
 
 /**
@@ -43,47 +43,47 @@ export interface GenerateOptions {
   /** The prompt [`text_input`]. */
   prompt: string;
   /** Tokens to generate at most [`max_tokens`] (default 64). */
-  maxTokens?: number;
+  maxTokens?: number | undefined;
   /** Sampling temperature [`temperature`]; applies when `topK` or `topP` asks for sampling. */
-  temperature?: number;
+  temperature?: number | undefined;
   /** Sample from the k most likely tokens [`top_k`]; 0 = off. Greedy when neither `topK` nor `topP` is set. */
-  topK?: number;
+  topK?: number | undefined;
   /** Nucleus sampling threshold [`top_p`]; 0 = off. */
-  topP?: number;
+  topP?: number | undefined;
   /** Sampling seed [`random_seed`, or `seed` when the model names it so]. */
-  seed?: number | bigint;
+  seed?: number | bigint | undefined;
   /** Strings that end generation; the output ends before them [`stop_words`]. */
-  stopWords?: readonly string[];
+  stopWords?: readonly string[] | undefined;
   /** Words never to generate [`bad_words`]. */
-  badWords?: readonly string[];
+  badWords?: readonly string[] | undefined;
   /** Repetition penalty [`repetition_penalty`]; 1 = off. */
-  repetitionPenalty?: number;
+  repetitionPenalty?: number | undefined;
   /** Presence penalty [`presence_penalty`]. */
-  presencePenalty?: number;
+  presencePenalty?: number | undefined;
   /** Frequency penalty [`frequency_penalty`]. */
-  frequencyPenalty?: number;
+  frequencyPenalty?: number | undefined;
   /** Tokens to generate at least [`min_length`, or `min_tokens`]. */
-  minTokens?: number;
+  minTokens?: number | undefined;
   /** Length penalty for beam search [`length_penalty`]. */
-  lengthPenalty?: number;
+  lengthPenalty?: number | undefined;
   /** Beams [`beam_width`]; results carry the first beam. */
-  beamWidth?: number;
+  beamWidth?: number | undefined;
   /** End-of-sequence token id [`end_id`]. */
-  endId?: number;
+  endId?: number | undefined;
   /** Padding token id [`pad_id`]. */
-  padId?: number;
+  padId?: number | undefined;
   /** `false` makes a non-streamed `text` start with the prompt [`exclude_input_in_output`]. */
-  excludeInputInOutput?: boolean;
+  excludeInputInOutput?: boolean | undefined;
   /** Model for this request (default: the client's). */
-  model?: string;
+  model?: string | undefined;
   /** Model version for this request (default: the client's). */
-  modelVersion?: string;
+  modelVersion?: string | undefined;
   /** Request id (default: a unique one). */
-  id?: string;
+  id?: string | undefined;
   /** More input tensors, sent as given (include the batch dimension when the model batches). */
-  inputs?: readonly InferInput[];
+  inputs?: readonly InferInput[] | undefined;
   /** Request parameters (e.g. Triton's `priority`). */
-  parameters?: ParameterMap;
+  parameters?: ParameterMap | undefined;
 }
 
 /** Per-call options of `generate()` and `stream()`. */
@@ -100,9 +100,9 @@ export type FinishReason = 'stop' | 'length' | 'unknown';
 /** Token counts, where the server reports them. */
 export interface Usage {
   /** Prompt tokens; neither this project's backend nor tensorrtllm_backend's text models report it, so it is usually absent. */
-  promptTokens?: number;
+  promptTokens?: number | undefined;
   /** Generated tokens, counted from `output_ids` when the model has that output. */
-  completionTokens?: number;
+  completionTokens?: number | undefined;
 }
 
 /** Client-side timings of a request, measured from the moment it is sent. */
@@ -124,7 +124,7 @@ export interface GenerateResult {
   /** Client-side timings. */
   timings: Timings;
   /** Generated token ids, when the model reports `output_ids`. */
-  tokenIds?: number[];
+  tokenIds?: number[] | undefined;
   /** The model that answered. */
   model: string;
   /** The request id. */
@@ -138,7 +138,7 @@ export interface GenerationChunk {
   /** 0 for the first chunk, then 1, 2, ... */
   index: number;
   /** The new token ids, when the model reports `output_ids`. */
-  tokenIds?: number[];
+  tokenIds?: number[] | undefined;
 }
 
 /** What the client learned from a model's config, which decides how requests are shaped. */

@@ -19,13 +19,13 @@ export type Headers = Readonly<Record<string, HeaderValue>>;
 /** Per-call options shared by every SDK method. */
 export interface CallOptions {
   /** Cancels the call when aborted; the server sees the cancellation (the call rejects with a `CANCELLED` {@link TritonError}). */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Deadline relative to the call's start, in milliseconds (gRPC deadline; `DEADLINE_EXCEEDED` when it passes). */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** Absolute deadline (a `Date` or milliseconds since the epoch); wins over `timeoutMs`. */
-  deadline?: Date | number;
+  deadline?: Date | number | undefined;
   /** Extra gRPC metadata headers for this call, added to the client's `headers`. */
-  headers?: Headers;
+  headers?: Headers | undefined;
 }
 
 /** What an {@link InferStream} needs from its client (implemented by `TritonClient`). */
@@ -51,16 +51,16 @@ export interface RequestHandlers {
 /** Options of one request sent on an {@link InferStream}. */
 export interface SendOptions {
   /** Cancels this request when aborted. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /**
    * Deadline for this request (ms since the epoch). On a dedicated stream it is the call's gRPC
    * deadline (set when opening); on a shared stream the SDK enforces it itself.
    */
-  deadline?: number;
+  deadline?: number | undefined;
   /** The SDK method, for error messages. */
   call: string;
   /** Runs after this request is cancelled on a shared stream (e.g. to send a `stop` request). */
-  onCancel?: (id: string, stream: InferStream) => void;
+  onCancel?: ((id: string, stream: InferStream) => void) | undefined;
 }
 
 /** A request in flight on an {@link InferStream}. */
@@ -207,7 +207,7 @@ export class InferStream {
    * final flag are not yielded; every yielded {@link InferResult} says whether it is `final`.
    * Leaving the loop early cancels the request (see the class notes for shared streams).
    */
-  infer(request: InferRequestFields, options: { signal?: AbortSignal; timeoutMs?: number; deadline?: Date | number } = {}): InferResponseStream {
+  infer(request: InferRequestFields, options: { signal?: AbortSignal | undefined; timeoutMs?: number | undefined; deadline?: Date | number | undefined } = {}): InferResponseStream {
     const message = buildInferRequest(request, 'streamInfer');
     const queue = new AsyncQueue<InferResult>();
     const sent = this.send(
@@ -472,7 +472,7 @@ export class InferResponseStream implements AsyncIterable<InferResult> {
 }
 
 /** The absolute deadline (ms since the epoch) of call options, if any. */
-export function absoluteDeadline(options: { timeoutMs?: number; deadline?: Date | number }, fallbackTimeoutMs?: number): number | undefined {
+export function absoluteDeadline(options: { timeoutMs?: number | undefined; deadline?: Date | number | undefined }, fallbackTimeoutMs?: number): number | undefined {
   if (options.deadline !== undefined) return options.deadline instanceof Date ? options.deadline.getTime() : options.deadline;
   const timeout = options.timeoutMs ?? fallbackTimeoutMs;
   return timeout === undefined ? undefined : Date.now() + timeout;

@@ -143,7 +143,7 @@ export interface InferInputOf<D extends DataType> {
   /** The elements, row-major; their number must equal the product of `shape`. */
   data: TensorInputData[D];
   /** Input parameters (rarely needed). */
-  parameters?: ParameterMap;
+  parameters?: ParameterMap | undefined;
 }
 
 /**
@@ -601,17 +601,17 @@ export interface InferRequestFields {
   /** Model name. */
   model: string;
   /** Model version; empty or absent lets the server choose. */
-  modelVersion?: string;
+  modelVersion?: string | undefined;
   /** Request id, echoed in responses. */
-  id?: string;
+  id?: string | undefined;
   /** Input tensors. */
   inputs: readonly InferInput[];
   /** Outputs to return; absent: all of them. */
-  outputs?: readonly RequestedOutput[];
+  outputs?: readonly RequestedOutput[] | undefined;
   /** Request parameters (Triton's `priority`, `timeout`, backend-specific ones). */
-  parameters?: ParameterMap;
+  parameters?: ParameterMap | undefined;
   /** `raw` (default) or `typed`. */
-  encoding?: InputEncoding;
+  encoding?: InputEncoding | undefined;
 }
 
 /** Validates the inputs and builds the protocol request. */

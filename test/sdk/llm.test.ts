@@ -249,3 +249,19 @@ describe('TritonLlmClient against a fake Triton', () => {
     expect(() => stream[Symbol.asyncIterator]()).toThrow(/iterated once/);
   });
 });
+
+// Applications compile with exactOptionalPropertyTypes (this repository's tsconfig does too): an
+// option given a possibly-undefined value, as from process.env, must type-check and mean "unset".
+describe('options under exactOptionalPropertyTypes', () => {
+  it('take possibly-undefined values and treat undefined as unset', async () => {
+    const fake = await FakeTriton.start();
+    const fromEnvironment: string | undefined = process.env.TRITON_LLM_TEST_UNSET_VARIABLE;
+    const llm = new TritonLlmClient({ url: fake.address, model: fromEnvironment, timeoutMs: fromEnvironment === undefined ? undefined : 1 });
+    try {
+      expect(await llm.serverLive()).toBe(true);  // no 1 ms deadline: undefined left it unset
+    } finally {
+      llm.close();
+      await fake.stop();
+    }
+  });
+});
