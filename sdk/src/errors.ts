@@ -144,14 +144,19 @@ export function toTritonError(error: unknown, context: ErrorContext): TritonErro
   if (error instanceof TritonError) return error;
   const base = { call: context.call, target: context.target, model: context.model, requestId: context.requestId, cause: error };
   if (isServiceErrorLike(error)) {
-    const details = error.details || (error instanceof Error ? error.message : '');
+    // gRPC-js appends an empty "Resolution note:" (and timestamps) to connection failures.
+    const details = (error.details || (error instanceof Error ? error.message : '')).replace(/\s*Resolution note:\s*$/, '');
     if (error.code === Status.UNAVAILABLE && unreachablePattern.test(details)) {
+      // An HTTP/1.1 server (Triton's HTTP port, 8000) answers gRPC's HTTP/2 preface with garbage.
+      const hint = /Protocol error/i.test(details)
+        ? `; the server there does not speak gRPC (HTTP/2): Triton serves gRPC on port 8001 and HTTP/REST on 8000`
+        : '';
       return new TritonError({
         ...base,
         code: Status.UNAVAILABLE,
         details,
         source: 'status',
-        message: `cannot reach Triton at ${context.target} (${context.call}): ${details}`,
+        message: `cannot reach Triton at ${context.target} (${context.call}): ${details}${hint}`,
       });
     }
     // gRPC-js reports a call this process cancelled with this wording.

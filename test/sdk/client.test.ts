@@ -285,7 +285,23 @@ describe('TritonClient without a server', () => {
       })(),
     );
     expect(streamError.message).toMatch(/^cannot reach Triton at 127\.0\.0\.1:/);
+    expect(error.message).not.toContain('Resolution note');
     client.close();
+  });
+
+  it("says so when the port is an HTTP/1.1 server, as Triton's HTTP port 8000 is", async () => {
+    const http = await import('node:http');
+    const server = http.createServer((_, response) => response.writeHead(400).end('{"error":"not gRPC"}'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    const client = new TritonClient({ url: `127.0.0.1:${address.port}`, retry: false });
+    const error = await rejection(client.serverLive());
+    expect(error.code).toBe(Status.UNAVAILABLE);
+    expect(error.message).toContain('does not speak gRPC (HTTP/2): Triton serves gRPC on port 8001 and HTTP/REST on 8000');
+    client.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
   it('bounds the wait for a connection that never completes, and the deadline still wins', async () => {
