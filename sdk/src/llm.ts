@@ -74,6 +74,13 @@ export interface GenerateOptions {
   padId?: number | undefined;
   /** `false` makes a non-streamed `text` start with the prompt [`exclude_input_in_output`]. */
   excludeInputInOutput?: boolean | undefined;
+  /**
+   * Return the log probability of each generated token (`logProbs` of the result and chunks)
+   * [`return_log_probs`, read from `output_log_probs`]. The model must declare both (this project's
+   * backend and tensorrtllm_backend's `tensorrt_llm` model do); otherwise the call fails with
+   * `INVALID_ARGUMENT` before anything is sent.
+   */
+  returnLogProbs?: boolean | undefined;
   /** Model for this request (default: the client's). */
   model?: string | undefined;
   /** Model version for this request (default: the client's). */
@@ -125,6 +132,8 @@ export interface GenerateResult {
   timings: Timings;
   /** Generated token ids, when the model reports `output_ids`. */
   tokenIds?: number[] | undefined;
+  /** Log probability of each generated token (natural log), with `returnLogProbs`. */
+  logProbs?: number[] | undefined;
   /** The model that answered. */
   model: string;
   /** The request id. */
@@ -139,6 +148,8 @@ export interface GenerationChunk {
   index: number;
   /** The new token ids, when the model reports `output_ids`. */
   tokenIds?: number[] | undefined;
+  /** Their log probabilities, with `returnLogProbs`. */
+  logProbs?: number[] | undefined;
 }
 
 /** What the client learned from a model's config, which decides how requests are shaped. */
@@ -209,6 +220,15 @@ function firstRow(result: InferResult, name: string): number[] {
     if (id >= 0) values.push(id); // -1 pads
   }
   return values;
+}
+
+/** The first row of a float output (its last dimension), as numbers. */
+function firstRowOfFloats(result: InferResult, name: string): number[] {
+  const output = result.output(name);
+  const data = output.data;
+  if (!ArrayBuffer.isView(data) && !Array.isArray(data)) return [];
+  const last = output.shape.length > 0 ? output.shape[output.shape.length - 1]! : 1;
+  return Array.from(data as ArrayLike<number>).slice(0, last).map(Number);
 }
 
 function firstText(result: InferResult): string {
@@ -469,6 +489,7 @@ export class TritonLlmClient extends TritonClient {
       let index = 0;
       const ids: number[] = [];
       let idsSeen = false;
+      const logProbs: number[] = [];
       let id = message.id ?? '';
       let answeringModel = model;
       const sent = stream.send(
@@ -483,11 +504,17 @@ export class TritonLlmClient extends TritonClient {
               ids.push(...pieceIds);
               idsSeen = true;
             }
+            let pieceLogProbs: number[] | undefined;
+            if (request.returnLogProbs && result.has('output_log_probs')) {
+              pieceLogProbs = firstRowOfFloats(result, 'output_log_probs');
+              logProbs.push(...pieceLogProbs);
+            }
             if (piece !== '') {
               firstAt ??= performance.now();
               text += piece;
               const chunk: GenerationChunk = { text: piece, index: index++ };
               if (pieceIds) chunk.tokenIds = pieceIds;
+              if (pieceLogProbs) chunk.logProbs = pieceLogProbs;
               chunks.push(chunk);
             }
           },
@@ -505,6 +532,7 @@ export class TritonLlmClient extends TritonClient {
               id,
             };
             if (idsSeen) outcome.tokenIds = ids;
+            if (request.returnLogProbs) outcome.logProbs = logProbs;
             resolve(outcome);
           },
           error: (error) => reject(error.cancelled && signal.reason === stoppedReading ? cancelledError(context, undefined, 'the reader stopped the stream') : error),
@@ -562,10 +590,18 @@ export class TritonLlmClient extends TritonClient {
     if (request.stopWords && request.stopWords.length > 0) inputs.push(tensor('stop_words', 'BYTES', request.stopWords));
     if (request.badWords && request.badWords.length > 0) inputs.push(tensor('bad_words', 'BYTES', request.badWords));
     if (streaming) inputs.push(tensor('stream', 'BOOL', [true]));
+    if (request.returnLogProbs) {
+      const missing = [!('return_log_probs' in info.inputs) && 'input return_log_probs', !info.outputs.includes('output_log_probs') && 'output output_log_probs'].filter(Boolean);
+      if (missing.length > 0) {
+        throw invalidArgument(`returnLogProbs: model "${model}" does not declare ${missing.join(' or ')}, so it cannot return log probabilities`, { call, model });
+      }
+      inputs.push(tensor('return_log_probs', 'BOOL', [true]));
+    }
     inputs.push(...(request.inputs ?? []));
 
     const outputs = ['text_output'];
     if (info.outputs.includes('output_ids')) outputs.push('output_ids');
+    if (request.returnLogProbs) outputs.push('output_log_probs');
     const fields: Parameters<typeof buildInferRequest>[0] = { model, modelVersion: version, inputs, outputs };
     if (request.id !== undefined) fields.id = request.id;
     if (request.parameters) fields.parameters = request.parameters;

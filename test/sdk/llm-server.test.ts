@@ -100,6 +100,23 @@ describe('SDK against the dev server', () => {
     expect(final.finishReason).toBe(expected.finish_reason);
   });
 
+  it('returns the log probability of each generated token, the same streamed or not', async () => {
+    const prompt = 'Once upon a time';
+    const result = await llm.generate({ prompt, maxTokens: 12, returnLogProbs: true });
+    expect(result.logProbs).toHaveLength(result.tokenIds!.length);
+    // Greedy: each chosen token is the most likely, so its probability is at least 1 / vocabulary.
+    for (const logProb of result.logProbs!) {
+      expect(logProb).toBeLessThanOrEqual(0);
+      expect(logProb).toBeGreaterThanOrEqual(-Math.log(32000));
+    }
+    const stream = llm.stream({ prompt, maxTokens: 12, returnLogProbs: true });
+    const streamed: number[] = [];
+    for await (const chunk of stream) streamed.push(...(chunk.logProbs ?? []));
+    expect(streamed).toEqual(result.logProbs);
+    expect((await stream.result).logProbs).toEqual(result.logProbs);
+    expect((await llm.generate({ prompt, maxTokens: 4 })).logProbs).toBeUndefined();
+  });
+
   it('works alike with a non-decoupled model and one without batch dimension', async () => {
     const prompt = 'Tell me a story';
     const expected = cliGreedy(tiny, prompt, 12);

@@ -239,6 +239,16 @@ describe('TritonLlmClient against a fake Triton', () => {
     }
   });
 
+  it('refuses returnLogProbs for a model that cannot return them, naming what is missing, before sending', async () => {
+    const before = fake.streamRequests.length;
+    const ensemble = await rejection(client({ model: 'ensemble' }).generate({ prompt: 'Hey', returnLogProbs: true }));
+    expect(ensemble.code).toBe(Status.INVALID_ARGUMENT);
+    expect(ensemble.message).toContain('returnLogProbs: model "ensemble" does not declare output output_log_probs');
+    const nobatch = await rejection(client({ model: 'nobatch' }).generate({ prompt: 'Hey', returnLogProbs: true }));
+    expect(nobatch.message).toContain('does not declare input return_log_probs or output output_log_probs');
+    expect(fake.streamRequests.length).toBe(before);
+  });
+
   it('iterates a stream once; its result works without iterating', async () => {
     const llm = client({ model: 'nobatch' });
     const stream = llm.stream({ prompt: 'p', maxTokens: 2 });
