@@ -219,8 +219,9 @@ class StreamInferCall final : public ResponseSink,
       if (message && !cancelled_ && !finish_started_) {
         pending_bytes_ += message->ByteSizeLong();
         writes_.push_back(std::move(message));
-        if (pending_bytes_ > service_.max_pending_response_bytes()) {
-          // The client does not read: drop what waits (but the write in progress) and end the stream.
+        if (pending_bytes_ > service_.max_pending_response_bytes() && writes_.size() > 1) {
+          // The client does not read (one message alone, however large, may always wait): drop what
+          // waits, but the write in progress, and end the stream.
           overflowed = true;
           overflow_bytes_ = pending_bytes_;
           cancelled_ = true;

@@ -1,6 +1,7 @@
 #pragma once
-// Read-only memory map of a whole file (RAII). Used to parse checkpoints without reading them
-// into heap buffers.
+// Reading the model's files: a read-only memory map of a whole file (RAII), used to parse
+// checkpoints without reading them into heap buffers, and whole small files read into memory.
+// Both open without blocking and accept regular files only.
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
