@@ -12,7 +12,7 @@ import { TritonLlmClient, type GenerateOptions } from '../sdk/src/index.js';
 import { barChart, lineChart, type Bar } from './chart.js';
 import { summarize, type Summary } from './stats.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The reference study: Triton + TensorRT-LLM, Llama-2-7B, batch 1, "seed tok/s". */
 export const referenceNumbers = [
@@ -154,10 +154,11 @@ function loadPrompts(file: string): string[] {
   return data as string[];
 }
 
-export interface Server { address: string; stop(): Promise<void> }
+export interface Server { address: string; pid: number; stop(): Promise<void> }
 
+/** Starts build/bin/llm-server (or $LLM_BUILD_DIR/bin/llm-server) on a free loopback port. */
 export async function startServer(repository: string): Promise<Server> {
-  const binary = join(repoRoot, 'build', 'bin', 'llm-server');
+  const binary = join(resolve(repoRoot, process.env.LLM_BUILD_DIR ?? 'build'), 'bin', 'llm-server');
   const child: ChildProcess = spawn(binary, ['--model-repository', repository, '--grpc-port', '0', '--grpc-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
@@ -173,7 +174,7 @@ export async function startServer(repository: string): Promise<Server> {
     child.on('error', (e) => { clearTimeout(timer); rej(new Error(`cannot start ${binary}: ${e.message} (run npm run build first)`)); });
     child.on('exit', (code) => { clearTimeout(timer); rej(new Error(`llm-server exited with ${code} before serving:\n${output}`)); });
   });
-  return { address, stop: async () => { if (child.exitCode === null) child.kill('SIGTERM'); await exited; } };
+  return { address, pid: child.pid ?? 0, stop: async () => { if (child.exitCode === null) child.kill('SIGTERM'); await exited; } };
 }
 
 function errorText(e: unknown): string {
