@@ -207,28 +207,20 @@ const scalarInputs: readonly (readonly [ScalarField, readonly string[], DataType
   ['excludeInputInOutput', ['exclude_input_in_output'], 'BOOL'],
 ];
 
+/** The first row of an output (its last dimension) as numbers; values that are not numbers become NaN. */
 function firstRow(result: InferResult, name: string): number[] {
   const output = result.output(name);
   const data = output.data;
   if (!ArrayBuffer.isView(data) && !Array.isArray(data)) return [];
   const last = output.shape.length > 0 ? output.shape[output.shape.length - 1]! : 1;
-  const values: number[] = [];
-  const length = Math.min(last, (data as ArrayLike<unknown>).length);
-  for (let i = 0; i < length; ++i) {
-    const value = (data as ArrayLike<unknown>)[i];
-    const id = typeof value === 'bigint' ? Number(value) : typeof value === 'number' ? value : Number.NaN;
-    if (id >= 0) values.push(id); // -1 pads
-  }
-  return values;
+  return Array.from(data as ArrayLike<unknown>)
+    .slice(0, last)
+    .map((value) => (typeof value === 'bigint' ? Number(value) : typeof value === 'number' ? value : Number.NaN));
 }
 
-/** The first row of a float output (its last dimension), as numbers. */
-function firstRowOfFloats(result: InferResult, name: string): number[] {
-  const output = result.output(name);
-  const data = output.data;
-  if (!ArrayBuffer.isView(data) && !Array.isArray(data)) return [];
-  const last = output.shape.length > 0 ? output.shape[output.shape.length - 1]! : 1;
-  return Array.from(data as ArrayLike<number>).slice(0, last).map(Number);
+/** The first row of `output_ids`, without its -1 padding. */
+function firstTokenIds(result: InferResult): number[] {
+  return firstRow(result, 'output_ids').filter((id) => id >= 0);
 }
 
 function firstText(result: InferResult): string {
@@ -500,13 +492,13 @@ export class TritonLlmClient extends TritonClient {
             const piece = result.has('text_output') ? firstText(result) : '';
             let pieceIds: number[] | undefined;
             if (wantsIds && result.has('output_ids')) {
-              pieceIds = firstRow(result, 'output_ids');
+              pieceIds = firstTokenIds(result);
               ids.push(...pieceIds);
               idsSeen = true;
             }
             let pieceLogProbs: number[] | undefined;
             if (request.returnLogProbs && result.has('output_log_probs')) {
-              pieceLogProbs = firstRowOfFloats(result, 'output_log_probs');
+              pieceLogProbs = firstRow(result, 'output_log_probs');
               logProbs.push(...pieceLogProbs);
             }
             if (piece !== '') {
