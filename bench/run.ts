@@ -159,7 +159,7 @@ export interface Server { address: string; pid: number; stop(): Promise<void> }
 /** Starts build/bin/llm-server (or $LLM_BUILD_DIR/bin/llm-server) on a free loopback port. */
 export async function startServer(repository: string): Promise<Server> {
   const binary = join(resolve(repoRoot, process.env.LLM_BUILD_DIR ?? 'build'), 'bin', 'llm-server');
-  const child: ChildProcess = spawn(binary, ['--model-repository', repository, '--grpc-port', '0', '--grpc-address', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(binary, ['--model-repository', repository, '--grpc-port', '0', '--grpc-address', '127.0.0.1', '--http-port', '0', '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
   const address = await new Promise<string>((res, rej) => {

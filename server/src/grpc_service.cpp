@@ -407,6 +407,13 @@ class StreamReactor final
   std::shared_ptr<StreamInferCall> call_;
 };
 
+}  // namespace
+
+// -----------------------------------------------------------------------------------------------
+// Answers shared by the gRPC and HTTP endpoints
+
+namespace {
+
 void fill_statistics(ModelVersion& model, inference::ModelStatistics& out) {
   const StatisticsSnapshot stats = model.statistics().snapshot();
   auto copy = [](const DurationStat& from, inference::StatisticDuration* to) {
@@ -466,6 +473,62 @@ void add_tensor_metadata(const std::string& name, inference::DataType type,
 
 }  // namespace
 
+void fill_server_metadata(const ServerIdentity& identity, inference::ServerMetadataResponse& response) {
+  response.set_name(identity.name);
+  response.set_version(identity.version);
+  for (const std::string& extension : identity.extensions) {
+    response.add_extensions(extension);
+  }
+}
+
+void fill_model_metadata(ModelRepository& repository, const std::string& name, const std::string& version,
+                         inference::ModelMetadataResponse& response) {
+  std::shared_ptr<ModelVersion> model = repository.get_model(name, parse_model_version(version));
+  const inference::ModelConfig& config = model->config();
+  response.set_name(model->name());
+  for (const std::string& v : repository.ready_versions(model->name())) {
+    response.add_versions(v);
+  }
+  response.set_platform(config.platform().empty() ? config.backend() : config.platform());
+  const bool batching = config.max_batch_size() > 0;
+  for (const auto& input : config.input()) {
+    add_tensor_metadata(input.name(), input.data_type(), input.dims(), batching, response.add_inputs());
+  }
+  for (const auto& output : config.output()) {
+    add_tensor_metadata(output.name(), output.data_type(), output.dims(), batching, response.add_outputs());
+  }
+}
+
+void fill_model_statistics(ModelRepository& repository, const std::string& name, const std::string& version_text,
+                           inference::ModelStatisticsResponse& response) {
+  const int64_t version = parse_model_version(version_text);
+  std::vector<std::shared_ptr<ModelVersion>> models;
+  if (name.empty()) {
+    models = repository.ready_models("");
+  } else if (version == -1) {
+    models = repository.ready_models(name);
+    if (models.empty()) {
+      repository.get_model(name, -1);  // throws Triton's error
+    }
+  } else {
+    models.push_back(repository.get_model(name, version));
+  }
+  for (const auto& model : models) {
+    fill_statistics(*model, *response.add_model_stats());
+  }
+}
+
+void fill_repository_index(const ModelRepository& repository, bool ready_only, inference::RepositoryIndexResponse& response) {
+  for (const ModelIndexEntry& entry : repository.index(ready_only)) {
+    auto* model = response.add_models();
+    // A folder's name and a backend's message are bytes from elsewhere; the listing must parse.
+    model->set_name(valid_utf8(entry.name));
+    model->set_version(entry.version);
+    model->set_state(entry.state);
+    model->set_reason(valid_utf8(entry.reason));
+  }
+}
+
 // -----------------------------------------------------------------------------------------------
 // InferenceService
 
@@ -513,37 +576,13 @@ grpc::ServerUnaryReactor* InferenceService::ModelReady(Context* context,
 grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
     Context* context, const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
-  return respond(context, [&] {
-    response->set_name(identity_.name);
-    response->set_version(identity_.version);
-    for (const std::string& extension : identity_.extensions) {
-      response->add_extensions(extension);
-    }
-  });
+  return respond(context, [&] { fill_server_metadata(identity_, *response); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     Context* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
-  return respond(context, [&] {
-    const int64_t version = parse_model_version(request->version());
-    std::shared_ptr<ModelVersion> model = repository_.get_model(request->name(), version);
-    const inference::ModelConfig& config = model->config();
-    response->set_name(model->name());
-    for (const std::string& v : repository_.ready_versions(model->name())) {
-      response->add_versions(v);
-    }
-    response->set_platform(config.platform().empty() ? config.backend() : config.platform());
-    const bool batching = config.max_batch_size() > 0;
-    for (const auto& input : config.input()) {
-      add_tensor_metadata(input.name(), input.data_type(), input.dims(), batching,
-                          response->add_inputs());
-    }
-    for (const auto& output : config.output()) {
-      add_tensor_metadata(output.name(), output.data_type(), output.dims(), batching,
-                          response->add_outputs());
-    }
-  });
+  return respond(context, [&] { fill_model_metadata(repository_, request->name(), request->version(), *response); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(Context* context,
@@ -591,38 +630,13 @@ grpc::ServerUnaryReactor* InferenceService::ModelConfig(Context* context,
 grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     Context* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
-  return respond(context, [&] {
-    const int64_t version = parse_model_version(request->version());
-    std::vector<std::shared_ptr<ModelVersion>> models;
-    if (request->name().empty()) {
-      models = repository_.ready_models("");
-    } else if (version == -1) {
-      models = repository_.ready_models(request->name());
-      if (models.empty()) {
-        repository_.get_model(request->name(), -1);  // throws Triton's error
-      }
-    } else {
-      models.push_back(repository_.get_model(request->name(), version));
-    }
-    for (const auto& model : models) {
-      fill_statistics(*model, *response->add_model_stats());
-    }
-  });
+  return respond(context, [&] { fill_model_statistics(repository_, request->name(), request->version(), *response); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
     Context* context, const inference::RepositoryIndexRequest* request,
     inference::RepositoryIndexResponse* response) {
-  return respond(context, [&] {
-    for (const ModelIndexEntry& entry : repository_.index(request->ready())) {
-      auto* model = response->add_models();
-      // A folder's name and a backend's message are bytes from elsewhere; the listing must parse.
-      model->set_name(valid_utf8(entry.name));
-      model->set_version(entry.version);
-      model->set_state(entry.state);
-      model->set_reason(valid_utf8(entry.reason));
-    }
-  });
+  return respond(context, [&] { fill_repository_index(repository_, request->ready(), *response); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(

@@ -49,6 +49,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   InflightCounter& active_calls() noexcept { return active_calls_; }
 
   ModelRepository& repository() noexcept { return repository_; }
+  const ServerIdentity& identity() const noexcept { return identity_; }
   size_t max_pending_response_bytes() const noexcept { return max_pending_response_bytes_; }
 
   using Context = grpc::CallbackServerContext;
@@ -112,6 +113,17 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   std::mutex background_mutex_;
   std::vector<std::thread> background_;
 };
+
+// Answers shared by the gRPC and HTTP endpoints (HTTP renders the messages as JSON). They throw
+// ApiError with Triton's messages; versions are as the protocols carry them ("" = latest).
+void fill_server_metadata(const ServerIdentity& identity, inference::ServerMetadataResponse& response);
+void fill_model_metadata(ModelRepository& repository, const std::string& name, const std::string& version,
+                         inference::ModelMetadataResponse& response);
+// name "": every ready model; version "": every ready version of the model.
+void fill_model_statistics(ModelRepository& repository, const std::string& name, const std::string& version,
+                           inference::ModelStatisticsResponse& response);
+void fill_repository_index(const ModelRepository& repository, bool ready_only,
+                           inference::RepositoryIndexResponse& response);
 
 // The listening gRPC server around an InferenceService.
 class GrpcServer {

@@ -16,7 +16,9 @@
 #include "api_error.h"
 #include "backend.h"
 #include "grpc_service.h"
+#include "http_service.h"
 #include "logging.h"
+#include "metrics.h"
 #include "options.h"
 #include "repository.h"
 
@@ -99,17 +101,47 @@ int run(const ServerOptions& options) {
     }
   }
 
+  HttpService http_service(service);
+  std::unique_ptr<HttpServer> http_server;
+  std::unique_ptr<HttpServer> metrics_server;
   std::unique_ptr<GrpcServer> server;
   try {
-    server = std::make_unique<GrpcServer>(service, options.grpc_address, options.grpc_port,
-                                          options.grpc_max_message_bytes, options.grpc_max_concurrent_streams);
+    if (options.allow_http) {
+      http_server = std::make_unique<HttpServer>(
+          "HTTP", options.http_address, options.http_port, HttpServerLimits{},
+          [&http_service](const HttpRequest& request, HttpExchange& exchange) { http_service.handle(request, exchange); });
+    }
+    if (options.allow_metrics) {
+      metrics_server = std::make_unique<HttpServer>(
+          "metrics", options.metrics_address, options.metrics_port, HttpServerLimits{},
+          [&repository](const HttpRequest& request, HttpExchange& exchange) {
+            if (request.path != "/metrics") return exchange.respond(404, "application/json", R"({"error":"Not Found"})");
+            if (request.method != "GET") {
+              return exchange.respond(405, "application/json", R"({"error":"Method Not Allowed"})");
+            }
+            exchange.respond(200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(repository));
+          });
+    }
+    if (options.allow_grpc) {
+      server = std::make_unique<GrpcServer>(service, options.grpc_address, options.grpc_port,
+                                            options.grpc_max_message_bytes, options.grpc_max_concurrent_streams);
+    }
   } catch (const std::exception& e) {
     log_error(e.what());
     repository.unload_all(std::chrono::steady_clock::now() + timeout);
     return 1;
   }
   starting.reset();  // from here the main thread takes the signal and shuts down in order
-  std::printf("llm-server: serving gRPC on %s:%d\n", options.grpc_address.c_str(), server->port());
+  if (http_server) std::printf("llm-server: serving HTTP on %s:%d\n", options.http_address.c_str(), http_server->port());
+  if (metrics_server) {
+    std::printf("llm-server: serving metrics on %s:%d\n", options.metrics_address.c_str(), metrics_server->port());
+  }
+  // Last: launchers wait for this line.
+  if (server) {
+    std::printf("llm-server: serving gRPC on %s:%d\n", options.grpc_address.c_str(), server->port());
+  } else {
+    std::printf("llm-server: serving gRPC on none\n");
+  }
   std::fflush(stdout);
 
   const sigset_t signals = shutdown_signals();
@@ -123,8 +155,11 @@ int run(const ServerOptions& options) {
     log_info("cancelling the calls still running after " +
              std::to_string(options.exit_timeout_secs) + " s");
   }
-  server->shutdown();
+  if (http_server) http_server->stop();
+  if (server) server->shutdown();
   server.reset();
+  http_server.reset();
+  metrics_server.reset();
   if (!repository.unload_all(std::chrono::steady_clock::now() + timeout)) {
     log_error("requests still in flight after " + std::to_string(options.exit_timeout_secs) +
               " s: exiting without finalizing their models");

@@ -55,6 +55,11 @@ std::vector<std::unique_ptr<InferenceRequest>> RequestQueue::pop_batch(int64_t m
   return batch;
 }
 
+size_t RequestQueue::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return requests_.size();
+}
+
 void RequestQueue::close() {
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -49,9 +49,10 @@ class RequestQueue {
   // 'max_batch_size' (0: one request per call). Empty once the queue is closed and drained.
   std::vector<std::unique_ptr<InferenceRequest>> pop_batch(int64_t max_batch_size);
   void close();
+  size_t size() const;
 
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable available_;
   std::deque<std::unique_ptr<InferenceRequest>> requests_;
   bool closed_ = false;

@@ -48,8 +48,9 @@ std::string usage_text() {
   return R"(Usage: llm-server --model-repository DIR [options]
 
 A Triton-compatible development server: loads a Triton model repository, runs Triton backends
-(libtriton_<name>.so) through Triton's backend C API and serves the KServe v2 gRPC protocol
-(inference.GRPCInferenceService).
+(libtriton_<name>.so) through Triton's backend C API and serves the KServe v2 protocol over gRPC
+(inference.GRPCInferenceService) and HTTP/REST (with Triton's generate extension), and
+Prometheus metrics.
 
 Options:
   --model-repository DIR       Triton model repository (<model>/config.pbtxt, <model>/<version>/).
@@ -68,6 +69,14 @@ Options:
                                Responses of one stream waiting for its client to read them
                                (default 16777216, 16 MiB); beyond it the stream is cancelled
                                with RESOURCE_EXHAUSTED.
+  --allow-grpc BOOL            Serve gRPC (default true).
+  --http-port PORT             HTTP/REST port (default 8000; 0 picks a free port).
+  --http-address ADDRESS       Address the HTTP endpoint listens on (default 127.0.0.1).
+  --allow-http BOOL            Serve HTTP/REST (default true).
+  --metrics-port PORT          Prometheus metrics port, GET /metrics (default 8002; 0: a free port).
+  --metrics-address ADDRESS    Address the metrics endpoint listens on (default: the HTTP address).
+  --allow-metrics BOOL         Serve metrics (default true). Backends' metric families then
+                               register without error but are not exported.
   --model-control-mode MODE    none (default: load every model at startup) or explicit (load the
                                --load-model names; RepositoryModelLoad/Unload are allowed).
   --load-model NAME            In explicit mode, a model to load at startup ("*" = all). Repeatable.
@@ -82,7 +91,9 @@ Options:
   --log-verbose N              Verbose logging level (default 0).
   --help                       Show this help.
 
-Prints "llm-server: serving gRPC on ADDRESS:PORT" once the models are loaded.
+Once the models are loaded, prints "llm-server: serving HTTP on ADDRESS:PORT" and "... serving
+metrics on ADDRESS:PORT" for the endpoints allowed, then "llm-server: serving gRPC on ADDRESS:PORT"
+last (with --allow-grpc false: "llm-server: serving gRPC on none").
 )";
 }
 
@@ -159,6 +170,20 @@ ServerOptions parse_options(int argc, const char* const* argv) {
       options.grpc_max_pending_response_bytes = parse_int(flag, value(), 1024, INT32_MAX);
     } else if (flag == "--grpc-max-concurrent-streams") {
       options.grpc_max_concurrent_streams = parse_int(flag, value(), 1, INT32_MAX);
+    } else if (flag == "--http-port") {
+      options.http_port = parse_int(flag, value(), 0, 65535);
+    } else if (flag == "--http-address") {
+      options.http_address = value();
+    } else if (flag == "--allow-http") {
+      options.allow_http = parse_bool(flag, value());
+    } else if (flag == "--metrics-port") {
+      options.metrics_port = parse_int(flag, value(), 0, 65535);
+    } else if (flag == "--metrics-address") {
+      options.metrics_address = value();
+    } else if (flag == "--allow-metrics") {
+      options.allow_metrics = parse_bool(flag, value());
+    } else if (flag == "--allow-grpc") {
+      options.allow_grpc = parse_bool(flag, value());
     } else if (flag == "--exit-timeout-secs") {
       options.exit_timeout_secs = parse_int(flag, value(), 0, 3600);
     } else {
@@ -176,6 +201,12 @@ ServerOptions parse_options(int argc, const char* const* argv) {
   }
   if (options.backend_directory.empty()) {
     options.backend_directory = default_backend_directory();
+  }
+  if (options.metrics_address.empty()) {
+    options.metrics_address = options.http_address;
+  }
+  if (!options.allow_grpc && !options.allow_http) {
+    throw OptionError("--allow-grpc false and --allow-http false leave no way to reach the models");
   }
   return options;
 }

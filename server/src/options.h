@@ -18,6 +18,13 @@ struct ServerOptions {
   int grpc_max_message_bytes = 64 << 20;           // per received message; larger: RESOURCE_EXHAUSTED
   int grpc_max_pending_response_bytes = 16 << 20;  // per stream, unread by its client
   int grpc_max_concurrent_streams = 1024;          // per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
+  bool allow_grpc = true;
+  int http_port = 8000;  // 0: any free port (printed at startup)
+  std::string http_address = "127.0.0.1";
+  bool allow_http = true;
+  int metrics_port = 8002;
+  std::string metrics_address;  // default: http_address
+  bool allow_metrics = true;
   int log_verbose = 0;
   ModelControlMode control_mode = ModelControlMode::kNone;
   std::vector<std::string> load_models;

@@ -19,7 +19,8 @@ ResponseRouter::ResponseRouter(RouterSetup setup)
       cancellation_(std::move(setup.cancellation)),
       client_requested_outputs_(std::move(setup.client_requested_outputs)),
       send_empty_final_(setup.send_empty_final),
-      decoupled_(model_->decoupled()) {}
+      decoupled_(model_->decoupled()),
+      request_start_ns_(setup.request_start_ns) {}
 
 ResponseRouter::~ResponseRouter() {
   // The request, its factories and responses are all gone. If nothing completed the request,
@@ -98,6 +99,10 @@ void ResponseRouter::send_response(std::vector<OutputTensor> outputs,
                    log_prefix() + "a response was sent after the final response of the request");
   }
   if (decoupled_) {
+    if (!first_response_seen_) {
+      first_response_seen_ = true;
+      model_->statistics().record_first_response(request_start_ns_);
+    }
     if (final) {
       final_sent_ = true;
     }

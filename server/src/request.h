@@ -43,6 +43,7 @@ struct RouterSetup {
   // Outputs the client named; empty means "all outputs the backend produces".
   std::vector<std::string> client_requested_outputs;
   bool send_empty_final = false;
+  uint64_t request_start_ns = 0;  // steady clock, for the first-response histogram
 };
 
 class ResponseRouter {
@@ -85,6 +86,8 @@ class ResponseRouter {
 
   std::mutex mutex_;
   bool final_sent_ = false;
+  bool first_response_seen_ = false;
+  uint64_t request_start_ns_;
   std::optional<InferResult> held_response_;  // non-decoupled: delivered together with FINAL
   std::atomic<uint64_t> statistics_index_{0};
 };

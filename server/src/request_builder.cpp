@@ -473,6 +473,7 @@ std::unique_ptr<InferenceRequest> build_inference_request(inference::ModelInferR
   RouterSetup router_setup;
   router_setup.model = target.model;
   router_setup.request_id = proto.id();
+  router_setup.request_start_ns = request_start_ns;
   router_setup.sink = std::move(target.sink);
   router_setup.cancellation = std::move(target.cancellation);
   router_setup.client_requested_outputs = client_outputs;

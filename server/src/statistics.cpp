@@ -37,6 +37,18 @@ void StatisticsAggregator::record_request(bool success, uint64_t batch_size,
   stats_.inference.compute_output.add(compute_end_ns, exec_end_ns);
 }
 
+void StatisticsAggregator::record_first_response(uint64_t request_start_ns) {
+  const uint64_t now = steady_now_ns();
+  const double ms = now > request_start_ns ? static_cast<double>(now - request_start_ns) / 1e6 : 0.0;
+  std::lock_guard<std::mutex> lock(mutex_);
+  FirstResponseHistogram& histogram = stats_.first_response;
+  size_t bucket = 0;
+  while (bucket < kFirstResponseBuckets && ms > kFirstResponseBucketsMs[bucket]) ++bucket;
+  ++histogram.buckets[bucket];
+  histogram.sum_ms += ms;
+  ++histogram.count;
+}
+
 void StatisticsAggregator::record_batch(uint64_t batch_size, uint64_t exec_start_ns,
                                         uint64_t compute_start_ns, uint64_t compute_end_ns,
                                         uint64_t exec_end_ns) {

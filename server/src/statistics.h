@@ -2,6 +2,7 @@
 // Per-model-version statistics fed by the backend through TRITONBACKEND_ModelInstanceReport*
 // and reported by the ModelStatistics RPC, with Triton's accounting rules.
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <mutex>
 
@@ -30,6 +31,16 @@ struct ResponseStats {
   DurationStat compute_infer, compute_output, success, fail, empty_response, cancel;
 };
 
+// tritonserver's first-response histogram (decoupled models): bucket bounds in milliseconds.
+inline constexpr double kFirstResponseBucketsMs[] = {100, 500, 2000, 5000};
+inline constexpr size_t kFirstResponseBuckets = std::size(kFirstResponseBucketsMs);
+
+struct FirstResponseHistogram {
+  uint64_t buckets[kFirstResponseBuckets + 1] = {};  // per bucket (not cumulative); the last is +Inf
+  double sum_ms = 0;
+  uint64_t count = 0;
+};
+
 struct StatisticsSnapshot {
   uint64_t last_inference_ms = 0;  // since the epoch
   uint64_t inference_count = 0;    // sum of the batch sizes of successful requests
@@ -37,6 +48,7 @@ struct StatisticsSnapshot {
   InferStats inference;
   std::map<uint64_t, BatchStats> batches;           // by batch size
   std::map<uint64_t, ResponseStats> responses;      // by response index within a request
+  FirstResponseHistogram first_response;            // decoupled models: request to first response
 };
 
 class StatisticsAggregator {
@@ -53,6 +65,9 @@ class StatisticsAggregator {
   void record_response(uint64_t index, uint64_t response_start_ns,
                        uint64_t compute_output_start_ns, uint64_t response_end_ns,
                        const TRITONSERVER_Error_Code* error_code);
+
+  // A decoupled model's first response (or error) for a request that arrived at request_start_ns.
+  void record_first_response(uint64_t request_start_ns);
 
   StatisticsSnapshot snapshot() const;
 

@@ -113,7 +113,7 @@ ServerProcess::ServerProcess(const std::vector<std::string>& args, std::filesyst
     throw std::runtime_error("pipe failed");
   }
   const int log_fd = open(log_file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  std::vector<std::string> full_args{"--grpc-port", "0"};
+  std::vector<std::string> full_args{"--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"};
   full_args.insert(full_args.end(), args.begin(), args.end());
   pid_ = spawn(full_args, pipe_fds[1], log_fd);
   close(pipe_fds[1]);

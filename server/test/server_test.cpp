@@ -1167,7 +1167,7 @@ TEST(ServerProcessTest, SigtermWhileAModelLoadsExitsAtOnce) {
   TempDir dir;
   write_model(dir.path() / "models", "slow", with_parameter(kMinimalConfig, "initialize_delay_ms", "60000"));
   std::string output;
-  const int status = signal_server_after({"--model-repository", (dir.path() / "models").string(), "--grpc-port", "0"},
+  const int status = signal_server_after({"--model-repository", (dir.path() / "models").string(), "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"},
                                          std::chrono::milliseconds(1500), SIGTERM, std::chrono::seconds(10), &output);
   ASSERT_NE(status, -1) << "still loading 10 s after SIGTERM: " << output;
   ASSERT_TRUE(WIFEXITED(status)) << output;
@@ -1247,7 +1247,7 @@ TEST(ServerProcessTest, CommandLine) {
   EXPECT_EQ(WEXITSTATUS(status), 2);
   EXPECT_NE(output.find("unrecognized option '--bogus'"), std::string::npos) << output;
 
-  status = run_server_command({"--model-repository", "/no/such/directory", "--grpc-port", "0"},
+  status = run_server_command({"--model-repository", "/no/such/directory", "--grpc-port", "0", "--http-port", "0", "--metrics-port", "0"},
                               &output);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 1);

@@ -3,7 +3,13 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { llmServer } from './paths.js';
 
 export interface RunningServer {
+  /** gRPC host:port. */
   address: string;
+  /** HTTP/REST base URL (http://host:port), or undefined with --allow-http false. */
+  httpUrl: string | undefined;
+  /** Metrics base URL (GET <metricsUrl>/metrics), or undefined with --allow-metrics false. */
+  metricsUrl: string | undefined;
+  pid: number;
   /** Everything the server printed so far (stdout and stderr). */
   output(): string;
   /** SIGTERM, then wait for exit; resolves to the exit code. */
@@ -13,7 +19,8 @@ export interface RunningServer {
 export async function startServer(modelRepository: string, extraArgs: string[] = []): Promise<RunningServer> {
   const child: ChildProcessWithoutNullStreams = spawn(
     llmServer,
-    ['--model-repository', modelRepository, '--grpc-port', '0', '--grpc-address', '127.0.0.1', ...extraArgs],
+    ['--model-repository', modelRepository, '--grpc-port', '0', '--grpc-address', '127.0.0.1', '--http-port', '0',
+      '--metrics-port', '0', ...extraArgs],
     { stdio: 'pipe' },
   );
   let output = '';
@@ -22,7 +29,8 @@ export async function startServer(modelRepository: string, extraArgs: string[] =
     const timer = setTimeout(() => reject(new Error(`llm-server did not start within 120 s:\n${output}`)), 120_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
-      const match = /serving gRPC on ([\d.]+:\d+)/.exec(output);
+      // The gRPC line comes last: the HTTP and metrics lines are in by then.
+      const match = /serving gRPC on (\S+)\n/.exec(output);
       if (match?.[1]) {
         clearTimeout(timer);
         resolve(match[1]);
@@ -35,8 +43,15 @@ export async function startServer(modelRepository: string, extraArgs: string[] =
       reject(new Error(`llm-server exited with ${code} before serving:\n${output}`));
     });
   });
+  const endpoint = (name: string): string | undefined => {
+    const found = new RegExp(`serving ${name} on (\\S+)\\n`).exec(output)?.[1];
+    return found ? `http://${found}` : undefined;
+  };
   return {
     address,
+    httpUrl: endpoint('HTTP'),
+    metricsUrl: endpoint('metrics'),
+    pid: child.pid ?? 0,
     output: () => output,
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGTERM');

@@ -17,6 +17,7 @@
 #include "engine/engine.h"
 #include "kernels/kernels.h"
 #include "triton/engine_factory.h"
+#include "triton/llm_metrics.h"
 #include "triton/model_settings.h"
 #include "triton/request_parser.h"
 #include "triton/triton_utils.h"
@@ -46,7 +47,8 @@ struct ModelState {
   std::string name;
   ModelSettings settings;
   std::unique_ptr<Tokenizer> tokenizer;
-  std::unique_ptr<Engine> engine;  // declared after the tokenizer it uses: destroyed first
+  std::unique_ptr<LlmMetrics> metrics;  // null when the server has no metrics; outlives the engine's requests
+  std::unique_ptr<Engine> engine;  // declared after the tokenizer and metrics it uses: destroyed first
   int64_t context_tokens = 0;
   std::vector<int32_t> default_end_ids;
 
@@ -54,6 +56,10 @@ struct ModelState {
   // name several.
   std::mutex running_mutex;
   std::multimap<std::string, std::weak_ptr<ResponseSender>> running;
+
+  ~ModelState() {
+    if (metrics) metrics->stop_engine_updates();  // its thread reads the engine, destroyed first
+  }
 };
 
 // Per instance: tracks its in-flight requests so finalizing the instance can end them first.
@@ -97,6 +103,7 @@ class ResponseSender : public GenerationObserver {
 
   void on_step(const StepOutput& step) override {
     const bool final = step.finish != FinishReason::None;
+    record_tokens(step.new_ids.size());
     const std::vector<float> log_probs(step.log_probs.begin(), step.log_probs.end());
     if (parsed_.stream) {
       if (!step.new_ids.empty() || !step.text.empty()) {
@@ -116,7 +123,7 @@ class ResponseSender : public GenerationObserver {
         send_outputs(std::move(full_text), std::move(ids), all_log_probs_, TRITONSERVER_RESPONSE_COMPLETE_FINAL);
       }
     }
-    if (final) complete(true);
+    if (final) complete(true, LlmMetrics::Outcome::Completed);
   }
 
   void on_error(const std::string& message) override { fail(TRITONSERVER_ERROR_INTERNAL, "generation failed: " + message); }
@@ -124,15 +131,28 @@ class ResponseSender : public GenerationObserver {
   // Ends the request with an error response (for requests the engine refused or could not finish).
   void fail(TRITONSERVER_Error_Code code, const std::string& message) {
     send_error(code, message);
-    complete(false);
+    complete(false, LlmMetrics::Outcome::Failed);
   }
 
   void on_cancelled() override {
     send_error(TRITONSERVER_ERROR_CANCELLED, stop_requested_ ? "request stopped by a `stop` request" : "request cancelled");
-    complete(false);
+    complete(false, LlmMetrics::Outcome::Cancelled);
   }
 
  private:
+  void record_tokens(size_t count) {
+    LlmMetrics* metrics = instance_.model->metrics.get();
+    if (metrics == nullptr || count == 0) return;
+    const uint64_t now = now_ns();
+    if (generated_tokens_ == 0) {
+      first_token_ns_ = now;
+      metrics->first_token(static_cast<double>(now - exec_start_ns_) / 1e9);
+    }
+    generated_tokens_ += count;
+    last_token_ns_ = now;
+    metrics->tokens_generated(count);
+  }
+
   bool wants(const char* output) const { return requested_.empty() || requested_.count(output) != 0; }
 
   void send_outputs(std::string text, std::vector<int32_t> ids, const std::vector<float>& log_probs, uint32_t flags) {
@@ -212,7 +232,7 @@ class ResponseSender : public GenerationObserver {
     send(response, TRITONSERVER_RESPONSE_COMPLETE_FINAL, new_error(code, message));
   }
 
-  void complete(bool success);
+  void complete(bool success, LlmMetrics::Outcome outcome);
 
   InstanceState& instance_;
   TRITONBACKEND_Request* request_;
@@ -234,10 +254,18 @@ class ResponseSender : public GenerationObserver {
   std::string text_;
   std::vector<int32_t> output_ids_;
   std::vector<float> all_log_probs_;
+  size_t generated_tokens_ = 0;
+  uint64_t first_token_ns_ = 0;
+  uint64_t last_token_ns_ = 0;
 };
 
-void ResponseSender::complete(bool success) {
+void ResponseSender::complete(bool success, LlmMetrics::Outcome outcome) {
   const uint64_t end = now_ns();
+  if (LlmMetrics* metrics = instance_.model->metrics.get()) {
+    metrics->request_finished(outcome, generated_tokens_ >= 2 ? static_cast<double>(last_token_ns_ - first_token_ns_) /
+                                                                    1e9 / static_cast<double>(generated_tokens_ - 1)
+                                                              : -1.0);
+  }
   const uint64_t compute_start = compute_start_ns_;
   TRITONBACKEND_ModelInstance* triton_instance = instance_.triton_instance;
   log_failure(TRITONBACKEND_ModelInstanceReportBatchStatistics(triton_instance, 1, exec_start_ns_, compute_start, end, end),
@@ -356,6 +384,7 @@ void execute_one(InstanceState& instance, TRITONBACKEND_Request* request) {
                          "streaming needs a decoupled model (model_transaction_policy { decoupled: true })");
     }
     GenerationRequest generation = parsed.generation;
+    const size_t prompt_tokens = generation.prompt_ids.size();
     auto sender = std::make_shared<ResponseSender>(instance, request, std::move(parsed), exec_start, request_id);
     {
       std::lock_guard lock(instance.mutex);
@@ -369,6 +398,7 @@ void execute_one(InstanceState& instance, TRITONBACKEND_Request* request) {
     }
     try {
       model.engine->submit(std::move(generation), sender);
+      if (model.metrics) model.metrics->request_started(prompt_tokens);
     } catch (const QueueFullError& e) {
       // Not queued: the engine's queue is full (max_queue_size); the client may retry.
       sender->fail(TRITONSERVER_ERROR_UNAVAILABLE, e.what());
@@ -433,6 +463,8 @@ std::unique_ptr<ModelState> load_model(TRITONBACKEND_Model* triton_model) {
     state->tokenizer = std::make_unique<Tokenizer>(tokenizer_file);
     state->engine = make_engine(state->settings, *state->tokenizer, std::move(log));
     state->default_end_ids = state->engine->default_end_ids();
+    state->metrics = LlmMetrics::create(state->name, version);
+    if (state->metrics) state->metrics->start_engine_updates(*state->engine);
   } catch (const std::exception& e) {
     throw TritonException(TRITONSERVER_ERROR_INVALID_ARG, "model " + state->name + ": " + e.what());
   }

@@ -49,6 +49,7 @@ struct TRITONSERVER_ResponseAllocator;
 struct TRITONSERVER_Server;
 struct TRITONSERVER_ServerOptions;
 struct TRITONSERVER_Metric;
+struct TRITONSERVER_MetricArgs;
 struct TRITONSERVER_MetricFamily;
 
 // C has no implicit typedef for struct tags; C++ does. These aliases let C
@@ -67,6 +68,7 @@ typedef struct TRITONSERVER_ResponseAllocator TRITONSERVER_ResponseAllocator;
 typedef struct TRITONSERVER_Server TRITONSERVER_Server;
 typedef struct TRITONSERVER_ServerOptions TRITONSERVER_ServerOptions;
 typedef struct TRITONSERVER_Metric TRITONSERVER_Metric;
+typedef struct TRITONSERVER_MetricArgs TRITONSERVER_MetricArgs;
 typedef struct TRITONSERVER_MetricFamily TRITONSERVER_MetricFamily;
 #endif
 
@@ -341,6 +343,75 @@ TRITONSERVER_BufferAttributesCudaIpcHandle(
 TRITONSERVER_DECLSPEC struct TRITONSERVER_Error*
 TRITONSERVER_BufferAttributesByteSize(
     struct TRITONSERVER_BufferAttributes* buffer_attributes, size_t* byte_size);
+
+// ---------------------------------------------------------------------------
+// Custom metrics: families of counters, gauges and histograms a backend
+// registers; the server exports them with its own metrics (Prometheus text).
+// ---------------------------------------------------------------------------
+typedef enum TRITONSERVER_metrickind_enum {
+  TRITONSERVER_METRIC_KIND_COUNTER,
+  TRITONSERVER_METRIC_KIND_GAUGE,
+  TRITONSERVER_METRIC_KIND_HISTOGRAM
+} TRITONSERVER_MetricKind;
+
+// A family: a metric name, its kind and its help text. Metrics of the family
+// differ by their labels. Release with MetricFamilyDelete after every metric
+// of it was deleted.
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricFamilyNew(
+    struct TRITONSERVER_MetricFamily** family, const TRITONSERVER_MetricKind kind,
+    const char* name, const char* description);
+
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error*
+TRITONSERVER_MetricFamilyDelete(struct TRITONSERVER_MetricFamily* family);
+
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error*
+TRITONSERVER_GetMetricFamilyKind(
+    struct TRITONSERVER_MetricFamily* family, TRITONSERVER_MetricKind* kind);
+
+// Arguments for a new metric: the bucket bounds of a histogram.
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricArgsNew(
+    struct TRITONSERVER_MetricArgs** args);
+
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error*
+TRITONSERVER_MetricArgsSetHistogram(
+    struct TRITONSERVER_MetricArgs* args, const double* buckets,
+    const uint64_t buckets_count);
+
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricArgsDelete(
+    struct TRITONSERVER_MetricArgs* args);
+
+// A metric of a family, labelled by STRING parameters (name = label name).
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricNew(
+    struct TRITONSERVER_Metric** metric, struct TRITONSERVER_MetricFamily* family,
+    const struct TRITONSERVER_Parameter** labels, const uint64_t label_count);
+
+// As MetricNew, with arguments (required for histograms).
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricNewWithArgs(
+    struct TRITONSERVER_Metric** metric, struct TRITONSERVER_MetricFamily* family,
+    const struct TRITONSERVER_Parameter** labels, const uint64_t label_count,
+    const struct TRITONSERVER_MetricArgs* args);
+
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricDelete(
+    struct TRITONSERVER_Metric* metric);
+
+// The value of a counter or gauge (histograms: UNSUPPORTED).
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricValue(
+    struct TRITONSERVER_Metric* metric, double* value);
+
+// Adds to a counter (never a negative value) or a gauge.
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricIncrement(
+    struct TRITONSERVER_Metric* metric, double value);
+
+// Sets a gauge (counters: UNSUPPORTED).
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricSet(
+    struct TRITONSERVER_Metric* metric, double value);
+
+// Records one observation of a histogram.
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_MetricObserve(
+    struct TRITONSERVER_Metric* metric, double value);
+
+TRITONSERVER_DECLSPEC struct TRITONSERVER_Error* TRITONSERVER_GetMetricKind(
+    struct TRITONSERVER_Metric* metric, TRITONSERVER_MetricKind* kind);
 
 #ifdef __cplusplus
 }  // extern "C"
