@@ -338,13 +338,11 @@ template <class OnResult>
 bool drain(const Submitted& submitted, HttpExchange& exchange, OnResult&& on_result) {
   while (true) {
     std::optional<InferResult> result = submitted.results->next(std::chrono::milliseconds(50));
-    if (!result) {
-      if (exchange.client_gone()) {
-        submitted.cancellation->cancel();
-        return false;
-      }
-      continue;
+    if (exchange.client_gone()) {  // one poll(2) per result or wait: cheap beside a token
+      submitted.cancellation->cancel();
+      return false;
     }
+    if (!result) continue;
     const bool final = result->final;
     if (!on_result(*result)) {
       submitted.cancellation->cancel();
