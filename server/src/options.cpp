@@ -66,7 +66,8 @@ Options:
   --grpc-max-concurrent-streams N
                                Calls one connection may have open at once (default 1024).
   --grpc-max-pending-response-bytes N
-                               Responses of one stream waiting for its client to read them
+                               Responses of one stream (gRPC, or HTTP Server-Sent Events)
+                               waiting for its client to read them
                                (default 16777216, 16 MiB); beyond it the stream is cancelled
                                with RESOURCE_EXHAUSTED.
   --allow-grpc BOOL            Serve gRPC (default true).

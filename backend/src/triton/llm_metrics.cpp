@@ -1,6 +1,9 @@
 #include "triton/llm_metrics.h"
 
+#include <dlfcn.h>
+
 #include <chrono>
+#include <optional>
 
 #include "triton/triton_utils.h"
 
@@ -10,6 +13,38 @@ namespace {
 // Seconds; from interactive (tens of ms) to long CPU prefills.
 const std::vector<double> kTimeToFirstTokenBuckets{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 const std::vector<double> kTimePerOutputTokenBuckets{0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2};
+
+// Histograms (TRITONSERVER_MetricArgs*, MetricNewWithArgs, MetricObserve) came with server API 1.34:
+// looked up at run time so that the backend builds against older official headers and loads into
+// older tritonservers, which then get the counters and gauges only.
+struct HistogramApi {
+  TRITONSERVER_Error* (*args_new)(TRITONSERVER_MetricArgs**);
+  TRITONSERVER_Error* (*args_set_histogram)(TRITONSERVER_MetricArgs*, const double*, uint64_t);
+  TRITONSERVER_Error* (*args_delete)(TRITONSERVER_MetricArgs*);
+  TRITONSERVER_Error* (*metric_new_with_args)(TRITONSERVER_Metric**, TRITONSERVER_MetricFamily*,
+                                              const TRITONSERVER_Parameter**, uint64_t, const TRITONSERVER_MetricArgs*);
+  TRITONSERVER_Error* (*observe)(TRITONSERVER_Metric*, double);
+};
+
+const std::optional<HistogramApi>& histogram_api() {
+  static const std::optional<HistogramApi> api = []() -> std::optional<HistogramApi> {
+    const auto find = [](const char* name) { return dlsym(RTLD_DEFAULT, name); };
+    HistogramApi found{};
+    found.args_new = reinterpret_cast<decltype(found.args_new)>(find("TRITONSERVER_MetricArgsNew"));
+    found.args_set_histogram = reinterpret_cast<decltype(found.args_set_histogram)>(find("TRITONSERVER_MetricArgsSetHistogram"));
+    found.args_delete = reinterpret_cast<decltype(found.args_delete)>(find("TRITONSERVER_MetricArgsDelete"));
+    found.metric_new_with_args = reinterpret_cast<decltype(found.metric_new_with_args)>(find("TRITONSERVER_MetricNewWithArgs"));
+    found.observe = reinterpret_cast<decltype(found.observe)>(find("TRITONSERVER_MetricObserve"));
+    if (!found.args_new || !found.args_set_histogram || !found.args_delete || !found.metric_new_with_args || !found.observe) {
+      return std::nullopt;
+    }
+    return found;
+  }();
+  return api;
+}
+
+// The value of TRITONSERVER_METRIC_KIND_HISTOGRAM (API 1.34), spelled so older headers compile.
+constexpr auto kHistogramKind = static_cast<TRITONSERVER_MetricKind>(2);
 
 struct ParameterDeleter {
   void operator()(TRITONSERVER_Parameter* parameter) const { TRITONSERVER_ParameterDelete(parameter); }
@@ -57,11 +92,12 @@ TRITONSERVER_Metric* LlmMetrics::series(TRITONSERVER_MetricFamily* family, const
   if (buckets == nullptr) {
     check(TRITONSERVER_MetricNew(&created, family, pointers.data(), pointers.size()), "creating a metric");
   } else {
+    const HistogramApi& api = *histogram_api();
     TRITONSERVER_MetricArgs* args = nullptr;
-    check(TRITONSERVER_MetricArgsNew(&args), "creating histogram arguments");
-    TRITONSERVER_Error* error = TRITONSERVER_MetricArgsSetHistogram(args, buckets->data(), buckets->size());
-    if (error == nullptr) error = TRITONSERVER_MetricNewWithArgs(&created, family, pointers.data(), pointers.size(), args);
-    log_failure(TRITONSERVER_MetricArgsDelete(args), "deleting histogram arguments");
+    check(api.args_new(&args), "creating histogram arguments");
+    TRITONSERVER_Error* error = api.args_set_histogram(args, buckets->data(), buckets->size());
+    if (error == nullptr) error = api.metric_new_with_args(&created, family, pointers.data(), pointers.size(), args);
+    log_failure(api.args_delete(args), "deleting histogram arguments");
     check(error, "creating a histogram");
   }
   metrics_.emplace_back(created);
@@ -104,16 +140,21 @@ std::unique_ptr<LlmMetrics> LlmMetrics::create(const std::string& model, uint64_
             .get();
     m.prompt_tokens_ = m.series(tokens, "token_type", "prompt");
     m.generated_tokens_ = m.series(tokens, "token_type", "generated");
-    m.time_to_first_token_ = m.series(
-        m.family(TRITONSERVER_METRIC_KIND_HISTOGRAM, "nv_llm_time_to_first_token_seconds",
-                 "Time from the request reaching the backend to its first generated token, in seconds")
-            .get(),
-        nullptr, nullptr, &kTimeToFirstTokenBuckets);
-    m.time_per_output_token_ = m.series(
-        m.family(TRITONSERVER_METRIC_KIND_HISTOGRAM, "nv_llm_time_per_output_token_seconds",
-                 "Per request with two or more tokens: (last token time - first token time) / (tokens - 1), in seconds")
-            .get(),
-        nullptr, nullptr, &kTimePerOutputTokenBuckets);
+    if (histogram_api()) {
+      m.time_to_first_token_ = m.series(
+          m.family(kHistogramKind, "nv_llm_time_to_first_token_seconds",
+                   "Time from the request reaching the backend to its first generated token, in seconds")
+              .get(),
+          nullptr, nullptr, &kTimeToFirstTokenBuckets);
+      m.time_per_output_token_ = m.series(
+          m.family(kHistogramKind, "nv_llm_time_per_output_token_seconds",
+                   "Per request with two or more tokens: (last token time - first token time) / (tokens - 1), in seconds")
+              .get(),
+          nullptr, nullptr, &kTimePerOutputTokenBuckets);
+    } else {
+      LLM_LOG_INFO("model " + model + ": the server's metrics API has no histograms (before API 1.34): "
+                   "nv_llm_time_to_first_token_seconds and nv_llm_time_per_output_token_seconds are off");
+    }
     m.batch_size_ = m.series(m.family(TRITONSERVER_METRIC_KIND_GAUGE, "nv_llm_iteration_batch_size",
                                       "Sequences in the LLM engine's running batch (its latest iteration)")
                                  .get(),
@@ -136,7 +177,7 @@ void LlmMetrics::increment(TRITONSERVER_Metric* metric, double value) {
   log_failure(TRITONSERVER_MetricIncrement(metric, value), "incrementing a metric");
 }
 void LlmMetrics::observe(TRITONSERVER_Metric* metric, double value) {
-  log_failure(TRITONSERVER_MetricObserve(metric, value), "observing a metric");
+  if (metric != nullptr) log_failure(histogram_api()->observe(metric, value), "observing a metric");
 }
 
 void LlmMetrics::request_started(size_t prompt_tokens) { increment(prompt_tokens_, static_cast<double>(prompt_tokens)); }

@@ -23,6 +23,8 @@
 #include "engine/engine.h"
 #include "triton/core/tritonserver.h"
 
+struct TRITONSERVER_MetricArgs;  // API 1.34; declared here too so that older official headers compile
+
 namespace llm::triton {
 
 class LlmMetrics {
