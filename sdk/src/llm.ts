@@ -97,16 +97,17 @@ export interface GenerateOptions {
 export interface RequestOptions extends CallOptions {}
 
 /**
- * Why generation ended. The servers do not send it, so the SDK infers it from the token count
- * when the model reports generated tokens (`output_ids`, as this project's backend does):
- * `length` when it reached `maxTokens`, else `stop` (end of sequence or a stop word). `unknown`
- * when the model reports no tokens (e.g. NVIDIA's `ensemble`) or `excludeInputInOutput` is false.
+ * Why generation ended: `stop` (end of sequence or a stop word) or `length` (`maxTokens` reached).
+ * This project's backend reports it (response parameter `finish_reason`); for other models the SDK
+ * infers it from the token count when the model reports generated tokens (`output_ids`):
+ * `length` when it reached `maxTokens`, else `stop`. `unknown` when the model reports neither
+ * (e.g. NVIDIA's `ensemble`) or `excludeInputInOutput` is false.
  */
 export type FinishReason = 'stop' | 'length' | 'unknown';
 
 /** Token counts, where the server reports them. */
 export interface Usage {
-  /** Prompt tokens; neither this project's backend nor tensorrtllm_backend's text models report it, so it is usually absent. */
+  /** Prompt tokens, as this project's backend reports them (response parameter `prompt_tokens`); tensorrtllm_backend's text models do not. */
   promptTokens?: number | undefined;
   /** Generated tokens, counted from `output_ids` when the model has that output. */
   completionTokens?: number | undefined;
@@ -484,11 +485,18 @@ export class TritonLlmClient extends TritonClient {
       const logProbs: number[] = [];
       let id = message.id ?? '';
       let answeringModel = model;
+      // Reported by this project's backend as response parameters; other models leave them out.
+      let promptTokens: number | undefined;
+      let reportedFinish: FinishReason | undefined;
       const sent = stream.send(
         message,
         {
           response: (result) => {
             answeringModel = result.model || answeringModel;
+            const reportedPrompt = result.parameters['prompt_tokens'];
+            if (typeof reportedPrompt === 'number' || typeof reportedPrompt === 'bigint') promptTokens = Number(reportedPrompt);
+            const finish = result.parameters['finish_reason'];
+            if (finish === 'stop' || finish === 'length') reportedFinish = finish;
             const piece = result.has('text_output') ? firstText(result) : '';
             let pieceIds: number[] | undefined;
             if (wantsIds && result.has('output_ids')) {
@@ -514,10 +522,11 @@ export class TritonLlmClient extends TritonClient {
             const finished = performance.now();
             const completionTokens = idsSeen && request.excludeInputInOutput !== false ? ids.length : undefined;
             const usage: Usage = {};
+            if (promptTokens !== undefined) usage.promptTokens = promptTokens;
             if (completionTokens !== undefined) usage.completionTokens = completionTokens;
             const outcome: GenerateResult = {
               text,
-              finishReason: completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop',
+              finishReason: reportedFinish ?? (completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop'),
               usage,
               timings: { ttftMs: (firstAt ?? finished) - started, totalMs: finished - started },
               model: answeringModel,

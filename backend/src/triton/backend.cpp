@@ -108,7 +108,7 @@ class ResponseSender : public GenerationObserver {
     if (parsed_.stream) {
       if (!step.new_ids.empty() || !step.text.empty()) {
         send_outputs(std::string(step.text), std::vector<int32_t>(step.new_ids.begin(), step.new_ids.end()), log_probs,
-                     final ? TRITONSERVER_RESPONSE_COMPLETE_FINAL : 0);
+                     final ? TRITONSERVER_RESPONSE_COMPLETE_FINAL : 0, step.finish);
       } else if (final) {
         send_flags(TRITONSERVER_RESPONSE_COMPLETE_FINAL);
       }
@@ -120,7 +120,7 @@ class ResponseSender : public GenerationObserver {
         std::string full_text = parsed_.exclude_input_in_output || !parsed_.text_style ? text_ : parsed_.prompt_text + text_;
         std::vector<int32_t> ids = output_ids_;
         if (!parsed_.exclude_input_in_output) ids.insert(ids.begin(), parsed_.generation.prompt_ids.begin(), parsed_.generation.prompt_ids.end());
-        send_outputs(std::move(full_text), std::move(ids), all_log_probs_, TRITONSERVER_RESPONSE_COMPLETE_FINAL);
+        send_outputs(std::move(full_text), std::move(ids), all_log_probs_, TRITONSERVER_RESPONSE_COMPLETE_FINAL, step.finish);
       }
     }
     if (final) complete(true, LlmMetrics::Outcome::Completed);
@@ -155,7 +155,9 @@ class ResponseSender : public GenerationObserver {
 
   bool wants(const char* output) const { return requested_.empty() || requested_.count(output) != 0; }
 
-  void send_outputs(std::string text, std::vector<int32_t> ids, const std::vector<float>& log_probs, uint32_t flags) {
+  // `finish`: set on the request's last response, which then says why it ended.
+  void send_outputs(std::string text, std::vector<int32_t> ids, const std::vector<float>& log_probs, uint32_t flags,
+                    FinishReason finish) {
     TRITONBACKEND_Response* response = nullptr;
     if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNewFromFactory(&response, factory_.get())) {
       log_failure(e, "creating a response");
@@ -193,6 +195,15 @@ class ResponseSender : public GenerationObserver {
       if (requested_.count("batch_index") != 0) {
         const int32_t index = 0;
         add_output(response, "batch_index", TRITONSERVER_TYPE_INT32, {1, 1}, &index, 4);
+      }
+      // Usage and finish reason for OpenAI-style clients (the SDK reads them), as response
+      // parameters: clients that do not know them ignore them.
+      check(TRITONBACKEND_ResponseSetIntParameter(response, "prompt_tokens",
+                                                  static_cast<int64_t>(parsed_.generation.prompt_ids.size())),
+            "setting the prompt_tokens parameter");
+      if (finish != FinishReason::None) {
+        check(TRITONBACKEND_ResponseSetStringParameter(response, "finish_reason", finish_reason_name(finish)),
+              "setting the finish_reason parameter");
       }
     } catch (const std::exception& e) {
       error = new_error(TRITONSERVER_ERROR_INTERNAL, e.what());
