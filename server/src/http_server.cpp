@@ -326,7 +326,13 @@ void HttpServer::accept_loop() {
     }
     if ((waiting[1].revents & POLLIN) != 0 || stopping_.load()) return;
     const int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;  // the client went away before we took it, or descriptors ran out (retried)
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE) {  // out of descriptors: retry later instead of spinning
+        log_error(name_ + ": cannot accept a connection: " + std::strerror(errno));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      continue;  // otherwise the client went away before it was taken
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     reap_finished_locked();
     if (connections_.size() >= limits_.max_connections) {
@@ -357,7 +363,13 @@ void HttpServer::serve(const std::shared_ptr<Connection>& connection) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(limits_.max_body_bytes);
       error_code ec;
-      http::read(stream, buffer, parser, ec);
+      http::read_header(stream, buffer, parser, ec);
+      if (!ec && parser.get()[http::field::expect] == "100-continue") {
+        // curl asks before sending a body over 1 KiB and would otherwise wait a second for this.
+        http::response<http::empty_body> proceed{http::status::continue_, parser.get().version()};
+        http::write(stream, proceed, ec);
+      }
+      if (!ec && !parser.is_done()) http::read(stream, buffer, parser, ec);
       if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::timed_out) break;
       if (ec) {
         const bool too_large = ec == http::error::body_limit;
