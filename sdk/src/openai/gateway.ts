@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { Status, TritonError } from '../errors.js';
 import { TritonLlmClient, type GenerateOptions, type GenerationChunk, type GenerateResult } from '../llm.js';
+import { applyPenalties, applySampling } from '../adapters/common.js';
 import { ChatTemplate, loadChatTemplate, type ChatTemplateMessage } from './chat-template.js';
 
 /** Options of {@link createOpenAiGateway}. */
@@ -105,18 +106,14 @@ function samplingOptions(body: Json, defaultMaxTokens: number): GenerateOptions 
     includeUsage: false,
     stream: false,
   };
-  // OpenAI's temperature 0 is greedy; above 0 it samples (top_p 1 = the whole distribution),
-  // which for Triton's LLM models means setting top_p.
-  if (temperature > 0) {
-    options.temperature = temperature;
-    options.topP = topP ?? 1;
-  }
+  applySampling(options, { temperature, topP });
   const seed = number(body, 'seed', (v) => integer(v) && v >= 0, 'a non-negative integer');
   if (seed !== undefined) options.seed = seed;
-  const presence = number(body, 'presence_penalty', (v) => v >= -2 && v <= 2, 'a number from -2 to 2');
-  if (presence !== undefined && presence !== 0) options.presencePenalty = presence;
-  const frequency = number(body, 'frequency_penalty', (v) => v >= -2 && v <= 2, 'a number from -2 to 2');
-  if (frequency !== undefined && frequency !== 0) options.frequencyPenalty = frequency;
+  applyPenalties(
+    options,
+    number(body, 'presence_penalty', (v) => v >= -2 && v <= 2, 'a number from -2 to 2'),
+    number(body, 'frequency_penalty', (v) => v >= -2 && v <= 2, 'a number from -2 to 2'),
+  );
   const stop = body['stop'];
   if (stop !== undefined && stop !== null) {
     const words = typeof stop === 'string' ? [stop] : stop;
