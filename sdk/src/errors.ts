@@ -1,10 +1,29 @@
 // TritonError: the one error class the SDK throws, and the mapping from gRPC failures to it.
-import { status } from '@grpc/grpc-js';
 
-/** gRPC status codes (gRPC-js's `status` enum), e.g. `Status.UNAVAILABLE` or `Status.INVALID_ARGUMENT`. */
-export const Status = status;
-/** A gRPC status code. */
-export type Status = status;
+/**
+ * gRPC status codes (the values of gRPC's `status` enum), e.g. `Status.UNAVAILABLE` or
+ * `Status.INVALID_ARGUMENT`. Declared here rather than taken from gRPC-js so that the fetch-only
+ * entry point (`@triton-llm/sdk/http`) loads no Node.js module.
+ */
+export enum Status {
+  OK = 0,
+  CANCELLED = 1,
+  UNKNOWN = 2,
+  INVALID_ARGUMENT = 3,
+  DEADLINE_EXCEEDED = 4,
+  NOT_FOUND = 5,
+  ALREADY_EXISTS = 6,
+  PERMISSION_DENIED = 7,
+  RESOURCE_EXHAUSTED = 8,
+  FAILED_PRECONDITION = 9,
+  ABORTED = 10,
+  OUT_OF_RANGE = 11,
+  UNIMPLEMENTED = 12,
+  INTERNAL = 13,
+  UNAVAILABLE = 14,
+  DATA_LOSS = 15,
+  UNAUTHENTICATED = 16,
+}
 
 /**
  * Where a {@link TritonError} came from.

@@ -670,15 +670,22 @@ void generate(InferenceService& core, const ModelRoute& route, const HttpRequest
     respond_json(exchange, generate_response(*answer));
     return;
   }
-  if (!exchange.start_chunked(200, "text/event-stream; charset=utf-8")) {
-    submitted.cancellation->cancel();
-    return;
-  }
+  // As in tritonserver, the first response decides the HTTP status: a request refused at once
+  // gets a plain error answer; later errors arrive as events.
+  bool started = false;
   const bool completed = drain(submitted, exchange, [&](InferResult& result) {
     if (!result.has_response && !result.error) return true;  // the final flag alone
+    if (!started && result.error) throw ApiError(result.error->code, result.error->message);
+    if (!started && !exchange.start_chunked(200, "text/event-stream; charset=utf-8")) return false;
+    started = true;
     const std::string event = result.error ? error_body(result.error->message) : dump(generate_response(result));
     return exchange.write_chunk("data: " + event + "\n\n");
   });
+  if (!started) {  // the request ended without a response (or the client left first)
+    if (completed) exchange.start_chunked(200, "text/event-stream; charset=utf-8");
+    exchange.end_chunked();
+    return;
+  }
   if (!completed && submitted.results->overflow_bytes() > 0) {
     exchange.write_chunk("data: " + error_body(overflow_message(submitted, limit)) + "\n\n");
   }

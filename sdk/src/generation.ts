@@ -1,0 +1,287 @@
+// What the gRPC client (llm.ts) and the fetch client (http/) share: generation options and
+// results, the stream of chunks, and how a model's config shapes requests. No Node.js modules.
+import { AsyncQueue } from './async-queue.js';
+import { invalidArgument } from './errors.js';
+import type { DataType, InferInput, ParameterMap } from './tensors.js';
+
+/** The model `TritonLlmClient` addresses when none is given: `ensemble`, as in NVIDIA's tensorrtllm_backend model repositories. */
+export const defaultLlmModel = 'ensemble';
+
+/** `maxTokens` when a request does not say (64, as `llm generate`). */
+export const defaultMaxTokens = 64;
+
+/**
+ * One generation request. Only the fields that are set are sent; each maps to the input of the
+ * same meaning in tensorrtllm_backend's interface (shown in brackets). Inputs the model does not
+ * declare are refused by the server.
+ */
+export interface GenerateOptions {
+  /** The prompt [`text_input`]. */
+  prompt: string;
+  /** Tokens to generate at most [`max_tokens`] (default 64). */
+  maxTokens?: number | undefined;
+  /** Sampling temperature [`temperature`]; applies when `topK` or `topP` asks for sampling. */
+  temperature?: number | undefined;
+  /** Sample from the k most likely tokens [`top_k`]; 0 = off. Greedy when neither `topK` nor `topP` is set. */
+  topK?: number | undefined;
+  /** Nucleus sampling threshold [`top_p`]; 0 = off. */
+  topP?: number | undefined;
+  /** Sampling seed [`random_seed`, or `seed` when the model names it so]. */
+  seed?: number | bigint | undefined;
+  /** Strings that end generation; the output ends before them [`stop_words`]. */
+  stopWords?: readonly string[] | undefined;
+  /** Words never to generate [`bad_words`]. */
+  badWords?: readonly string[] | undefined;
+  /** Repetition penalty [`repetition_penalty`]; 1 = off. */
+  repetitionPenalty?: number | undefined;
+  /** Presence penalty [`presence_penalty`]. */
+  presencePenalty?: number | undefined;
+  /** Frequency penalty [`frequency_penalty`]. */
+  frequencyPenalty?: number | undefined;
+  /** Tokens to generate at least [`min_length`, or `min_tokens`]. */
+  minTokens?: number | undefined;
+  /** Length penalty for beam search [`length_penalty`]. */
+  lengthPenalty?: number | undefined;
+  /** Beams [`beam_width`]; results carry the first beam. */
+  beamWidth?: number | undefined;
+  /** End-of-sequence token id [`end_id`]. */
+  endId?: number | undefined;
+  /** Padding token id [`pad_id`]. */
+  padId?: number | undefined;
+  /** `false` makes a non-streamed `text` start with the prompt [`exclude_input_in_output`]. */
+  excludeInputInOutput?: boolean | undefined;
+  /**
+   * Return the log probability of each generated token (`logProbs` of the result and chunks)
+   * [`return_log_probs`, read from `output_log_probs`]. The model must declare both (this project's
+   * backend and tensorrtllm_backend's `tensorrt_llm` model do); otherwise the call fails with
+   * `INVALID_ARGUMENT` before anything is sent.
+   */
+  returnLogProbs?: boolean | undefined;
+  /** Model for this request (default: the client's). */
+  model?: string | undefined;
+  /** Model version for this request (default: the client's). */
+  modelVersion?: string | undefined;
+  /** Request id (default: a unique one). */
+  id?: string | undefined;
+  /** More input tensors, sent as given (include the batch dimension when the model batches). */
+  inputs?: readonly InferInput[] | undefined;
+  /** Request parameters (e.g. Triton's `priority`). */
+  parameters?: ParameterMap | undefined;
+}
+
+/**
+ * Why generation ended: `stop` (end of sequence or a stop word) or `length` (`maxTokens` reached).
+ * This project's backend reports it (response parameter `finish_reason`); for other models the SDK
+ * infers it from the token count when the model reports generated tokens (`output_ids`):
+ * `length` when it reached `maxTokens`, else `stop`. `unknown` when the model reports neither
+ * (e.g. NVIDIA's `ensemble`) or `excludeInputInOutput` is false.
+ */
+export type FinishReason = 'stop' | 'length' | 'unknown';
+
+/** Token counts, where the server reports them. */
+export interface Usage {
+  /** Prompt tokens, as this project's backend reports them (response parameter `prompt_tokens`); tensorrtllm_backend's text models do not. */
+  promptTokens?: number | undefined;
+  /** Generated tokens, counted from `output_ids` when the model has that output. */
+  completionTokens?: number | undefined;
+}
+
+/** Client-side timings of a request, measured from the moment it is sent. */
+export interface Timings {
+  /** Until the first response carrying text (for a non-streamed request: the whole text). */
+  ttftMs: number;
+  /** Until the final response. */
+  totalMs: number;
+}
+
+/** The outcome of `generate()`, and of a `stream()` once it has ended. */
+export interface GenerateResult {
+  /** The generated text (streamed: the chunks concatenated). */
+  text: string;
+  /** Why generation ended; see {@link FinishReason}. */
+  finishReason: FinishReason;
+  /** Token counts the server reported. */
+  usage: Usage;
+  /** Client-side timings. */
+  timings: Timings;
+  /** Generated token ids, when the model reports `output_ids`. */
+  tokenIds?: number[] | undefined;
+  /** Log probability of each generated token (natural log), with `returnLogProbs`. */
+  logProbs?: number[] | undefined;
+  /** The model that answered. */
+  model: string;
+  /** The request id. */
+  id: string;
+}
+
+/** One piece of streamed text: the `text_output` of one response. */
+export interface GenerationChunk {
+  /** The new text. */
+  text: string;
+  /** 0 for the first chunk, then 1, 2, ... */
+  index: number;
+  /** The new token ids, when the model reports `output_ids`. */
+  tokenIds?: number[] | undefined;
+  /** Their log probabilities, with `returnLogProbs`. */
+  logProbs?: number[] | undefined;
+}
+
+/** What the client learned from a model's config, which decides how requests are shaped. */
+export interface LlmModelInfo {
+  /** Model name. */
+  name: string;
+  /** Platform (`"ensemble"`) or backend (`"llm"`, `"tensorrtllm"`, `"python"`). */
+  platform: string;
+  /** `max_batch_size`: when > 0, every tensor gets a leading batch dimension of 1. */
+  maxBatchSize: number;
+  /** Whether the model is decoupled (may send many responses per request). */
+  decoupled: boolean;
+  /** Whether `stream()` asks for streamed responses (`stream` = true): the model declares a `stream` input and is decoupled or an ensemble. */
+  streaming: boolean;
+  /** Declared inputs and their datatypes. */
+  inputs: Readonly<Record<string, DataType>>;
+  /** Declared outputs. */
+  outputs: readonly string[];
+}
+
+export const configDataTypes: Readonly<Record<string, DataType>> = {
+  TYPE_BOOL: 'BOOL',
+  TYPE_UINT8: 'UINT8',
+  TYPE_UINT16: 'UINT16',
+  TYPE_UINT32: 'UINT32',
+  TYPE_UINT64: 'UINT64',
+  TYPE_INT8: 'INT8',
+  TYPE_INT16: 'INT16',
+  TYPE_INT32: 'INT32',
+  TYPE_INT64: 'INT64',
+  TYPE_FP16: 'FP16',
+  TYPE_BF16: 'BF16',
+  TYPE_FP32: 'FP32',
+  TYPE_FP64: 'FP64',
+  TYPE_STRING: 'BYTES',
+};
+
+export type ScalarField = 'maxTokens' | 'temperature' | 'topK' | 'topP' | 'seed' | 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty' | 'minTokens' | 'lengthPenalty' | 'beamWidth' | 'endId' | 'padId' | 'excludeInputInOutput';
+
+/** Option -> input names (first declared one wins) and the datatype when the config does not say. */
+export const scalarInputs: readonly (readonly [ScalarField, readonly string[], DataType])[] = [
+  ['maxTokens', ['max_tokens'], 'INT32'],
+  ['temperature', ['temperature'], 'FP32'],
+  ['topK', ['top_k'], 'INT32'],
+  ['topP', ['top_p'], 'FP32'],
+  ['seed', ['random_seed', 'seed'], 'UINT64'],
+  ['repetitionPenalty', ['repetition_penalty'], 'FP32'],
+  ['presencePenalty', ['presence_penalty'], 'FP32'],
+  ['frequencyPenalty', ['frequency_penalty'], 'FP32'],
+  ['minTokens', ['min_length', 'min_tokens'], 'INT32'],
+  ['lengthPenalty', ['length_penalty'], 'FP32'],
+  ['beamWidth', ['beam_width'], 'INT32'],
+  ['endId', ['end_id'], 'INT32'],
+  ['padId', ['pad_id'], 'INT32'],
+  ['excludeInputInOutput', ['exclude_input_in_output'], 'BOOL'],
+];
+
+/** The request's value for each scalar option (undefined where it gives none; no defaults applied). */
+export function scalarValues(request: GenerateOptions): Record<ScalarField, number | bigint | boolean | undefined> {
+  return {
+    maxTokens: request.maxTokens,
+    temperature: request.temperature,
+    topK: request.topK,
+    topP: request.topP,
+    seed: request.seed,
+    repetitionPenalty: request.repetitionPenalty,
+    presencePenalty: request.presencePenalty,
+    frequencyPenalty: request.frequencyPenalty,
+    minTokens: request.minTokens,
+    lengthPenalty: request.lengthPenalty,
+    beamWidth: request.beamWidth,
+    endId: request.endId,
+    padId: request.padId,
+    excludeInputInOutput: request.excludeInputInOutput,
+  };
+}
+
+/** The parts of a model config (gRPC's ModelConfig or the HTTP endpoint's JSON, both with proto field names) that shape requests. */
+export interface LlmModelConfig {
+  name?: string | undefined;
+  platform?: string | undefined;
+  backend?: string | undefined;
+  max_batch_size?: number | undefined;
+  model_transaction_policy?: { decoupled?: boolean | undefined } | null | undefined;
+  input?: readonly { name: string; data_type: string }[] | undefined;
+  output?: readonly { name: string }[] | undefined;
+}
+
+/** What the clients use of a model's config. */
+export function llmModelInfo(config: LlmModelConfig, model: string): LlmModelInfo {
+  const inputs: Record<string, DataType> = {};
+  for (const input of config.input ?? []) {
+    const datatype = configDataTypes[input.data_type];
+    if (datatype) inputs[input.name] = datatype;
+  }
+  const platform = config.platform || config.backend || '';
+  const decoupled = config.model_transaction_policy?.decoupled ?? false;
+  return {
+    name: config.name || model,
+    platform,
+    maxBatchSize: config.max_batch_size ?? 0,
+    decoupled,
+    streaming: 'stream' in inputs && (decoupled || platform === 'ensemble'),
+    inputs,
+    outputs: (config.output ?? []).map((o) => o.name),
+  };
+}
+
+/** Marker reason for a stream the consumer stopped reading. */
+export const stoppedReading = Symbol('stopped reading');
+
+/**
+ * The chunks of a streamed generation, read with `for await`, and its final {@link result}.
+ * The request starts when `stream()` is called. Leaving the loop early (`break`, `return`, an
+ * exception) or aborting the signal cancels the request on the server; an aborted signal makes
+ * the loop throw a `CANCELLED` {@link TritonError}, an early exit just ends it.
+ *
+ * ```ts
+ * const s = llm.stream('Once upon a time');
+ * for await (const chunk of s) process.stdout.write(chunk.text);
+ * const { finishReason, timings } = await s.result;
+ * ```
+ */
+export class GenerationStream implements AsyncIterable<GenerationChunk> {
+  /**
+   * Resolves when the request has ended, with the same text as the chunks concatenated; rejects
+   * with a {@link TritonError} when it fails or is cancelled (also after an early `break`).
+   * Awaiting it is optional: a rejection nobody awaits is not reported as unhandled.
+   */
+  readonly result: Promise<GenerateResult>;
+  private readonly chunks: AsyncQueue<GenerationChunk>;
+  private readonly controller: AbortController;
+  private iterated = false;
+
+  /** Wraps a generation in progress; `TritonLlmClient.stream()` creates these. */
+  constructor(result: Promise<GenerateResult>, chunks: AsyncQueue<GenerationChunk>, controller: AbortController) {
+    this.result = result;
+    this.chunks = chunks;
+    this.controller = controller;
+    result.catch(() => undefined);
+  }
+
+  /** Cancels the request (as aborting its signal would). */
+  cancel(reason?: unknown): void {
+    this.controller.abort(reason);
+  }
+
+  /** Iterates the chunks once. */
+  [Symbol.asyncIterator](): AsyncIterator<GenerationChunk, undefined> {
+    if (this.iterated) throw invalidArgument('a generation stream can be iterated once', { call: 'stream' });
+    this.iterated = true;
+    return {
+      next: () => this.chunks.next(),
+      return: async () => {
+        if (!this.chunks.closed) this.controller.abort(stoppedReading);
+        this.chunks.discard();
+        return { value: undefined, done: true };
+      },
+    };
+  }
+}
