@@ -332,3 +332,30 @@ describe('llm-server HTTP/REST, generate and metrics', () => {
     await until(async () => descriptors() <= baseline, `descriptors back to ${baseline} (now ${descriptors()})`);
   });
 });
+
+describe('llm-server HTTP repository control (explicit mode)', () => {
+  it('loads and unloads a model through /v2/repository/models/{m}/load and /unload', async () => {
+    const repository = new TempRepository().add({ name: 'tiny', checkpointDir: tiny, decoupled: true });
+    const server = await startServer(repository.dir, ['--model-control-mode', 'explicit']);
+    try {
+      const base = server.httpUrl!;
+      expect((await fetch(`${base}/v2/models/tiny/ready`)).status).toBe(400);
+      const index = (await (await fetch(`${base}/v2/repository/index`, { method: 'POST' })).json()) as { name: string; state?: string }[];
+      expect(index.map((m) => m.name)).toEqual(['tiny']);
+      const load = await fetch(`${base}/v2/repository/models/tiny/load`, { method: 'POST' });
+      expect(load.status).toBe(200);
+      expect((await fetch(`${base}/v2/models/tiny/ready`)).status).toBe(200);
+      const { status, json } = await postJson(`${base}/v2/models/tiny/generate`, { text_input: prompt, max_tokens: 3 });
+      expect(status).toBe(200);
+      expect(typeof json['text_output']).toBe('string');
+      const missing = await fetch(`${base}/v2/repository/models/nope/load`, { method: 'POST' });
+      expect(missing.status).toBeGreaterThanOrEqual(400);
+      expect(((await missing.json()) as { error: string }).error).toMatch(/nope/);
+      expect((await fetch(`${base}/v2/repository/models/tiny/unload`, { method: 'POST' })).status).toBe(200);
+      expect((await fetch(`${base}/v2/models/tiny/ready`)).status).toBe(400);
+    } finally {
+      expect(await server.stop()).toBe(0);
+      repository.remove();
+    }
+  });
+});
