@@ -381,6 +381,15 @@ void HttpServer::serve(const std::shared_ptr<Connection>& connection) {
         response.keep_alive(false);
         response.prepare_payload();
         http::write(stream, response, ec);
+        // The client may still be sending the body: closing with unread bytes would reset the
+        // connection before it reads the answer, so read and drop them for a moment first.
+        shutdown(fd, SHUT_WR);
+        char scratch[16384];
+        const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        while (std::chrono::steady_clock::now() < give_up) {
+          pollfd waiting{fd, POLLIN, 0};
+          if (poll(&waiting, 1, 200) <= 0 || recv(fd, scratch, sizeof(scratch), 0) <= 0) break;
+        }
         break;
       }
       http::request<http::string_body> message = parser.release();

@@ -107,8 +107,10 @@ int run(const ServerOptions& options) {
   std::unique_ptr<GrpcServer> server;
   try {
     if (options.allow_http) {
+      HttpServerLimits limits;
+      limits.max_body_bytes = static_cast<size_t>(options.http_max_input_size);
       http_server = std::make_unique<HttpServer>(
-          "HTTP", options.http_address, options.http_port, HttpServerLimits{},
+          "HTTP", options.http_address, options.http_port, limits,
           [&http_service](const HttpRequest& request, HttpExchange& exchange) { http_service.handle(request, exchange); });
     }
     if (options.allow_metrics) {

@@ -74,6 +74,7 @@ Options:
   --http-port PORT             HTTP/REST port (default 8000; 0 picks a free port).
   --http-address ADDRESS       Address the HTTP endpoint listens on (default 127.0.0.1).
   --allow-http BOOL            Serve HTTP/REST (default true).
+  --http-max-input-size N      Largest HTTP request body (default 67108864, 64 MiB); larger: 413.
   --metrics-port PORT          Prometheus metrics port, GET /metrics (default 8002; 0: a free port).
   --metrics-address ADDRESS    Address the metrics endpoint listens on (default: the HTTP address).
   --allow-metrics BOOL         Serve metrics (default true). Backends' metric families then
@@ -175,6 +176,8 @@ ServerOptions parse_options(int argc, const char* const* argv) {
       options.http_port = parse_int(flag, value(), 0, 65535);
     } else if (flag == "--http-address") {
       options.http_address = value();
+    } else if (flag == "--http-max-input-size") {
+      options.http_max_input_size = parse_int(flag, value(), 1024, INT32_MAX);
     } else if (flag == "--allow-http") {
       options.allow_http = parse_bool(flag, value());
     } else if (flag == "--metrics-port") {

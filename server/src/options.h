@@ -22,6 +22,7 @@ struct ServerOptions {
   int http_port = 8000;  // 0: any free port (printed at startup)
   std::string http_address = "127.0.0.1";
   bool allow_http = true;
+  int64_t http_max_input_size = 64 << 20;  // request body bytes; larger: 413
   int metrics_port = 8002;
   std::string metrics_address;  // default: http_address
   bool allow_metrics = true;

@@ -336,7 +336,7 @@ describe('llm-server HTTP/REST, generate and metrics', () => {
 describe('llm-server HTTP repository control (explicit mode)', () => {
   it('loads and unloads a model through /v2/repository/models/{m}/load and /unload', async () => {
     const repository = new TempRepository().add({ name: 'tiny', checkpointDir: tiny, decoupled: true });
-    const server = await startServer(repository.dir, ['--model-control-mode', 'explicit']);
+    const server = await startServer(repository.dir, ['--model-control-mode', 'explicit', '--http-max-input-size', '4096']);
     try {
       const base = server.httpUrl!;
       expect((await fetch(`${base}/v2/models/tiny/ready`)).status).toBe(400);
@@ -351,6 +351,9 @@ describe('llm-server HTTP repository control (explicit mode)', () => {
       const missing = await fetch(`${base}/v2/repository/models/nope/load`, { method: 'POST' });
       expect(missing.status).toBeGreaterThanOrEqual(400);
       expect(((await missing.json()) as { error: string }).error).toMatch(/nope/);
+      const tooLarge = await fetch(`${base}/v2/models/tiny/generate`, { method: 'POST', body: JSON.stringify({ text_input: 'x'.repeat(5000) }) });
+      expect(tooLarge.status).toBe(413);
+      expect(((await tooLarge.json()) as { error: string }).error).toMatch(/4096 bytes/);
       expect((await fetch(`${base}/v2/repository/models/tiny/unload`, { method: 'POST' })).status).toBe(200);
       expect((await fetch(`${base}/v2/models/tiny/ready`)).status).toBe(400);
     } finally {
