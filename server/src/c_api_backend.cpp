@@ -376,9 +376,12 @@ TRITONBACKEND_DECLSPEC TRITONSERVER_Error* TRITONBACKEND_RequestTrace(
 TRITONBACKEND_DECLSPEC TRITONSERVER_Error* TRITONBACKEND_ResponseFactoryNew(
     TRITONBACKEND_ResponseFactory** factory, TRITONBACKEND_Request* request) {
   return guard_api([&] {
+    // The out-parameter is checked first: in `checked(out) = created.release()` the release comes
+    // first and a null out-parameter would leak the object.
+    TRITONBACKEND_ResponseFactory*& out = checked(factory, "factory");
     auto created =
         std::make_unique<llm_server::ResponseFactory>(request_of(request).shared_router());
-    checked(factory, "factory") = to_handle(created.release());  // owned by the backend
+    out = to_handle(created.release());  // owned by the backend
   });
 }
 
@@ -400,17 +403,19 @@ TRITONBACKEND_DECLSPEC TRITONSERVER_Error* TRITONBACKEND_ResponseFactorySendFlag
 TRITONBACKEND_DECLSPEC TRITONSERVER_Error* TRITONBACKEND_ResponseNew(
     TRITONBACKEND_Response** response, TRITONBACKEND_Request* request) {
   return guard_api([&] {
+    TRITONBACKEND_Response*& out = checked(response, "response");
     auto created = std::make_unique<llm_server::Response>(request_of(request).shared_router());
-    checked(response, "response") = to_handle(created.release());  // owned by the backend
+    out = to_handle(created.release());  // owned by the backend
   });
 }
 
 TRITONBACKEND_DECLSPEC TRITONSERVER_Error* TRITONBACKEND_ResponseNewFromFactory(
     TRITONBACKEND_Response** response, TRITONBACKEND_ResponseFactory* factory) {
   return guard_api([&] {
+    TRITONBACKEND_Response*& out = checked(response, "response");
     auto created = std::make_unique<llm_server::Response>(
         from_handle(&checked(factory, "factory"))->shared_router());
-    checked(response, "response") = to_handle(created.release());
+    out = to_handle(created.release());
   });
 }
 

@@ -198,7 +198,8 @@ TRITONSERVER_DECLSPEC TRITONSERVER_Error* TRITONSERVER_MessageSerializeToJson(
 TRITONSERVER_DECLSPEC TRITONSERVER_Error* TRITONSERVER_BufferAttributesNew(
     TRITONSERVER_BufferAttributes** buffer_attributes) {
   return guard_api([&] {
-    checked(buffer_attributes, "buffer_attributes") = new TRITONSERVER_BufferAttributes{};
+    TRITONSERVER_BufferAttributes*& out = checked(buffer_attributes, "buffer_attributes");
+    out = std::make_unique<TRITONSERVER_BufferAttributes>().release();  // the caller's until BufferAttributesDelete
   });
 }
 

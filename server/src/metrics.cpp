@@ -298,10 +298,11 @@ TRITONSERVER_DECLSPEC TRITONSERVER_Error* TRITONSERVER_MetricFamilyNew(TRITONSER
                                                                       const TRITONSERVER_MetricKind kind,
                                                                       const char* name, const char* description) {
   return guard_api([&] {
+    TRITONSERVER_MetricFamily*& out = checked(family, "family");  // before anything is allocated
     auto handle = std::make_unique<TRITONSERVER_MetricFamily>();
     handle->data = llm_server::MetricsRegistry::instance().family(kind, &checked(name, "name"),
                                                                   description == nullptr ? "" : description);
-    checked(family, "family") = handle.release();  // the backend's until MetricFamilyDelete
+    out = handle.release();  // the backend's until MetricFamilyDelete
   });
 }
 
@@ -322,7 +323,10 @@ TRITONSERVER_DECLSPEC TRITONSERVER_Error* TRITONSERVER_GetMetricFamilyKind(TRITO
 }
 
 TRITONSERVER_DECLSPEC TRITONSERVER_Error* TRITONSERVER_MetricArgsNew(TRITONSERVER_MetricArgs** args) {
-  return guard_api([&] { checked(args, "args") = std::make_unique<TRITONSERVER_MetricArgs>().release(); });
+  return guard_api([&] {
+    TRITONSERVER_MetricArgs*& out = checked(args, "args");
+    out = std::make_unique<TRITONSERVER_MetricArgs>().release();  // the backend's until MetricArgsDelete
+  });
 }
 
 TRITONSERVER_DECLSPEC TRITONSERVER_Error* TRITONSERVER_MetricArgsSetHistogram(TRITONSERVER_MetricArgs* args,
@@ -352,6 +356,7 @@ TRITONSERVER_DECLSPEC TRITONSERVER_Error* TRITONSERVER_MetricNewWithArgs(TRITONS
                                                                         const uint64_t label_count,
                                                                         const TRITONSERVER_MetricArgs* args) {
   return guard_api([&] {
+    TRITONSERVER_Metric*& out = checked(metric, "metric");  // before anything is allocated
     TRITONSERVER_MetricFamily& owner = checked(family, "family");
     llm_server::MetricFamilyData& data = *owner.data;
     if (label_count > 0) checked(labels, "labels");
@@ -398,7 +403,7 @@ TRITONSERVER_DECLSPEC TRITONSERVER_Error* TRITONSERVER_MetricNewWithArgs(TRITONS
       }
     }
     ++owner.live_metrics;
-    checked(metric, "metric") = handle.release();  // the backend's until MetricDelete
+    out = handle.release();  // the backend's until MetricDelete
   });
 }
 

@@ -151,6 +151,9 @@ TEST(MetricsApi, RefusesBadNamesAndLabelsAndEscapesLabelValues) {
             TRITONSERVER_ERROR_INVALID_ARG);  // the server's own prefix
   EXPECT_EQ(code_of(TRITONSERVER_MetricFamilyNew(nullptr, TRITONSERVER_METRIC_KIND_GAUGE, "test_null", "")),
             TRITONSERVER_ERROR_INVALID_ARG);
+  TRITONSERVER_Metric* no_metric = nullptr;
+  EXPECT_EQ(code_of(TRITONSERVER_MetricNew(&no_metric, nullptr, nullptr, 0)), TRITONSERVER_ERROR_INVALID_ARG);
+  EXPECT_EQ(no_metric, nullptr);
 
   TRITONSERVER_MetricFamily* gauges = new_family(TRITONSERVER_METRIC_KIND_GAUGE, "test_escaped", "a \\ help\nline");
   const int64_t number = 3;
