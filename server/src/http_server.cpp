@@ -275,6 +275,11 @@ HttpServer::HttpServer(std::string name, const std::string& address, int port, H
     throw ApiError(TRITONSERVER_ERROR_UNAVAILABLE, "failed to listen for " + name_ + " on " + endpoint + ": " + failure);
   }
   wake_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) {  // without it stop() could not wake the accepting thread
+    const std::string reason = std::strerror(errno);
+    close(listen_fd_);
+    throw ApiError(TRITONSERVER_ERROR_INTERNAL, name_ + ": cannot create an eventfd: " + reason);
+  }
   acceptor_ = std::thread([this] { accept_loop(); });
 }
 
