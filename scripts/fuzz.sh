@@ -10,12 +10,28 @@ cd "$(dirname "$0")/.."
 seconds="${1:-30}"
 targets=(fuzz_safetensors fuzz_checkpoint_config fuzz_tokenizer_model fuzz_utf8 fuzz_request_parser)
 
-if ! command -v clang++ >/dev/null 2>&1; then
-  sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo="sudo"
-  echo "fuzz: installing clang"
+sudo=""
+[[ $(id -u) -ne 0 ]] && sudo="sudo"
+apt_install() {
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends clang >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+# libFuzzer's runtime, where clang's versions put it (lib/linux/ up to 14, a per-target folder after).
+fuzzer_runtime_present() {
+  local dir
+  dir=$(clang++ -print-resource-dir)
+  [[ -f $dir/lib/linux/libclang_rt.fuzzer-x86_64.a || -n $(find "$dir/lib" -name 'libclang_rt.fuzzer*.a' -print -quit 2>/dev/null) ]]
+}
+if ! command -v clang++ >/dev/null 2>&1; then
+  echo "fuzz: installing clang"
+  apt_install clang
+fi
+if ! fuzzer_runtime_present; then
+  # Debian 12 and recent Ubuntu ship the sanitizer and libFuzzer runtimes apart from clang, as a
+  # recommended package that --no-install-recommends leaves out.
+  major=$(clang++ -dumpversion | cut -d. -f1)
+  echo "fuzz: installing clang's runtimes (libclang-rt-$major-dev)"
+  apt_install "libclang-rt-$major-dev"
 fi
 
 echo "fuzz: building (build-fuzz/)"
