@@ -7,57 +7,23 @@ import { join } from 'node:path';
 import { InvalidPromptError, type LanguageModelV4StreamPart } from '@ai-sdk/provider';
 import { HumanMessage, SystemMessage } from '@langchain/core/messages';
 import { generateText, streamText } from 'ai';
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Status, TritonError, TritonLlmClient } from '../../sdk/src/index.js';
 import { createTriton, loadChatTemplate, type ChatTemplate, type TritonProvider } from '../../sdk/src/ai-sdk/index.js';
 import { ChatTriton, TritonLLM } from '../../sdk/src/langchain/index.js';
 import { buildDir } from '../helpers/paths.js';
 import { TempRepository } from '../helpers/repository.js';
+import { llama2ChatTemplate as llama2Template } from '../helpers/chat-template.js';
+import { cancelledRequests, expectCancelledRequests, modelCounter } from '../helpers/metrics.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const tiny = join(buildDir, 'models', 'synth-tiny-float16');
 const prompt = 'The quick brown fox';
 
-// Llama-2's chat format: [INST] turns, a <<SYS>> block in the first.
-const llama2Template = [
-  "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] %}{% set turns = messages[1:] %}",
-  '{% else %}{% set system = false %}{% set turns = messages %}{% endif %}',
-  '{% for message in turns %}',
-  "{% if message['role'] == 'user' %}",
-  "{% set content = message['content'].strip() %}",
-  "{% if loop.index0 == 0 and system != false %}{% set content = '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + content %}{% endif %}",
-  "{{ bos_token + '[INST] ' + content + ' [/INST]' }}",
-  "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'].strip() + ' ' + eos_token }}{% endif %}",
-  '{% endfor %}',
-].join('');
 const rendered = '<s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nName a colour. [/INST]';
 
-interface Sample { value?: string; labels?: Record<string, string> }
-interface Family { name: string; metrics: Sample[] }
-
-/** A counter of the model `tiny`: the sample of `family` whose label `label` is `value`. */
-async function counter(server: RunningServer, family: string, label: string, value: string): Promise<number> {
-  const families = parsePrometheusTextFormat(await (await fetch(`${server.metricsUrl}/metrics`)).text()) as Family[];
-  const sample = families.find((f) => f.name === family)?.metrics
-    .find((m) => m.labels?.['model'] === 'tiny' && m.labels[label] === value);
-  return Number(sample?.value ?? 0);
-}
-
-const cancelledRequests = (server: RunningServer) => counter(server, 'nv_llm_requests_total', 'request_state', 'cancelled');
 /** Prompt tokens of the requests the engine accepted: it grows once a request is in. */
-const acceptedPromptTokens = (server: RunningServer) => counter(server, 'nv_llm_tokens_total', 'token_type', 'prompt');
-
-/** Waits until the server has counted `count` cancelled requests. */
-async function expectCancelled(server: RunningServer, count: number): Promise<void> {
-  const giveUp = Date.now() + 10_000;
-  let seen = await cancelledRequests(server);
-  while (seen !== count) {
-    if (Date.now() > giveUp) throw new Error(`the server counted ${seen} cancelled requests, not ${count}`);
-    await new Promise((r) => setTimeout(r, 50));
-    seen = await cancelledRequests(server);
-  }
-}
+const acceptedPromptTokens = (server: RunningServer) => modelCounter(server, 'tiny', 'nv_llm_tokens_total', 'token_type', 'prompt');
 
 describe('adapters', () => {
   let repository: TempRepository;
@@ -207,7 +173,7 @@ describe('adapters', () => {
     });
 
     it('cancels the Triton request when streamText is aborted', async () => {
-      const before = await cancelledRequests(server);
+      const before = await cancelledRequests(server, 'tiny');
       const controller = new AbortController();
       const result = streamText({ model: triton(), prompt, maxOutputTokens: 2000, temperature: 0, abortSignal: controller.signal });
       let pieces = 0;
@@ -216,11 +182,11 @@ describe('adapters', () => {
       }
       expect(pieces).toBeGreaterThanOrEqual(2);
       expect(pieces).toBeLessThan(2000);
-      await expectCancelled(server, before + 1);
+      await expectCancelledRequests(server, 'tiny', before + 1);
     });
 
     it('cancels the Triton request when generateText is aborted', async () => {
-      const before = await cancelledRequests(server);
+      const before = await cancelledRequests(server, 'tiny');
       const accepted = await acceptedPromptTokens(server);
       const controller = new AbortController();
       const result = generateText({ model: triton(), prompt, maxOutputTokens: 2000, abortSignal: controller.signal, maxRetries: 0 });
@@ -232,11 +198,11 @@ describe('adapters', () => {
       }
       controller.abort();
       await expect(result).rejects.toThrow();
-      await expectCancelled(server, before + 1);
+      await expectCancelledRequests(server, 'tiny', before + 1);
     });
 
     it('cancels the Triton request when the reader cancels the model stream', async () => {
-      const before = await cancelledRequests(server);
+      const before = await cancelledRequests(server, 'tiny');
       const { stream } = await triton().doStream({ prompt: [{ role: 'user', content: [{ type: 'text', text: prompt }] }], maxOutputTokens: 2000 });
       const reader = stream.getReader();
       const parts: LanguageModelV4StreamPart['type'][] = [];
@@ -247,7 +213,7 @@ describe('adapters', () => {
       }
       expect(parts.slice(0, 2)).toEqual(['stream-start', 'text-start']);
       await reader.cancel();
-      await expectCancelled(server, before + 1);
+      await expectCancelledRequests(server, 'tiny', before + 1);
     });
   });
 
@@ -303,7 +269,7 @@ describe('adapters', () => {
     });
 
     it('ChatTriton cancels the Triton request when the signal aborts a stream', async () => {
-      const before = await cancelledRequests(server);
+      const before = await cancelledRequests(server, 'tiny');
       const controller = new AbortController();
       const stream = await chat.stream(prompt, { signal: controller.signal, maxTokens: 2000 });
       let chunks = 0;
@@ -314,7 +280,7 @@ describe('adapters', () => {
       })().catch((e: unknown) => e);
       expect(failure).toBeInstanceOf(Error);
       expect(chunks).toBe(2);
-      await expectCancelled(server, before + 1);
+      await expectCancelledRequests(server, 'tiny', before + 1);
     });
 
     it('TritonLLM.invoke and stream give the SDK\'s text', async () => {

@@ -5,39 +5,18 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TritonLlmClient } from '../../sdk/src/index.js';
 import { ChatTemplate, chatTemplateFromConfig, createOpenAiGateway, type OpenAiGateway } from '../../sdk/src/openai/index.js';
 import { buildDir } from '../helpers/paths.js';
 import { cliGreedy, TempRepository } from '../helpers/repository.js';
+import { llama2ChatTemplate as llama2Template } from '../helpers/chat-template.js';
+import { cancelledRequests, expectCancelledRequests } from '../helpers/metrics.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const tiny = join(buildDir, 'models', 'synth-tiny-float16');
 const prompt = 'The quick brown fox';
 
-// The test's own template in Llama-2's chat format: [INST] turns, a <<SYS>> block in the first.
-const llama2Template = [
-  "{% if messages[0]['role'] == 'system' %}{% set system = messages[0]['content'] %}{% set turns = messages[1:] %}",
-  '{% else %}{% set system = false %}{% set turns = messages %}{% endif %}',
-  '{% for message in turns %}',
-  "{% if message['role'] == 'user' %}",
-  "{% set content = message['content'].strip() %}",
-  "{% if loop.index0 == 0 and system != false %}{% set content = '<<SYS>>\\n' + system + '\\n<</SYS>>\\n\\n' + content %}{% endif %}",
-  "{{ bos_token + '[INST] ' + content + ' [/INST]' }}",
-  "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'].strip() + ' ' + eos_token }}{% endif %}",
-  '{% endfor %}',
-].join('');
-
-interface Sample { value?: string; labels?: Record<string, string> }
-interface Family { name: string; metrics: Sample[] }
-
-async function cancelledRequests(server: RunningServer, model: string): Promise<number> {
-  const families = parsePrometheusTextFormat(await (await fetch(`${server.metricsUrl}/metrics`)).text()) as Family[];
-  const sample = families.find((f) => f.name === 'nv_llm_requests_total')?.metrics
-    .find((m) => m.labels?.['model'] === model && m.labels['request_state'] === 'cancelled');
-  return Number(sample?.value ?? NaN);
-}
 
 describe('OpenAI-compatible gateway', () => {
   let repository: TempRepository;
@@ -165,11 +144,7 @@ describe('OpenAI-compatible gateway', () => {
       // the client reports its own abort
     }
     expect(chunks).toBeGreaterThanOrEqual(2);
-    const giveUp = Date.now() + 10_000;
-    while ((await cancelledRequests(server, 'tiny')) !== before + 1) {
-      if (Date.now() > giveUp) throw new Error('the aborted request was not cancelled on the server');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await expectCancelledRequests(server, 'tiny', before + 1);
   });
 
   it('answers bad requests with OpenAI errors naming the field', async () => {

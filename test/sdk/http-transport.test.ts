@@ -4,33 +4,16 @@
 import { build } from 'esbuild';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Status, TritonError, TritonLlmClient } from '../../sdk/src/index.js';
 import { TritonHttpLlmClient } from '../../sdk/src/http/index.js';
 import { buildDir, repoRoot } from '../helpers/paths.js';
 import { TempRepository } from '../helpers/repository.js';
+import { cancelledRequests, expectCancelledRequests } from '../helpers/metrics.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const tiny = join(buildDir, 'models', 'synth-tiny-float16');
 const prompt = 'The quick brown fox';
-
-interface Family { name: string; metrics: { value?: string; labels?: Record<string, string> }[] }
-
-async function cancelled(server: RunningServer, model: string): Promise<number> {
-  const families = parsePrometheusTextFormat(await (await fetch(`${server.metricsUrl}/metrics`)).text()) as Family[];
-  const sample = families.find((f) => f.name === 'nv_llm_requests_total')?.metrics
-    .find((m) => m.labels?.['model'] === model && m.labels['request_state'] === 'cancelled');
-  return Number(sample?.value ?? NaN);
-}
-
-async function untilCancelled(server: RunningServer, model: string, count: number): Promise<void> {
-  const giveUp = Date.now() + 10_000;
-  while ((await cancelled(server, model)) !== count) {
-    if (Date.now() > giveUp) throw new Error(`expected ${count} cancelled requests on ${model}, the server counts ${await cancelled(server, model)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe('fetch transport (@triton-llm/sdk/http)', () => {
   let repository: TempRepository;
@@ -83,23 +66,23 @@ describe('fetch transport (@triton-llm/sdk/http)', () => {
   });
 
   it('frees the request on the server when the caller aborts or stops reading', async () => {
-    const before = await cancelled(server, 'tiny');
+    const before = await cancelledRequests(server, 'tiny');
     const controller = new AbortController();
     const aborted = http.stream({ prompt, maxTokens: 2000 }, { signal: controller.signal });
     let seen = 0;
     await expect((async () => {
       for await (const _ of aborted) if (++seen === 2) controller.abort();
     })()).rejects.toSatisfy((e: unknown) => e instanceof TritonError && e.code === Status.CANCELLED && e.cancelled);
-    await untilCancelled(server, 'tiny', before + 1);
+    await expectCancelledRequests(server, 'tiny', before + 1);
 
     const stoppedEarly = http.stream({ prompt, maxTokens: 2000 });
     for await (const _ of stoppedEarly) break;
     await expect(stoppedEarly.result).rejects.toSatisfy((e: unknown) => e instanceof TritonError && e.code === Status.CANCELLED);
-    await untilCancelled(server, 'tiny', before + 2);
+    await expectCancelledRequests(server, 'tiny', before + 2);
 
     await expect(http.generate({ prompt, maxTokens: 2000 }, { timeoutMs: 50 })).rejects.toSatisfy(
       (e: unknown) => e instanceof TritonError && e.code === Status.DEADLINE_EXCEEDED);
-    await untilCancelled(server, 'tiny', before + 3);
+    await expectCancelledRequests(server, 'tiny', before + 3);
   });
 
   it('reports errors with their codes and the server\'s messages', async () => {

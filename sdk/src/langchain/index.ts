@@ -62,6 +62,21 @@ export interface TritonLLMInput extends BaseLLMParams, TritonConnectionFields, T
 /** Per-call options of {@link TritonLLM}. */
 export interface TritonLLMCallOptions extends BaseLLMCallOptions, TritonGenerationSettings {}
 
+/** The generation settings a model keeps from its constructor fields. */
+function generationSettings(fields: TritonGenerationSettings & { stop?: string[] | undefined }): TritonGenerationSettings & { stop?: string[] | undefined } {
+  return {
+    maxTokens: fields.maxTokens,
+    temperature: fields.temperature,
+    topP: fields.topP,
+    topK: fields.topK,
+    seed: fields.seed,
+    presencePenalty: fields.presencePenalty,
+    frequencyPenalty: fields.frequencyPenalty,
+    repetitionPenalty: fields.repetitionPenalty,
+    stop: fields.stop,
+  };
+}
+
 /** The SDK request for a prompt: the model's settings with the call's on top. */
 function buildRequest(
   prompt: string,
@@ -189,17 +204,7 @@ export class ChatTriton extends BaseChatModel<ChatTritonCallOptions, AIMessageCh
     this.ownsClient = owned;
     this.model = fields.model ?? client.model;
     this.chatTemplate = fields.chatTemplate;
-    this.settings = {
-      maxTokens: fields.maxTokens,
-      temperature: fields.temperature,
-      topP: fields.topP,
-      topK: fields.topK,
-      seed: fields.seed,
-      presencePenalty: fields.presencePenalty,
-      frequencyPenalty: fields.frequencyPenalty,
-      repetitionPenalty: fields.repetitionPenalty,
-      stop: fields.stop,
-    };
+    this.settings = generationSettings(fields);
   }
 
   override _llmType(): string {
@@ -301,17 +306,7 @@ export class TritonLLM extends LLM<TritonLLMCallOptions> {
     this.client = client;
     this.ownsClient = owned;
     this.model = fields.model ?? client.model;
-    this.settings = {
-      maxTokens: fields.maxTokens,
-      temperature: fields.temperature,
-      topP: fields.topP,
-      topK: fields.topK,
-      seed: fields.seed,
-      presencePenalty: fields.presencePenalty,
-      frequencyPenalty: fields.frequencyPenalty,
-      repetitionPenalty: fields.repetitionPenalty,
-      stop: fields.stop,
-    };
+    this.settings = generationSettings(fields);
   }
 
   override _llmType(): string {
