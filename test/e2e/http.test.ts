@@ -307,6 +307,10 @@ describe('llm-server HTTP/REST, generate and metrics', () => {
     const kvMax = metric(after, 'nv_llm_kv_cache_block_metrics', { ...labels, kv_cache_block_type: 'max' });
     expect(kvMax).toBeGreaterThan(0);
     expect(metric(after, 'nv_llm_kv_cache_block_metrics', { ...labels, kv_cache_block_type: 'tokens_per_block' })).toBe(64);
+    // What served the numbers: the engine's description as an info metric (value 1).
+    const info = after.find((f) => f.name === 'nv_llm_engine_info')?.metrics.find((m) => m.labels?.['model'] === 'tiny_unary');
+    expect(info?.value).toBe('1');
+    expect(info?.labels?.['engine']).toMatch(/^cpu engine: .*synth-tiny-float16.*in-flight batching.*paged KV cache/);
   });
 
   it('serves 1,000 requests on fresh connections without leaking descriptors', async () => {

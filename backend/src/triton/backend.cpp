@@ -474,7 +474,7 @@ std::unique_ptr<ModelState> load_model(TRITONBACKEND_Model* triton_model) {
     state->tokenizer = std::make_unique<Tokenizer>(tokenizer_file);
     state->engine = make_engine(state->settings, *state->tokenizer, std::move(log));
     state->default_end_ids = state->engine->default_end_ids();
-    state->metrics = LlmMetrics::create(state->name, version);
+    state->metrics = LlmMetrics::create(state->name, version, state->engine->describe());
     if (state->metrics) state->metrics->start_engine_updates(*state->engine);
   } catch (const std::exception& e) {
     throw TritonException(TRITONSERVER_ERROR_INVALID_ARG, "model " + state->name + ": " + e.what());

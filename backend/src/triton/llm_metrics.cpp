@@ -104,7 +104,8 @@ TRITONSERVER_Metric* LlmMetrics::series(TRITONSERVER_MetricFamily* family, const
   return created;
 }
 
-std::unique_ptr<LlmMetrics> LlmMetrics::create(const std::string& model, uint64_t version) {
+std::unique_ptr<LlmMetrics> LlmMetrics::create(const std::string& model, uint64_t version,
+                                               const std::string& engine_description) {
   std::unique_ptr<LlmMetrics> metrics(new LlmMetrics(model, version));
   try {
     LlmMetrics& m = *metrics;
@@ -163,6 +164,13 @@ std::unique_ptr<LlmMetrics> LlmMetrics::create(const std::string& model, uint64_
                                       "Iterations (forward passes over a batch) the LLM engine ran")
                                  .get(),
                              nullptr, nullptr);
+    // An "info" metric, as Prometheus exporters describe builds: the value is always 1.
+    m.engine_info_ = m.series(m.family(TRITONSERVER_METRIC_KIND_GAUGE, "nv_llm_engine_info",
+                                       "The engine serving the model (label engine: weights, format, threads or "
+                                       "GPU engine, batching and KV cache settings); always 1")
+                                  .get(),
+                              "engine", engine_description.c_str());
+    set(m.engine_info_, 1);
   } catch (const std::exception& e) {
     LLM_LOG_WARN("model " + model + ": LLM metrics are off (the server's metrics API refused them: " + e.what() + ")");
     return nullptr;

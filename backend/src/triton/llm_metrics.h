@@ -10,6 +10,7 @@
 //   nv_llm_time_per_output_token_seconds                                     histogram
 //   nv_llm_iteration_batch_size                                              gauge
 //   nv_llm_iterations_total                                                  counter
+//   nv_llm_engine_info{engine="<the engine's description>"}                 gauge, always 1
 // Engine-wide values an engine does not report (e.g. preempted, which the TensorRT-LLM executor
 // does not count) stay 0.
 #include <condition_variable>
@@ -31,7 +32,10 @@ class LlmMetrics {
  public:
   // Registers the families and series for one model version; nullptr (after one log line) when the
   // hosting server has no metrics (its calls fail) — the backend then runs without them.
-  static std::unique_ptr<LlmMetrics> create(const std::string& model, uint64_t version);
+  // engine_description (Engine::describe) becomes nv_llm_engine_info's label, so that a scrape
+  // records what served the numbers (a benchmark keeps it with its results).
+  static std::unique_ptr<LlmMetrics> create(const std::string& model, uint64_t version,
+                                            const std::string& engine_description);
   ~LlmMetrics();
   LlmMetrics(const LlmMetrics&) = delete;
   LlmMetrics& operator=(const LlmMetrics&) = delete;
@@ -90,6 +94,7 @@ class LlmMetrics {
   TRITONSERVER_Metric* time_per_output_token_ = nullptr;
   TRITONSERVER_Metric* batch_size_ = nullptr;
   TRITONSERVER_Metric* iterations_ = nullptr;
+  TRITONSERVER_Metric* engine_info_ = nullptr;
 
   void update_engine(const Engine& engine);
   std::mutex updates_mutex_;
