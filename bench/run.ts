@@ -508,7 +508,7 @@ export async function main(argv: readonly string[] = process.argv.slice(2)): Pro
       process.stdout.write(`reference (Triton + TensorRT-LLM, Llama-2-7B, batch 1, seed tok/s): ${referenceNumbers.map((r) => r.seedTokensPerSecond).join(', ')} (FP16, INT8 weight-only, AWQ)\n`);
       if (o.ignoreEos) process.stdout.write(`every request generated ${o.maxTokens} tokens (end id off: --no-ignore-eos lets requests stop early, as the study allowed)\n`);
       const details = results.environment as { details?: { engines?: Record<string, string>; error?: string; metricsUrl: string } | null };
-      for (const [model, engine] of Object.entries(details.details?.engines ?? {})) process.stdout.write(`${model}: ${engine}\n`);
+      for (const [model, engine] of Object.entries(details.details?.engines ?? {})) if (o.models.includes(model.slice(0, model.lastIndexOf('/')))) process.stdout.write(`${model}: ${engine}\n`);
       if (details.details?.error) process.stdout.write(`engine details: none (${details.details.metricsUrl}/metrics: ${details.details.error}; --metrics-url names the endpoint)\n`);
       if (server) process.stdout.write(`the server ran on this machine: bench and engine shared its ${os.cpus().length} cores\n`);
       process.stdout.write(`results: ${outDir}\n`);

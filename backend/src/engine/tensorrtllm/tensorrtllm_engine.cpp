@@ -12,6 +12,7 @@
 // (backend/test/tensorrtllm_double/), selected by LLM_TENSORRTLLM_TEST_DOUBLE and the include path.
 #include "engine/tensorrtllm/tensorrtllm_engine.h"
 
+#include <cuda_runtime_api.h>
 #include <tensorrt_llm/executor/executor.h>
 #include <tensorrt_llm/plugins/api/tllmPlugin.h>
 
@@ -130,6 +131,25 @@ tle::SamplingConfig sampling_config(const GenerationRequest& g) {
   if (s.frequency_penalty != 0.0f) config.setFrequencyPenalty(s.frequency_penalty);
   if (g.min_tokens > 0) config.setMinTokens(g.min_tokens);
   return config;
+}
+
+// The GPU the executor runs on and what its driver supports, for describe(): a benchmark that
+// records the engine's description then says what served its numbers.
+std::string gpu_description() {
+  int device = 0;
+  cudaDeviceProp properties{};
+  if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&properties, device) != cudaSuccess) {
+    return "GPU: unknown (the CUDA runtime did not answer)";
+  }
+  std::string text = std::string("GPU ") + std::to_string(device) + ": " + properties.name + " (sm_" +
+                     std::to_string(properties.major) + std::to_string(properties.minor) + ", " +
+                     std::to_string(properties.totalGlobalMem >> 20) + " MiB)";
+  const auto cuda_version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+  int driver = 0;
+  int runtime = 0;
+  if (cudaDriverGetVersion(&driver) == cudaSuccess) text += ", driver for CUDA " + cuda_version(driver);
+  if (cudaRuntimeGetVersion(&runtime) == cudaSuccess) text += ", CUDA runtime " + cuda_version(runtime);
+  return text;
 }
 
 // TensorRT-LLM's plugins must be registered with TensorRT once per process before any engine
@@ -362,6 +382,7 @@ struct TensorRtLlmEngine::Impl {
   EngineLog log;
   EngineConfig config;
   std::unique_ptr<tle::Executor> executor;
+  std::string gpu;  // gpu_description(), once the executor holds the device
 
   mutable std::mutex map_mutex;
   std::unordered_map<tle::IdType, std::shared_ptr<Sequence>> sequences;
@@ -390,6 +411,7 @@ TensorRtLlmEngine::TensorRtLlmEngine(const TensorRtLlmOptions& options, const To
   } catch (const std::exception& e) {
     throw_error("TensorRT-LLM could not load the engine in ", options.engine_dir.string(), ": ", e.what());
   }
+  m.gpu = gpu_description();
   m.response_thread = std::thread([&m] { m.response_loop(); });
   m.poll_thread = std::thread([&m] { m.poll_loop(); });
 }
@@ -499,6 +521,7 @@ std::string TensorRtLlmEngine::describe() const {
   if (c.max_input_len > 0) text += ", max_input_len " + std::to_string(c.max_input_len);
   if (c.max_batch_size > 0) text += ", max_batch_size " + std::to_string(c.max_batch_size);
   text += ", built by TensorRT-LLM " + (c.version.empty() ? std::string("?") : c.version);
+  text += ", run by TensorRT-LLM " + std::string(tle::version()) + " on " + m.gpu;
   text += std::string(", ") + (m.options.batching == TensorRtLlmOptions::Batching::Static ? "static" : "in-flight") + " batching";
   text += ", cancellation checked every " + std::to_string(m.options.cancellation_check_period.count()) + " ms)";
   return text;
