@@ -19,11 +19,11 @@ export function escapeXml(text: string): string {
 
 const fmt = (v: number): string => (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1));
 
-/** A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least max. */
+/** A "nice" upper bound for an axis, at least max, whose quarters are round numbers. */
 function niceMax(max: number): number {
   if (!(max > 0)) return 1;
   const power = 10 ** Math.floor(Math.log10(max));
-  for (const m of [1, 2, 5, 10]) if (m * power >= max) return m * power;
+  for (const m of [1, 1.2, 1.6, 2, 2.4, 3, 4, 5, 6, 8, 10]) if (m * power >= max) return m * power;
   return 10 * power;
 }
 
@@ -66,8 +66,18 @@ export function barChart(bars: readonly Bar[], options: { title: string; unit: s
   return out.join('\n');
 }
 
-/** Scatter with connecting lines per series: x = aggregate throughput, y = latency. */
-export function lineChart(series: readonly { name: string; points: readonly Point[] }[], options: { title: string; xLabel: string; yLabel: string }): string {
+export interface Series {
+  name: string;
+  points: readonly Point[];
+  /** Series with the same colour index share a colour (e.g. p50 and p99 of one model); default: the series' position. */
+  colour?: number;
+  dashed?: boolean;
+  /** Print each point's label beside it (default true). */
+  pointLabels?: boolean;
+}
+
+/** Scatter with connecting lines per series: x = throughput, y = latency. */
+export function lineChart(series: readonly Series[], options: { title: string; xLabel: string; yLabel: string }): string {
   const width = 760;
   const height = 460;
   const left = 70;
@@ -94,15 +104,16 @@ export function lineChart(series: readonly { name: string; points: readonly Poin
   out.push(`<text x="${left + pw / 2}" y="${height - 16}" text-anchor="middle">${escapeXml(options.xLabel)}</text>`);
   out.push(`<text x="16" y="${top + ph / 2}" text-anchor="middle" transform="rotate(-90 16 ${top + ph / 2})">${escapeXml(options.yLabel)}</text>`);
   series.forEach((s, i) => {
-    const colour = colours[i % colours.length]!;
+    const colour = colours[(s.colour ?? i) % colours.length]!;
+    const dash = s.dashed ? ' stroke-dasharray="6 4"' : '';
     const pts = s.points.map((p) => `${sx(p.x)},${sy(p.y)}`).join(' ');
-    out.push(`<polyline class="series" points="${pts}" fill="none" stroke="${colour}" stroke-width="2"/>`);
+    out.push(`<polyline class="series" points="${pts}" fill="none" stroke="${colour}" stroke-width="2"${dash}/>`);
     for (const p of s.points) {
-      out.push(`<circle class="point" cx="${sx(p.x)}" cy="${sy(p.y)}" r="4" fill="${colour}"/>`);
-      out.push(`<text x="${(Number(sx(p.x)) + 6).toFixed(2)}" y="${(Number(sy(p.y)) - 6).toFixed(2)}" font-size="10">${escapeXml(p.label)}</text>`);
+      out.push(`<circle class="point" cx="${sx(p.x)}" cy="${sy(p.y)}" r="${s.dashed ? 3 : 4}" fill="${s.dashed ? '#ffffff' : colour}" stroke="${colour}" stroke-width="1.5"/>`);
+      if (s.pointLabels ?? true) out.push(`<text x="${(Number(sx(p.x)) + 6).toFixed(2)}" y="${(Number(sy(p.y)) + 14).toFixed(2)}" font-size="10">${escapeXml(p.label)}</text>`);
     }
-    out.push(`<rect x="${left + pw + 16}" y="${top + i * 20}" width="12" height="12" fill="${colour}"/>`);
-    out.push(`<text x="${left + pw + 34}" y="${top + i * 20 + 10}">${escapeXml(s.name)}</text>`);
+    out.push(`<line x1="${left + pw + 12}" y1="${top + i * 20 + 6}" x2="${left + pw + 30}" y2="${top + i * 20 + 6}" stroke="${colour}" stroke-width="2"${dash}/>`);
+    out.push(`<text x="${left + pw + 36}" y="${top + i * 20 + 10}">${escapeXml(s.name)}</text>`);
   });
   out.push('</svg>', '');
   return out.join('\n');

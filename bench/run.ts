@@ -59,7 +59,8 @@ const usage = `usage: npx tsx bench/run.ts [options]
   --repository DIR       model repository for the started server (default: model_repository)
   --models a,b           models to measure, in turn (default: llama_fp16,llama_int8,llama_awq)
   --concurrency 1,2,4    load levels: requests kept in flight (default 1)
-  --requests N           measured requests per level (default 8 at concurrency 1, 4 per client above)
+  --requests N           measured requests per level (default 8 at concurrency 1, 4 per client above;
+                         --requests-per-level is the same)
   --duration S           measure each level for S seconds instead of a number of requests
   --warmup N             warm-up requests per client at each level (default 1)
   --max-tokens N         new tokens per request at most (default 200)
@@ -107,7 +108,7 @@ export function parseArgs(argv: readonly string[]): Options {
       }
       case '--repository': o.repository = resolve(value() ?? ''); break;
       case '--models': o.models = (value() ?? '').split(',').map((s) => s.trim()).filter(Boolean); if (!o.models.length) throw new UsageError('--models needs names'); break;
-      case '--requests': o.requests = integer('--requests', value()); break;
+      case '--requests': case '--requests-per-level': o.requests = integer(flag, value()); break;
       case '--duration': {
         const v = value();
         const s = Number(v);
@@ -330,7 +331,7 @@ export async function serverDetails(metricsUrl: string): Promise<{ metricsUrl: s
 }
 
 /** The charts: seed tok/s beside the reference (same metric), output tok/s per level, latency vs throughput. */
-function writeCharts(outDir: string, levels: readonly LevelResult[], o: Options): string[] {
+export function writeCharts(outDir: string, levels: readonly LevelResult[], o: Options): string[] {
   const written: string[] = [];
   const atOne = levels.filter((l) => l.concurrency === 1 && l.summary?.seedTokensPerSecond);
   if (atOne.length) {
@@ -345,17 +346,20 @@ function writeCharts(outDir: string, levels: readonly LevelResult[], o: Options)
   const generated: Bar[] = levels.filter((l) => l.summary?.outputTokenThroughput).map((l) => ({ label: `${l.model} c=${l.concurrency}`, value: l.summary!.outputTokenThroughput!, kind: 'setup' }));
   if (generated.length) {
     writeFileSync(join(outDir, 'tokens_per_second.svg'), barChart(generated, {
-      title: `Generated tokens/s (up to ${o.maxTokens} new tokens per request)`,
+      title: `Generated tokens/s (${o.ignoreEos ? '' : 'up to '}${o.maxTokens} new tokens per request)`,
       unit: 'output tok/s = generated tokens in the measurement window / its length',
     }));
     written.push('tokens_per_second.svg');
   }
   if (o.concurrency.length > 1) {
-    const series = o.models.flatMap((model) => {
+    const series = o.models.flatMap((model, m) => {
       const measured = levels.filter((l) => l.model === model && l.summary?.outputTokenThroughput && l.summary.requestLatencyMs.count);
       return (['p50', 'p99'] as const).map((q) => ({
         name: `${model} ${q}`,
         points: measured.map((l) => ({ label: `c=${l.concurrency}`, x: l.summary!.outputTokenThroughput!, y: l.summary!.requestLatencyMs[q]! })),
+        colour: m,
+        dashed: q === 'p99',
+        pointLabels: q === 'p50',
       }));
     });
     writeFileSync(join(outDir, 'latency_vs_throughput.svg'), lineChart(series, { title: 'Latency vs throughput', xLabel: 'output tokens/s', yLabel: 'end-to-end request latency (ms), p50 and p99' }));

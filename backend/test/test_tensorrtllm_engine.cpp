@@ -202,6 +202,11 @@ TEST_F(TensorRtLlmEngineTest, ExecutorGetsTheEngineFolderAndTheKnobs) {
   const std::string description = engine_->describe();
   EXPECT_NE(description.find("W4A16_AWQ"), std::string::npos) << description;
   EXPECT_NE(description.find("built by TensorRT-LLM 0.13.0"), std::string::npos) << description;
+  // What runs it, for nv_llm_engine_info and the bench's results: the library and the GPU.
+  EXPECT_NE(description.find("run by TensorRT-LLM 0.13.0 on GPU 0: Test Double GPU (sm_90, 81920 MiB), driver for CUDA 12.6, "
+                             "CUDA runtime 12.4"),
+            std::string::npos)
+      << description;
 }
 
 TEST_F(TensorRtLlmEngineTest, DefaultKnobsAreTensorRtLlmDefaults) {

@@ -267,6 +267,11 @@ std::unique_ptr<InferenceRequest> build_inference_request(inference::ModelInferR
   const ModelVersion& model = *target.model;
   const inference::ModelConfig& config = model.config();
   const std::string& model_name = proto.model_name();
+  // Every response and error echoes the id: an unbounded one multiplies into the traffic.
+  if (proto.id().size() > kMaxRequestIdBytes) {
+    invalid("the request id is " + std::to_string(proto.id().size()) + " bytes, more than the " +
+            std::to_string(kMaxRequestIdBytes) + " allowed: use a shorter id");
+  }
   const std::string prefix = request_prefix(proto.id());
 
   ParsedParameters parameters = parse_parameters(proto);

@@ -4,6 +4,7 @@
 // (inputs against the model config: names, required inputs, datatypes, shapes, byte sizes).
 // Failures are ApiErrors with Triton's messages; core checks carry Triton's "[request id: ...] "
 // prefix.
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,9 @@ struct RequestTarget {
   std::shared_ptr<ResponseSink> sink;
   std::shared_ptr<CancellationFlag> cancellation;
 };
+
+// Longest request id accepted (tritonserver sets no limit; ids are echoed in every response).
+inline constexpr size_t kMaxRequestIdBytes = 1024;
 
 // Tensor data is moved out of 'proto' where possible (raw_input_contents).
 std::unique_ptr<InferenceRequest> build_inference_request(inference::ModelInferRequest& proto,

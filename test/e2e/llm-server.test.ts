@@ -258,6 +258,7 @@ describe('llm backend on the dev server', () => {
       [textRequest('tiny_unary', 'hi', 4, [boolInput('stream', true)]), 'stream'],
       [{ model_name: 'tiny_unary', inputs: [int32Input('max_tokens', 4)] }, 'text_input'],
       [{ ...textRequest('tiny_unary', 'hi', 4), inputs: [{ name: 'text_input', datatype: 'BYTES', shape: [1, 1], contents: { bytes_contents: [Buffer.from([0xff, 0xfe])] } }, int32Input('max_tokens', 4)] }, 'text_input'],
+      [{ ...textRequest('tiny_unary', 'hi', 4), id: 'x'.repeat(1025) }, 'the request id is 1025 bytes, more than the 1024 allowed'],
     ];
     for (const [request, input] of bad) {
       const error = await client.infer(request).then(

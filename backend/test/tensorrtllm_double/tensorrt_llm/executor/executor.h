@@ -36,6 +36,9 @@
 
 namespace tensorrt_llm::executor {
 
+// Version of TRT-LLM (the library's, not an engine's).
+inline char const* version() noexcept { return "0.13.0"; }
+
 class SamplingConfig {
  public:
   explicit SamplingConfig(SizeType32 beamWidth = 1, std::optional<SizeType32> const& topK = std::nullopt,
