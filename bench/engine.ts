@@ -43,6 +43,11 @@ interface EngineResult {
   decode_tokens_per_s: number;
   batch: number;
   engine: { isa: string; threads: number };
+  /** The machine's ceilings, measured in the same process after the run (llm bench). */
+  machine: { triad_bytes_per_s: number; fma_flops_per_s: number; bf16_dot_flops_per_s: number };
+  compute_peak: string;
+  decode_share_of_bandwidth: number;
+  prefill_share_of_compute: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -143,6 +148,9 @@ function main(argv: string[]): void {
       prefill_tokens_per_s: median(runs.map((r) => r.prefill_tokens_per_s)),
       decode_tokens_per_s: median(runs.map((r) => r.decode_tokens_per_s)),
       decode_tokens_per_s_rounds: runs.map((r) => r.decode_tokens_per_s),
+      decode_share_of_bandwidth: median(runs.map((r) => r.decode_share_of_bandwidth)),
+      prefill_share_of_compute: median(runs.map((r) => r.prefill_share_of_compute)),
+      triad_bytes_per_s: median(runs.map((r) => r.machine.triad_bytes_per_s)),
     };
   };
   // The first batch size is the format comparison (batch 1 by default).
@@ -152,8 +160,8 @@ function main(argv: string[]): void {
   const mib = (bytes: number): string => (bytes / (1 << 20)).toFixed(0);
   console.log(`\nCPU engine, synthetic ${options.shape} shape, ${base.engine.isa}, ${base.engine.threads} threads, ` +
     `${os.cpus()[0]?.model ?? 'unknown CPU'}; median of ${options.rounds} rounds; batch ${options.batches[0]}`);
-  console.log('| weights | resident after load (MiB) | vs float16 | prefill tok/s | decode tok/s | decode vs float16 |');
-  console.log('|---|---:|---:|---:|---:|---:|');
+  console.log('| weights | resident after load (MiB) | vs float16 | prefill tok/s | prefill share of compute peak | decode tok/s | decode share of triad bandwidth | decode vs float16 |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
   const rows = results.map((r) => ({
     label: r.label,
     resident_mib: Number(mib(r.resident_bytes_after_load)),
@@ -161,11 +169,20 @@ function main(argv: string[]): void {
     prefill_tokens_per_s: r.prefill_tokens_per_s,
     decode_tokens_per_s: r.decode_tokens_per_s,
     decode_speedup: r.decode_tokens_per_s / base.decode_tokens_per_s,
+    prefill_share_of_compute: r.prefill_share_of_compute,
+    compute_peak: r.compute_peak,
+    decode_share_of_bandwidth: r.decode_share_of_bandwidth,
   }));
+  const percent = (share: number): string => `${(share * 100).toFixed(0)}%`;
   for (const r of rows) {
     console.log(`| ${r.label} | ${r.resident_mib} | ${(r.resident_ratio * 100).toFixed(0)}% | ` +
-      `${r.prefill_tokens_per_s.toFixed(1)} | ${r.decode_tokens_per_s.toFixed(1)} | ${r.decode_speedup.toFixed(2)}x |`);
+      `${r.prefill_tokens_per_s.toFixed(1)} | ${percent(r.prefill_share_of_compute)} (${r.compute_peak}) | ` +
+      `${r.decode_tokens_per_s.toFixed(1)} | ${percent(r.decode_share_of_bandwidth)} | ${r.decode_speedup.toFixed(2)}x |`);
   }
+  const ceilings = results.map((r) => r.machine);
+  console.log(`machine (llm bench, after each run; medians): triad ${(median(results.map((r) => r.triad_bytes_per_s)) / 1e9).toFixed(1)} GB/s, ` +
+    `float32 FMA ${(median(ceilings.map((m) => m.fma_flops_per_s)) / 1e9).toFixed(0)} GFLOP/s, ` +
+    `bfloat16 dot product ${(median(ceilings.map((m) => m.bf16_dot_flops_per_s)) / 1e9).toFixed(0)} GFLOP/s`);
   console.log(`decode tok/s per round: ${results.map((r) => `${r.label} ${r.decode_tokens_per_s_rounds.map((v) => v.toFixed(1)).join('/')}`).join(', ')}`);
 
   // In-flight batching: aggregate decode tokens/s of each batch size, as a ratio to the first size.

@@ -23,6 +23,7 @@
 #include "common/half.h"
 #include "common/thread_pool.h"
 #include "kernels/kernels.h"
+#include "kernels/machine_peaks.h"
 
 namespace llm::kernels {
 namespace {
@@ -1051,6 +1052,17 @@ TEST(ThreadPool, RethrowsATaskExceptionAndStaysUsable) {
     pool.run(10, [&](size_t) { calls.fetch_add(1); });
     EXPECT_EQ(calls.load(), 10);
   }
+}
+
+TEST(MachinePeaks, MeasuresEveryCeilingOnEveryThreadWithTheWidestInstructions) {
+  ThreadPool pool(2);
+  const MachinePeaks peaks = measure_machine_peaks(pool);
+  EXPECT_EQ(peaks.threads, 2u);
+  EXPECT_GT(peaks.triad_bytes_per_s, 1e8);
+  EXPECT_GT(peaks.fma_flops_per_s, 1e8);
+  const Isa widest = isa_supported(Isa::Avx512) ? Isa::Avx512 : isa_supported(Isa::Avx2) ? Isa::Avx2 : Isa::Scalar;
+  EXPECT_EQ(peaks.fma_isa, widest);
+  EXPECT_EQ(peaks.bf16_dot_flops_per_s > 0, isa_supported(Isa::Avx512Bf16));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "checkpoint/hf_convert.h"
 #include "checkpoint/safetensors.h"
@@ -270,6 +271,45 @@ TEST(Cli, NumbersThatDoNotFitAreRefusedNotWrapped) {
   for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
   EXPECT_NE(::pclose(pipe), 0);
   EXPECT_NE(output.find("--max-tokens must be at most 2147483647"), std::string::npos) << output;
+}
+
+// llm bench's roofline accounting, checked by arithmetic on the tiny model (hidden 32, 2 layers,
+// q 32, kv 16, intermediate 48, vocabulary 64), never by speed.
+TEST(Cli, BenchReportsWorkAsSharesOfTheMeasuredCeilings) {
+  TempDir dir;
+  convert_and_load(TinyHfModel(5), dir, DType::F32);
+  const std::filesystem::path tokenizer = write_fake_llama_tokenizer(dir.path());
+  const std::string command = std::string(LLM_CLI_PATH) + " bench --checkpoint " + (dir.path() / "trt").string() +
+                              " --tokenizer " + tokenizer.string() +
+                              " --batch 2 --prompt-tokens 8 --decode-tokens 4 --threads 1 --json 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[512];
+  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+  ASSERT_EQ(::pclose(pipe), 0) << output;
+  const nlohmann::json out = nlohmann::json::parse(output);
+  // FLOPs per token: linear layers 2 x (64 x 32 + 32 x 32 + 2 x 48 x 32 + 32 x 48) = 2 x 7,680 per
+  // token, lm_head 64 x 32 per logits row, attention 2 x 2 layers x 32 per position attended.
+  const double prefill_flops = 2.0 * (8 * 15360 + 2048 + 128 * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8));
+  const double decode_flops = 2.0 * (4 * (15360 + 2048) + 128 * (9 + 10 + 11 + 12));
+  EXPECT_NEAR(out["prefill_flops_per_s"].get<double>() / out["prefill_tokens_per_s"].get<double>(), prefill_flops / 8, 1e-6);
+  EXPECT_NEAR(out["decode_flops_per_s"].get<double>() / out["decode_tokens_per_s"].get<double>(), decode_flops / 4, 1e-6);
+  // Each decode iteration streams the weights in memory once for both sequences.
+  const double iterations = out["decode_iterations"].get<double>();
+  EXPECT_EQ(iterations, 4);
+  EXPECT_NEAR(out["decode_weight_bytes_per_s"].get<double>() / out["decode_tokens_per_s"].get<double>(),
+              out["weight_bytes"].get<double>() * iterations / (2 * 4), 1e-6);
+  const nlohmann::json& machine = out["machine"];
+  EXPECT_EQ(machine["threads"].get<int>(), 1);
+  EXPECT_GT(machine["triad_bytes_per_s"].get<double>(), 1e8);
+  EXPECT_GT(machine["fma_flops_per_s"].get<double>(), 1e8);
+  EXPECT_EQ(machine["bf16_dot_flops_per_s"].get<double>() > 0, kernels::isa_supported(kernels::Isa::Avx512Bf16));
+  EXPECT_EQ(out["compute_peak"], "float32 FMA");  // float weights
+  EXPECT_DOUBLE_EQ(out["decode_share_of_bandwidth"].get<double>(),
+                   out["decode_weight_bytes_per_s"].get<double>() / machine["triad_bytes_per_s"].get<double>());
+  EXPECT_DOUBLE_EQ(out["prefill_share_of_compute"].get<double>(),
+                   out["prefill_flops_per_s"].get<double>() / machine["fma_flops_per_s"].get<double>());
 }
 
 TEST(Generation, ContextOverflowIsAClearError) {

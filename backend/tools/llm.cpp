@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <limits>
 #include <map>
@@ -21,6 +22,7 @@
 #include "engine/cpu/llama_model.h"
 #include "engine/generate.h"
 #include "engine/scheduler.h"
+#include "kernels/machine_peaks.h"
 #include "quantization/evaluate.h"
 #include "quantization/quantize.h"
 #include "tokenizer/tokenizer.h"
@@ -490,7 +492,7 @@ class CountingObserver : public llm::GenerationObserver {
 
 int cmd_bench(int argc, char** argv) {
   const Args args("bench", argc, argv, {"checkpoint", "batch", "prompt-tokens", "decode-tokens", "threads", "tokenizer"},
-                  {"json"});
+                  {"json", "no-peaks"});
   if (args.help) {
     std::cout << "llm bench --checkpoint DIR [--batch 1] [--prompt-tokens 64] [--decode-tokens 128] [--threads N] [--json]\n"
                  "  Loads the checkpoint and reports resident memory, then runs --batch sequences through the\n"
@@ -498,7 +500,13 @@ int cmd_bench(int argc, char** argv) {
                  "  input) prefilled in one iteration, then --decode-tokens greedy steps each, all sequences\n"
                  "  decoding together in one batch per iteration (EOS ignored). Prefill and decode tokens/s\n"
                  "  are aggregates over the batch. --tokenizer FILE (default CHECKPOINT/tokenizer.model)\n"
-                 "  decodes the tokens to text, as a server does.\n";
+                 "  decodes the tokens to text, as a server does.\n"
+                 "  Then measures the machine's ceilings on as many threads (a STREAM triad; float32 FMA and\n"
+                 "  bfloat16 dot-product peaks, registers only) and reports decode as weight bytes streamed per\n"
+                 "  second, a share of the triad bandwidth, and prefill and decode as FLOP/s (2 per multiply-\n"
+                 "  add of the linear layers, lm_head and attention), a share of the peak of the instructions\n"
+                 "  the weights' kernels use (int4 in groups of 128 with AVX512_BF16: bf16 dot; else FMA).\n"
+                 "  --no-peaks skips the ceilings.\n";
     return 0;
   }
   const std::filesystem::path checkpoint = args.required("bench", "checkpoint");
@@ -550,6 +558,29 @@ int cmd_bench(int argc, char** argv) {
   const double decode_s = seconds(end - decode_start);
   const size_t rss_after = resident_bytes();
 
+  // Work per phase: 2 FLOPs per multiply-add of the linear layers (every token), lm_head (only
+  // the rows that give logits: each sequence's last prompt token, then every decoded token) and
+  // attention (QK and PV over positions 0..p for the token at p).
+  double linear_macs_per_token = 0;
+  for (size_t layer = 0; layer < model->num_layers(); ++layer) {
+    for (const llm::Linear which : llm::kLinears) {
+      const auto& w = model->linear(layer, which);
+      linear_macs_per_token += static_cast<double>(w.rows) * static_cast<double>(w.cols);
+    }
+  }
+  const double lm_head_macs = static_cast<double>(config.vocab_size) * static_cast<double>(config.hidden_size);
+  const double attention_macs_per_position =
+      2.0 * static_cast<double>(config.num_hidden_layers) * static_cast<double>(config.q_size());
+  const auto attention_macs = [&](size_t first, size_t last) {  // positions first..last, inclusive
+    return attention_macs_per_position * (static_cast<double>(last + first + 2) * static_cast<double>(last - first + 1) / 2);
+  };
+  const double prefill_flops = 2.0 * static_cast<double>(batch) *
+                               (static_cast<double>(prompt_tokens) * linear_macs_per_token + lm_head_macs +
+                                attention_macs(0, prompt_tokens - 1));
+  const double decode_flops = 2.0 * static_cast<double>(batch) *
+                              (static_cast<double>(decode_tokens) * (linear_macs_per_token + lm_head_macs) +
+                               attention_macs(prompt_tokens, prompt_tokens + decode_tokens - 1));
+
   nlohmann::json out = {
       {"checkpoint", checkpoint.string()},
       {"quant_algo", config.quantization.algo == llm::QuantAlgo::None
@@ -566,15 +597,59 @@ int cmd_bench(int argc, char** argv) {
       {"prefill_tokens_per_s", static_cast<double>(batch * prompt_tokens) / prefill_s},
       {"decode_tokens_per_s", static_cast<double>(batch * decode_tokens) / decode_s},
       {"engine", {{"isa", llm::kernels::isa_name(model->isa())}, {"threads", model->threads()}}},
+      // Every decode iteration streams the weights held in memory once, for the whole batch.
+      {"decode_weight_bytes_per_s", static_cast<double>(model->weight_bytes()) * static_cast<double>(iterations) / decode_s},
+      {"prefill_flops_per_s", prefill_flops / prefill_s},
+      {"decode_flops_per_s", decode_flops / decode_s},
   };
+  if (!args.has("no-peaks")) {
+    llm::ThreadPool pool(model->threads());
+    const llm::kernels::MachinePeaks peaks = llm::kernels::measure_machine_peaks(pool);
+    // The instructions the weights' matrix kernels run on: bfloat16 dot products for int4 weights
+    // in whole 128-column groups where the engine chose them (kernels.h, WeightFormat::Int4),
+    // float32 FMAs for everything else.
+    const bool bf16_kernels = config.quantization.algo == llm::QuantAlgo::W4A16_AWQ &&
+                              config.quantization.group_size % static_cast<int64_t>(llm::kernels::kInt4BlockColumns) == 0 &&
+                              model->isa() >= llm::kernels::Isa::Avx512Bf16 && peaks.bf16_dot_flops_per_s > 0;
+    const double compute_peak = bf16_kernels ? peaks.bf16_dot_flops_per_s : peaks.fma_flops_per_s;
+    out["machine"] = {{"threads", peaks.threads},
+                      {"triad_bytes_per_s", peaks.triad_bytes_per_s},
+                      {"fma_flops_per_s", peaks.fma_flops_per_s},
+                      {"fma_isa", llm::kernels::isa_name(peaks.fma_isa)},
+                      {"bf16_dot_flops_per_s", peaks.bf16_dot_flops_per_s}};
+    out["compute_peak"] = bf16_kernels ? "bfloat16 dot product" : "float32 FMA";
+    out["decode_share_of_bandwidth"] = out["decode_weight_bytes_per_s"].get<double>() / peaks.triad_bytes_per_s;
+    out["decode_share_of_compute"] = out["decode_flops_per_s"].get<double>() / compute_peak;
+    out["prefill_share_of_compute"] = out["prefill_flops_per_s"].get<double>() / compute_peak;
+  }
   if (args.has("json")) {
     std::cout << out.dump() << '\n';
     return 0;
   }
+  const auto giga = [](double v) { return v / 1e9; };
+  const auto percent = [](const nlohmann::json& share) { return 100.0 * share.get<double>(); };
+  std::cout << std::fixed << std::setprecision(1);
   std::cout << checkpoint.string() << " (" << out["quant_algo"].get<std::string>() << ", batch " << batch << ")\n"
             << "  resident after load  " << static_cast<double>(rss_loaded) / (1 << 20) << " MiB\n"
-            << "  prefill              " << out["prefill_tokens_per_s"].get<double>() << " tokens/s\n"
-            << "  decode               " << out["decode_tokens_per_s"].get<double>() << " tokens/s (all sequences)\n";
+            << "  prefill              " << out["prefill_tokens_per_s"].get<double>() << " tokens/s, "
+            << giga(out["prefill_flops_per_s"].get<double>()) << " GFLOP/s\n"
+            << "  decode               " << out["decode_tokens_per_s"].get<double>() << " tokens/s (all sequences), "
+            << giga(out["decode_weight_bytes_per_s"].get<double>()) << " GB/s of weights, "
+            << giga(out["decode_flops_per_s"].get<double>()) << " GFLOP/s\n";
+  if (out.contains("machine")) {
+    const auto& m = out["machine"];
+    std::cout << "  machine              " << m["threads"].get<size_t>() << " threads: triad " << giga(m["triad_bytes_per_s"].get<double>())
+              << " GB/s, float32 FMA (" << m["fma_isa"].get<std::string>() << ") " << giga(m["fma_flops_per_s"].get<double>())
+              << " GFLOP/s, bfloat16 dot product ";
+    if (m["bf16_dot_flops_per_s"].get<double>() > 0) {
+      std::cout << giga(m["bf16_dot_flops_per_s"].get<double>()) << " GFLOP/s\n";
+    } else {
+      std::cout << "none\n";
+    }
+    std::cout << "  shares               decode " << percent(out["decode_share_of_bandwidth"]) << "% of the triad bandwidth, "
+              << percent(out["decode_share_of_compute"]) << "% of the " << out["compute_peak"].get<std::string>()
+              << " peak; prefill " << percent(out["prefill_share_of_compute"]) << "% of that peak\n";
+  }
   return 0;
 }
 
