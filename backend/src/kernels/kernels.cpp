@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/aligned_vector.h"
 #include "common/error.h"
 #include "common/half.h"
 #include "kernels/matmul_impl.h"
@@ -179,7 +180,7 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
   if (w.input_scale != nullptr) {
     // AWQ's per-input-channel scale: applied once to x here rather than to every weight. The copy
     // is per calling thread, so models running on different threads never share it.
-    thread_local std::vector<float> scaled;
+    thread_local AlignedVector<float> scaled;
     scaled.resize(m * w.cols);
     for (size_t i = 0; i < m; ++i) {
       for (size_t c = 0; c < w.cols; ++c) scaled[i * w.cols + c] = x[i * w.cols + c] * w.input_scale[c];
@@ -200,8 +201,8 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
                   " (repack_int4_tiles is for engines running on Isa::Amx)");
     }
     // x as bfloat16 rows and group sums, once per call; per calling thread like the scaled copy.
-    thread_local std::vector<uint16_t> values;
-    thread_local std::vector<float> group_sums;
+    thread_local AlignedVector<uint16_t> values;
+    thread_local AlignedVector<float> group_sums;
     const size_t padded = w.padded_cols();
     values.resize(m * padded);
     group_sums.resize(m * w.groups());
@@ -214,8 +215,8 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
   }
   if (ctx.isa == Isa::Avx512Bf16 && detail::int4_bf16_applies(w)) {
     // x in the kernel's bfloat16 order, once per call; per calling thread like the scaled copy.
-    thread_local std::vector<uint16_t> values;
-    thread_local std::vector<float> block_sums;
+    thread_local AlignedVector<uint16_t> values;
+    thread_local AlignedVector<float> block_sums;
     const size_t padded = w.padded_cols();
     values.resize(m * padded);
     block_sums.resize(m * padded / kInt4BlockColumns);

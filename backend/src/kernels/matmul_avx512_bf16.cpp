@@ -41,34 +41,28 @@ struct Avx512Bf16Int4Tile {
     const size_t groups = view.groups();
     const size_t blocks_per_group = view.group_size / kInt4BlockColumns;
     const size_t blocks = view.padded_cols() / kInt4BlockColumns;
-    const size_t input_blocks = x.padded_cols / kInt4BlockColumns;
     const auto* codes = static_cast<const uint8_t*>(view.data) + row * stride;
     const __m512i code_mask = _mm512_set1_epi16(0x000F);
     const __m512i code_bias = _mm512_set1_epi16(static_cast<short>(kCodeBiasBits));
 
     __m512 acc[InputRows][WeightRows];
-    float bias_terms[InputRows][WeightRows];  // sum over blocks of -(128 + zero) * scale * sum(x)
 #pragma GCC unroll 16
     for (size_t i = 0; i < InputRows; ++i) {
 #pragma GCC unroll 16
-      for (size_t j = 0; j < WeightRows; ++j) {
-        acc[i][j] = _mm512_setzero_ps();
-        bias_terms[i][j] = 0.0f;
-      }
+      for (size_t j = 0; j < WeightRows; ++j) acc[i][j] = _mm512_setzero_ps();
     }
     float scale[WeightRows] = {};
-    float bias[WeightRows] = {};  // -(128 + zero point) * scale
+    // The group advances by a countdown: a division per block cost as much as a tile's arithmetic.
+    size_t group = 0;
+    size_t blocks_left_in_group = 0;
     for (size_t b = 0; b < blocks; ++b) {
-      if (b % blocks_per_group == 0) {
-        const size_t g = b / blocks_per_group;
+      if (blocks_left_in_group == 0) {
+        blocks_left_in_group = blocks_per_group;
 #pragma GCC unroll 16
-        for (size_t j = 0; j < WeightRows; ++j) {
-          const size_t index = (row + j) * groups + g;
-          scale[j] = _cvtsh_ss(view.scales[index]);
-          const int zero = view.zeros != nullptr ? view.zeros[index] : kInt4SymmetricZero;
-          bias[j] = -static_cast<float>(kCodeBias + zero) * scale[j];
-        }
+        for (size_t j = 0; j < WeightRows; ++j) scale[j] = _cvtsh_ss(view.scales[(row + j) * groups + group]);
+        ++group;
       }
+      --blocks_left_in_group;
       const size_t byte = b * kInt4BlockColumns / 2;
       if (prefetch_next) {  // the same block of the next rows: one 64-byte line each
 #pragma GCC unroll 16
@@ -107,16 +101,67 @@ struct Avx512Bf16Int4Tile {
       for (size_t j = 0; j < WeightRows; ++j) {
         const __m512 row_scale = _mm512_set1_ps(scale[j]);
 #pragma GCC unroll 16
-        for (size_t i = 0; i < InputRows; ++i) {
-          acc[i][j] = _mm512_fmadd_ps(block_sum[i][j], row_scale, acc[i][j]);
-          bias_terms[i][j] += bias[j] * x.block_sums[i * input_blocks + b];
-        }
+        for (size_t i = 0; i < InputRows; ++i) acc[i][j] = _mm512_fmadd_ps(block_sum[i][j], row_scale, acc[i][j]);
       }
     }
+    add_zero_points<InputRows, WeightRows>(x, view, row, acc, y, y_stride);
+  }
+
+  // y = sum(acc) + sum over blocks of -(128 + zero) * scale * sum(x over the block), the zero point
+  // and scale being those of the block's group. After the loop, 16 blocks per vector, so that its
+  // scalars take no registers from the tile; every row goes through the same lane arithmetic
+  // whatever the tile, so a batch's rows equal the row alone.
+  template <size_t InputRows, size_t WeightRows>
+  static void add_zero_points(const Int4Bf16Input& x, const WeightView& view, size_t row,
+                              const __m512 (&acc)[InputRows][WeightRows], float* y, size_t y_stride) {
+    const size_t groups = view.groups();
+    const size_t blocks_per_group = view.group_size / kInt4BlockColumns;
+    const size_t blocks = view.padded_cols() / kInt4BlockColumns;
+    const size_t input_blocks = x.padded_cols / kInt4BlockColumns;
 #pragma GCC unroll 16
-    for (size_t i = 0; i < InputRows; ++i) {
+    for (size_t j = 0; j < WeightRows; ++j) {
+      const uint16_t* scales = view.scales + (row + j) * groups;
+      const uint8_t* zeros = view.zeros != nullptr ? view.zeros + (row + j) * groups : nullptr;
+      __m512 terms[InputRows];
 #pragma GCC unroll 16
-      for (size_t j = 0; j < WeightRows; ++j) y[i * y_stride + j] = _mm512_reduce_add_ps(acc[i][j]) + bias_terms[i][j];
+      for (size_t i = 0; i < InputRows; ++i) terms[i] = _mm512_setzero_ps();
+      size_t group = 0;
+      size_t blocks_left_in_group = blocks_per_group;
+      for (size_t first = 0; first < blocks; first += 16) {
+        const size_t count = blocks - first < 16 ? blocks - first : 16;
+        const auto lanes = static_cast<__mmask16>((1u << count) - 1u);
+        // -(128 + zero) * scale for each block: one group per block (the usual group of 128) loads
+        // 16 at once; larger groups repeat their group's value.
+        __m512 bias_vector;
+        if (blocks_per_group == 1) {
+          const __m512 scale = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, scales + first));
+          const __m512 zero = zeros != nullptr
+                                  ? _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, zeros + first)))
+                                  : _mm512_set1_ps(static_cast<float>(kInt4SymmetricZero));
+          const __m512 negated_offset = _mm512_sub_ps(_mm512_set1_ps(-static_cast<float>(kCodeBias)), zero);
+          bias_vector = _mm512_maskz_mul_ps(lanes, negated_offset, scale);
+        } else {
+          alignas(64) float bias[16] = {};
+          for (size_t lane = 0; lane < count; ++lane) {
+            const int zero = zeros != nullptr ? zeros[group] : kInt4SymmetricZero;
+            bias[lane] = -static_cast<float>(kCodeBias + zero) * _cvtsh_ss(scales[group]);
+            if (--blocks_left_in_group == 0) {
+              blocks_left_in_group = blocks_per_group;
+              ++group;
+            }
+          }
+          bias_vector = _mm512_load_ps(bias);
+        }
+#pragma GCC unroll 16
+        for (size_t i = 0; i < InputRows; ++i) {
+          const __m512 sums = _mm512_maskz_loadu_ps(lanes, x.block_sums + i * input_blocks + first);
+          terms[i] = _mm512_add_ps(terms[i], _mm512_mul_ps(bias_vector, sums));
+        }
+      }
+#pragma GCC unroll 16
+      for (size_t i = 0; i < InputRows; ++i) {
+        y[i * y_stride + j] = _mm512_reduce_add_ps(acc[i][j]) + _mm512_reduce_add_ps(terms[i]);
+      }
     }
   }
 };

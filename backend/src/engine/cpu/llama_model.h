@@ -9,6 +9,7 @@
 
 #include "checkpoint/model_config.h"
 #include "checkpoint/safetensors.h"
+#include "common/aligned_vector.h"
 #include "common/mapped_file.h"
 #include "common/thread_pool.h"
 #include "engine/batch.h"
@@ -99,7 +100,8 @@ class LlamaModel {
   std::vector<float> rotary_cos_, rotary_sin_;  // [row][head_size / 2] for the rows being processed
 
   // Scratch reused across calls; grown to the largest batch seen.
-  std::vector<float> x_, normed_, qkv_, attn_out_, mlp_a_, mlp_b_, scores_;
+  // Activations, on cache lines for the kernels' 64-byte loads.
+  AlignedVector<float> x_, normed_, qkv_, attn_out_, mlp_a_, mlp_b_, scores_;
   std::vector<size_t> scores_offsets_;  // per sequence of the batch: where its heads' scores start
 };
 
