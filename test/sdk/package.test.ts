@@ -1,0 +1,30 @@
+// What `npm pack` in sdk/ puts in the package: it builds first (prepack), ships the built entry
+// points with their types, the README and the licence, and nothing else.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../helpers/paths.js';
+
+interface PackedFile { path: string; size: number }
+
+describe('the @triton-llm/sdk package', () => {
+  it('packs its built entry points, types, README and licence, and nothing else', () => {
+    const sdk = join(repoRoot, 'sdk');
+    const output = execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: sdk, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    // Lifecycle scripts may print first; the JSON report starts at the first line opening an array.
+    const report = JSON.parse(output.slice(output.search(/^\[/m))) as { name: string; files: PackedFile[] }[];
+    const files = report[0]!.files.map((f) => f.path).sort();
+    expect(report[0]!.name).toBe('@triton-llm/sdk');
+    for (const entry of ['index', 'openai/index', 'ai-sdk/index', 'langchain/index', 'http/index']) {
+      expect(files).toContain(`dist/${entry}.js`);
+      expect(files).toContain(`dist/${entry}.d.ts`);
+    }
+    expect(files).toEqual(expect.arrayContaining(['LICENSE', 'README.md', 'package.json']));
+    expect(files.filter((f) => !f.startsWith('dist/') && !['LICENSE', 'README.md', 'package.json'].includes(f))).toEqual([]);
+    // The licence is the repository's, as package.json's "license" says.
+    expect(readFileSync(join(sdk, 'LICENSE'), 'utf8')).toBe(readFileSync(join(repoRoot, 'LICENSE'), 'utf8'));
+    expect((JSON.parse(readFileSync(join(sdk, 'package.json'), 'utf8')) as { license: string }).license).toBe('Apache-2.0');
+    expect(readFileSync(join(repoRoot, 'LICENSE'), 'utf8')).toMatch(/Apache License\s+Version 2\.0, January 2004/);
+  }, 120_000);
+});
