@@ -728,12 +728,20 @@ grpc::ServerUnaryReactor* InferenceService::LogSettings(Context* context,
 // GrpcServer
 
 GrpcServer::GrpcServer(InferenceService& service, const std::string& address, int port, int max_message_bytes,
-                       int max_concurrent_streams) {
+                       int max_concurrent_streams, const GrpcTls& tls) {
   const bool ipv6 = address.find(':') != std::string::npos && address.front() != '[';
   const std::string endpoint =
       (ipv6 ? "[" + address + "]" : address) + ":" + std::to_string(port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (tls.enabled) {
+    grpc::SslServerCredentialsOptions ssl(tls.mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                                     : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    ssl.pem_root_certs = tls.root_cert;
+    ssl.pem_key_cert_pairs.push_back({tls.server_key, tls.server_cert});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(endpoint, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(endpoint, credentials, &port_);
   builder.RegisterService(&service);
   // Received messages are bounded (one message is held whole in memory); sent ones are the models'
   // outputs, as large as they make them.
@@ -745,7 +753,11 @@ GrpcServer::GrpcServer(InferenceService& service, const std::string& address, in
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     server_.reset();
-    throw ApiError(TRITONSERVER_ERROR_UNAVAILABLE, "failed to listen on " + endpoint);
+    throw ApiError(TRITONSERVER_ERROR_UNAVAILABLE,
+                   "failed to listen on " + endpoint +
+                       (tls.enabled ? " (with TLS: check that --grpc-server-cert and --grpc-server-key are a "
+                                      "certificate and its private key)"
+                                    : ""));
   }
 }
 

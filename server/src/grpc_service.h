@@ -20,6 +20,7 @@
 
 #include "grpc_service.grpc.pb.h"
 #include "inflight.h"
+#include "options.h"
 #include "repository.h"
 
 namespace llm_server {
@@ -130,8 +131,10 @@ class GrpcServer {
  public:
   // Throws ApiError when the address cannot be bound. Port 0 picks a free port.
   // Bounds: max_message_bytes per received message, max_concurrent_streams per connection.
+  // With tls.enabled, serves over TLS (and with tls.mutual, only to clients whose certificate
+  // tls.root_cert signed).
   GrpcServer(InferenceService& service, const std::string& address, int port, int max_message_bytes,
-             int max_concurrent_streams);
+             int max_concurrent_streams, const GrpcTls& tls);
   ~GrpcServer();
   int port() const noexcept { return port_; }
   // Cancels the calls still running, closes all connections and waits until every call has

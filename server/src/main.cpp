@@ -126,7 +126,8 @@ int run(const ServerOptions& options) {
     }
     if (options.allow_grpc) {
       server = std::make_unique<GrpcServer>(service, options.grpc_address, options.grpc_port,
-                                            options.grpc_max_message_bytes, options.grpc_max_concurrent_streams);
+                                            options.grpc_max_message_bytes, options.grpc_max_concurrent_streams,
+                                            options.grpc_tls);
     }
   } catch (const std::exception& e) {
     log_error(e.what());
@@ -137,6 +138,9 @@ int run(const ServerOptions& options) {
   if (http_server) std::printf("llm-server: serving HTTP on %s:%d\n", options.http_address.c_str(), http_server->port());
   if (metrics_server) {
     std::printf("llm-server: serving metrics on %s:%d\n", options.metrics_address.c_str(), metrics_server->port());
+  }
+  if (server && options.grpc_tls.enabled) {
+    std::printf("llm-server: gRPC uses TLS%s\n", options.grpc_tls.mutual ? ", clients need a certificate --grpc-root-cert signed" : "");
   }
   // Last: launchers wait for this line.
   if (server) {

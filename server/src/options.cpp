@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <climits>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <optional>
 
 namespace llm_server {
@@ -71,6 +75,13 @@ Options:
                                (default 16777216, 16 MiB); beyond it the stream is cancelled
                                with RESOURCE_EXHAUSTED.
   --allow-grpc BOOL            Serve gRPC (default true).
+  --grpc-use-ssl BOOL          Serve gRPC over TLS (default false); needs --grpc-server-cert and
+                               --grpc-server-key.
+  --grpc-use-ssl-mutual BOOL   Mutual TLS: clients must present a certificate signed by
+                               --grpc-root-cert (default false; implies --grpc-use-ssl).
+  --grpc-server-cert FILE      The server's certificate chain (PEM).
+  --grpc-server-key FILE       Its private key (PEM).
+  --grpc-root-cert FILE        The CA certificates that sign clients' certificates (PEM).
   --http-port PORT             HTTP/REST port (default 8000; 0 picks a free port).
   --http-address ADDRESS       Address the HTTP endpoint listens on (default 127.0.0.1).
   --allow-http BOOL            Serve HTTP/REST (default true).
@@ -99,8 +110,50 @@ last (with --allow-grpc false: "llm-server: serving gRPC on none").
 )";
 }
 
+namespace {
+
+struct GrpcTlsFiles {
+  std::string server_cert;
+  std::string server_key;
+  std::string root_cert;
+};
+
+// A PEM file's contents; the flag and path in every error, so a typo is found at once.
+std::string read_pem(const std::string& flag, const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw OptionError(flag + ": cannot read '" + path + "': " + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (text.find("-----BEGIN ") == std::string::npos) {
+    throw OptionError(flag + ": '" + path + "' is not PEM (no -----BEGIN line)");
+  }
+  return text;
+}
+
+void read_grpc_tls(const GrpcTlsFiles& files, GrpcTls& tls) {
+  if (tls.mutual) tls.enabled = true;  // as tritonserver: mutual TLS takes precedence
+  if (!tls.enabled) {
+    if (!files.server_cert.empty() || !files.server_key.empty() || !files.root_cert.empty()) {
+      throw OptionError("--grpc-server-cert, --grpc-server-key and --grpc-root-cert need --grpc-use-ssl true "
+                        "(or --grpc-use-ssl-mutual true); without it gRPC would be served in plain text");
+    }
+    return;
+  }
+  if (files.server_cert.empty() || files.server_key.empty()) {
+    throw OptionError("--grpc-use-ssl needs --grpc-server-cert FILE and --grpc-server-key FILE (PEM)");
+  }
+  if (tls.mutual && files.root_cert.empty()) {
+    throw OptionError("--grpc-use-ssl-mutual needs --grpc-root-cert FILE: the CA that signs the clients' certificates");
+  }
+  tls.server_cert = read_pem("--grpc-server-cert", files.server_cert);
+  tls.server_key = read_pem("--grpc-server-key", files.server_key);
+  if (!files.root_cert.empty()) tls.root_cert = read_pem("--grpc-root-cert", files.root_cert);
+}
+
+}  // namespace
+
 ServerOptions parse_options(int argc, const char* const* argv) {
   ServerOptions options;
+  GrpcTlsFiles tls_files;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::optional<std::string> inline_value;
@@ -188,6 +241,16 @@ ServerOptions parse_options(int argc, const char* const* argv) {
       options.allow_metrics = parse_bool(flag, value());
     } else if (flag == "--allow-grpc") {
       options.allow_grpc = parse_bool(flag, value());
+    } else if (flag == "--grpc-use-ssl") {
+      options.grpc_tls.enabled = parse_bool(flag, value());
+    } else if (flag == "--grpc-use-ssl-mutual") {
+      options.grpc_tls.mutual = parse_bool(flag, value());
+    } else if (flag == "--grpc-server-cert") {
+      tls_files.server_cert = value();
+    } else if (flag == "--grpc-server-key") {
+      tls_files.server_key = value();
+    } else if (flag == "--grpc-root-cert") {
+      tls_files.root_cert = value();
     } else if (flag == "--exit-timeout-secs") {
       options.exit_timeout_secs = parse_int(flag, value(), 0, 3600);
     } else {
@@ -212,6 +275,7 @@ ServerOptions parse_options(int argc, const char* const* argv) {
   if (!options.allow_grpc && !options.allow_http) {
     throw OptionError("--allow-grpc false and --allow-http false leave no way to reach the models");
   }
+  read_grpc_tls(tls_files, options.grpc_tls);
   return options;
 }
 

@@ -10,6 +10,17 @@
 
 namespace llm_server {
 
+// TLS for the gRPC endpoint, as tritonserver's --grpc-use-ssl, --grpc-use-ssl-mutual,
+// --grpc-server-cert, --grpc-server-key and --grpc-root-cert; the PEM files' contents, read when
+// the options are parsed so that a bad path stops the server before any model loads.
+struct GrpcTls {
+  bool enabled = false;
+  bool mutual = false;  // clients must present a certificate that root_cert signed
+  std::string server_cert;
+  std::string server_key;
+  std::string root_cert;  // mutual: the clients' CA (required); else unused
+};
+
 struct ServerOptions {
   std::filesystem::path model_repository;
   std::filesystem::path backend_directory;  // default: <executable dir>/../backends
@@ -19,6 +30,7 @@ struct ServerOptions {
   int grpc_max_pending_response_bytes = 16 << 20;  // per stream, unread by its client
   int grpc_max_concurrent_streams = 1024;          // per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
   bool allow_grpc = true;
+  GrpcTls grpc_tls;
   int http_port = 8000;  // 0: any free port (printed at startup)
   std::string http_address = "127.0.0.1";
   bool allow_http = true;

@@ -1,0 +1,114 @@
+// gRPC over TLS and mutual TLS on the dev server (tritonserver's --grpc-use-ssl flags), with
+// certificates the test makes with openssl, checked with the SDK's TLS options.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Status, TritonLlmClient, type TlsOptions } from '../../sdk/src/index.js';
+import { buildDir, llmServer } from '../helpers/paths.js';
+import { TempRepository } from '../helpers/repository.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+
+const tiny = join(buildDir, 'models', 'synth-tiny-float16');
+
+interface Pki { dir: string; ca: string; serverCert: string; serverKey: string; clientCert: string; clientKey: string; strangerCert: string; strangerKey: string }
+
+/** A CA, a server certificate for 127.0.0.1 and localhost, a client certificate, and a client certificate of another CA. */
+function makePki(): Pki {
+  const dir = mkdtempSync(join(tmpdir(), 'llm-tls-'));
+  const openssl = (...args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' }); };
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  for (const ca of ['ca', 'other-ca']) openssl('req', '-x509', ...key, '-keyout', `${ca}.key`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=${ca}`);
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  const issue = (name: string, ca: string, ext?: string): void => {
+    openssl('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-out', `${name}.pem`, '-days', '2',
+      ...(ext ? ['-extfile', ext] : []));
+  };
+  issue('server', 'ca', 'server.ext');
+  issue('client', 'ca');
+  issue('stranger', 'other-ca');
+  const path = (file: string): string => join(dir, file);
+  return { dir, ca: path('ca.pem'), serverCert: path('server.pem'), serverKey: path('server.key'), clientCert: path('client.pem'),
+    clientKey: path('client.key'), strangerCert: path('stranger.pem'), strangerKey: path('stranger.key') };
+}
+
+/** serverLive through a client with these TLS settings, or the gRPC status of its failure. */
+async function live(address: string, tls: boolean | TlsOptions): Promise<boolean | Status> {
+  const client = new TritonLlmClient({ url: address, tls, connectTimeoutMs: 5000 });
+  try {
+    return await client.serverLive({ timeoutMs: 5000 });
+  } catch (e) {
+    return (e as { code: Status }).code;
+  } finally {
+    client.close();
+  }
+}
+
+describe('gRPC over TLS', () => {
+  let pki: Pki;
+  let repository: TempRepository;
+  const servers: RunningServer[] = [];
+
+  beforeAll(() => {
+    pki = makePki();
+    repository = new TempRepository().add({ name: 'tiny', checkpointDir: tiny, decoupled: true });
+  });
+
+  afterAll(async () => {
+    for (const server of servers) await server.stop();
+    repository.remove();
+    rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  it('serves TLS to clients that trust its CA, and nothing to plain-text clients', async () => {
+    const server = await startServer(repository.dir, ['--grpc-use-ssl', 'true', '--grpc-server-cert', pki.serverCert, '--grpc-server-key', pki.serverKey]);
+    servers.push(server);
+    expect(server.output()).toMatch(/gRPC uses TLS\n/);
+    const rootCerts = readFileSync(pki.ca);
+    expect(await live(server.address, { rootCerts })).toBe(true);
+    const client = new TritonLlmClient({ url: server.address, tls: { rootCerts }, model: 'tiny' });
+    try {
+      const result = await client.generate({ prompt: 'The quick brown fox', maxTokens: 4 });
+      expect(result.tokenIds).toHaveLength(4);
+    } finally {
+      client.close();
+    }
+    expect(await live(server.address, false)).toBe(Status.UNAVAILABLE);
+    // A client that does not trust the server's CA refuses the handshake.
+    expect(await live(server.address, { rootCerts: readFileSync(join(pki.dir, 'other-ca.pem')) })).toBe(Status.UNAVAILABLE);
+  }, 60_000);
+
+  it('with mutual TLS, serves only clients whose certificate its root certificate signed', async () => {
+    const server = await startServer(repository.dir, ['--grpc-use-ssl-mutual', 'true', '--grpc-server-cert', pki.serverCert,
+      '--grpc-server-key', pki.serverKey, '--grpc-root-cert', pki.ca]);
+    servers.push(server);
+    expect(server.output()).toMatch(/gRPC uses TLS, clients need a certificate/);
+    const rootCerts = readFileSync(pki.ca);
+    expect(await live(server.address, { rootCerts, certChain: readFileSync(pki.clientCert), privateKey: readFileSync(pki.clientKey) })).toBe(true);
+    expect(await live(server.address, { rootCerts })).toBe(Status.UNAVAILABLE);
+    expect(await live(server.address, { rootCerts, certChain: readFileSync(pki.strangerCert), privateKey: readFileSync(pki.strangerKey) }))
+      .toBe(Status.UNAVAILABLE);
+  }, 60_000);
+
+  it('refuses incomplete or unreadable TLS settings at startup, naming the flag', () => {
+    const run = (...args: string[]): { status: number | null; stderr: string } => {
+      const r = spawnSync(llmServer, ['--model-repository', repository.dir, '--grpc-port', '0', '--http-port', '0', '--metrics-port', '0', ...args],
+        { encoding: 'utf8', timeout: 30_000 });
+      return { status: r.status, stderr: r.stderr };
+    };
+    expect(run('--grpc-use-ssl', 'true')).toMatchObject({ status: 2, stderr: expect.stringMatching(/--grpc-use-ssl needs --grpc-server-cert FILE and --grpc-server-key FILE/) });
+    expect(run('--grpc-use-ssl', 'true', '--grpc-server-cert', join(pki.dir, 'nope.pem'), '--grpc-server-key', pki.serverKey))
+      .toMatchObject({ status: 2, stderr: expect.stringMatching(/--grpc-server-cert: cannot read '.*nope\.pem': No such file or directory/) });
+    expect(run('--grpc-use-ssl', 'true', '--grpc-server-cert', join(pki.dir, 'server.ext'), '--grpc-server-key', pki.serverKey))
+      .toMatchObject({ status: 2, stderr: expect.stringMatching(/--grpc-server-cert: '.*server\.ext' is not PEM/) });
+    expect(run('--grpc-use-ssl-mutual', 'true', '--grpc-server-cert', pki.serverCert, '--grpc-server-key', pki.serverKey))
+      .toMatchObject({ status: 2, stderr: expect.stringMatching(/--grpc-use-ssl-mutual needs --grpc-root-cert FILE/) });
+    expect(run('--grpc-server-cert', pki.serverCert, '--grpc-server-key', pki.serverKey))
+      .toMatchObject({ status: 2, stderr: expect.stringMatching(/need --grpc-use-ssl true .* plain text/) });
+    // A key that is not the certificate's: the server does not start, and says what to check.
+    expect(run('--grpc-use-ssl', 'true', '--grpc-server-cert', pki.serverCert, '--grpc-server-key', pki.clientKey))
+      .toMatchObject({ status: 1, stderr: expect.stringMatching(/with TLS: check that --grpc-server-cert and --grpc-server-key are a certificate and its private key/) });
+  }, 120_000);
+});
