@@ -224,7 +224,6 @@ export async function startServer(repository: string): Promise<Server> {
   return { address, ...(metrics ? { metricsUrl: `http://${metrics}` } : {}), pid: child.pid ?? 0, stop: async () => { if (child.exitCode === null) child.kill('SIGTERM'); await exited; } };
 }
 
-
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
