@@ -262,14 +262,11 @@ struct GenerationSetup {
 TEST(Cli, NumbersThatDoNotFitAreRefusedNotWrapped) {
   TempDir dir;
   ASSERT_EQ(write_fake_llama_tokenizer(dir.path()), dir.path() / "tokenizer.model");  // the checkpoint's tokenizer
-  const std::string command = std::string(LLM_CLI_PATH) + " generate --checkpoint " + dir.path().string() +
-                              " --prompt hi --max-tokens 3000000000 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buffer[512];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
-  EXPECT_NE(::pclose(pipe), 0);
+  int status = 0;
+  const std::string output = test::run_command(std::string(LLM_CLI_PATH) + " generate --checkpoint " +
+                                                   dir.path().string() + " --prompt hi --max-tokens 3000000000 2>&1",
+                                               &status);
+  EXPECT_NE(status, 0);
   EXPECT_NE(output.find("--max-tokens must be at most 2147483647"), std::string::npos) << output;
 }
 
@@ -279,15 +276,12 @@ TEST(Cli, BenchReportsWorkAsSharesOfTheMeasuredCeilings) {
   TempDir dir;
   convert_and_load(TinyHfModel(5), dir, DType::F32);
   const std::filesystem::path tokenizer = write_fake_llama_tokenizer(dir.path());
-  const std::string command = std::string(LLM_CLI_PATH) + " bench --checkpoint " + (dir.path() / "trt").string() +
-                              " --tokenizer " + tokenizer.string() +
-                              " --batch 2 --prompt-tokens 8 --decode-tokens 4 --threads 1 --json 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
-  std::string output;
-  char buffer[512];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
-  ASSERT_EQ(::pclose(pipe), 0) << output;
+  int status = 0;
+  const std::string output = test::run_command(std::string(LLM_CLI_PATH) + " bench --checkpoint " +
+                                                   (dir.path() / "trt").string() + " --tokenizer " + tokenizer.string() +
+                                                   " --batch 2 --prompt-tokens 8 --decode-tokens 4 --threads 1 --json 2>&1",
+                                               &status);
+  ASSERT_EQ(status, 0) << output;
   const nlohmann::json out = nlohmann::json::parse(output);
   // FLOPs per token: linear layers 2 x (64 x 32 + 32 x 32 + 2 x 48 x 32 + 32 x 48) = 2 x 7,680 per
   // token, lm_head 64 x 32 per logits row, attention 2 x 2 layers x 32 per position attended.

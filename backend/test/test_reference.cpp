@@ -18,7 +18,9 @@
 namespace llm {
 namespace {
 
+using test::run_command;
 using test::shared_dir;
+using test::shell_quote;
 using test::TempDir;
 
 struct ReferenceCase {
@@ -200,23 +202,6 @@ TEST(Reference, Aidreams260KFloat16AgreesWithFloat32) {
   const double agreement = argmax_agreement(*a, *b, load_cases("aidreams260K-greedy.json"));
   std::printf("float16 vs float32 teacher-forced argmax agreement: %.2f%%\n", 100 * agreement);
   EXPECT_GE(agreement, 0.97);
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
-std::string run_command(const std::string& command, int* status) {
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) throw std::runtime_error("popen failed");
-  std::string out;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) out.append(buffer, n);
-  *status = ::pclose(pipe);
-  return out;
 }
 
 TEST(Reference, CliGenerateJsonGivesExactlyTheReferenceTokens) {
