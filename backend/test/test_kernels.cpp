@@ -738,28 +738,42 @@ TEST(SiluMul, MatchesReference) {
   }
 }
 
-TEST(Softmax, MatchesReferenceAndIsStableForLargeInputs) {
+TEST_P(VectorKernelTest, SoftmaxMatchesReferenceAndIsStableForLargeInputs) {
+  const Isa isa = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
   std::mt19937 rng(13);
-  for (float offset : {0.0f, 1000.0f, -1000.0f}) {
-    for (size_t n : {1, 2, 17, 500}) {
-      SCOPED_TRACE(::testing::Message() << "n=" << n << " offset=" << offset);
-      std::vector<float> x = random_floats(n, rng, -10.0f, 10.0f);
-      for (float& v : x) v += offset;
-      double max_value = -std::numeric_limits<double>::infinity();
-      for (float v : x) max_value = std::max<double>(max_value, v);
-      double sum = 0.0;
-      for (float v : x) sum += std::exp(v - max_value);
-      const std::vector<float> before = x;
-      softmax(x.data(), n);
-      double total = 0.0;
-      for (size_t i = 0; i < n; ++i) {
-        const double exact = std::exp(before[i] - max_value) / sum;
-        ASSERT_NEAR(x[i], exact, 1e-6 * exact + 1e-12) << "element " << i;
-        total += x[i];
+  // The spreads reach past e^-104, where the AVX-512 exp flushes to zero as exp does below floats.
+  for (float spread : {10.0f, 120.0f}) {
+    for (float offset : {0.0f, 1000.0f, -1000.0f}) {
+      for (size_t n : {1, 2, 15, 16, 17, 500}) {
+        SCOPED_TRACE(::testing::Message() << "n=" << n << " offset=" << offset << " spread=" << spread);
+        std::vector<float> x = random_floats(n, rng, -spread, spread);
+        for (float& v : x) v += offset;
+        double max_value = -std::numeric_limits<double>::infinity();
+        for (float v : x) max_value = std::max<double>(max_value, v);
+        double sum = 0.0;
+        for (float v : x) sum += std::exp(static_cast<double>(v) - max_value);
+        const std::vector<float> before = x;
+        softmax(isa, x.data(), n);
+        double total = 0.0;
+        for (size_t i = 0; i < n; ++i) {
+          const double exact = std::exp(static_cast<double>(before[i]) - max_value) / sum;
+          ASSERT_NEAR(x[i], exact, 1e-6 * exact + 1e-12) << "element " << i;
+          total += x[i];
+        }
+        EXPECT_NEAR(total, 1.0, 1e-5);
       }
-      EXPECT_NEAR(total, 1.0, 1e-5);
     }
   }
+}
+
+TEST_P(VectorKernelTest, SoftmaxOfMinusInfinityIsZero) {
+  const Isa isa = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {0.0f, -inf, 0.0f, -inf};
+  softmax(isa, x.data(), x.size());
+  EXPECT_EQ(x, (std::vector<float>{0.5f, 0.0f, 0.5f, 0.0f}));
 }
 
 // Sets or clears LLM_ISA for one test and restores what was there before.

@@ -326,8 +326,20 @@ void attention_values(Isa isa, const float* weights, const PagedRows& values, si
   detail::attention_values_scalar(weights, values, head_size, count, out);
 }
 
-void softmax(float* x, size_t n) {
+void softmax(Isa isa, float* x, size_t n) {
   if (n == 0) return;
+  switch (isa) {
+    case Isa::Amx:
+    case Isa::Avx512Bf16:
+    case Isa::Avx512: return detail::softmax_avx512(x, n);
+    case Isa::Avx2:
+    case Isa::Scalar: break;
+  }
+  detail::softmax_scalar(x, n);
+}
+
+namespace detail {
+void softmax_scalar(float* x, size_t n) {
   const float max_value = *std::max_element(x, x + n);
   double sum = 0.0;
   for (size_t i = 0; i < n; ++i) {
@@ -337,5 +349,6 @@ void softmax(float* x, size_t n) {
   const auto inverse_sum = static_cast<float>(1.0 / sum);
   for (size_t i = 0; i < n; ++i) x[i] *= inverse_sum;
 }
+}  // namespace detail
 
 }  // namespace llm::kernels

@@ -2,6 +2,7 @@
 // see matmul_impl.h for why everything here apart from the exported functions is internal.
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "kernels/avx512_intrinsics.h"
@@ -362,28 +363,101 @@ float dot_elements(const float* a, const typename Elements::Element* b, size_t n
   return _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
 }
 
+// Sixteen sums at once: lane p of the result is the sum of the lanes of v[p]. Each level adds pairs
+// of halves (within 128-bit lanes, then across them) the same way for every p, so a position's
+// score does not depend on which of the sixteen slots it took.
+__m512 sum_lanes_of_16(const __m512 (&v)[16]) {
+  __m512 pairs[8];
+  for (size_t p = 0; p < 8; ++p) {
+    pairs[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]), _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
+  }
+  __m512 quads[4];
+  for (size_t p = 0; p < 4; ++p) {
+    quads[p] = _mm512_add_ps(_mm512_shuffle_ps(pairs[2 * p], pairs[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(pairs[2 * p], pairs[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+  __m512 halves[2];
+  for (size_t p = 0; p < 2; ++p) {
+    halves[p] = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2 * p], quads[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                              _mm512_shuffle_f32x4(quads[2 * p], quads[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  return _mm512_add_ps(_mm512_shuffle_f32x4(halves[0], halves[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_f32x4(halves[0], halves[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// Scores of up to sixteen positions of a block at once: sixteen independent FMA chains (one per
+// position) instead of one latency-bound chain and a horizontal sum per position.
 template <class Elements>
 void attention_scores_elements(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
                                float* scores) {
   using Element = typename Elements::Element;
-  for_each_paged_row(keys, count, 0, [&](const std::byte* key, size_t j) {
-    scores[j] = dot_elements<Elements>(q, reinterpret_cast<const Element*>(key), head_size) * scale;
-  });
+  const size_t vectors = head_size / kLanes;
+  const size_t tail = head_size % kLanes;
+  const __m512 scale_vector = _mm512_set1_ps(scale);
+  for (size_t first = 0, b = 0; first < count; first += keys.tokens_per_block, ++b) {
+    const std::byte* block = keys.base + static_cast<size_t>(keys.blocks[b]) * keys.block_stride;
+    const size_t in_block = count - first < keys.tokens_per_block ? count - first : keys.tokens_per_block;
+    for (size_t group = 0; group < in_block; group += kLanes) {
+      const size_t positions = in_block - group < kLanes ? in_block - group : kLanes;
+      const auto key = [&](size_t p) {
+        return reinterpret_cast<const Element*>(block + (group + p) * keys.row_stride);
+      };
+      __m512 acc[kLanes];
+#pragma GCC unroll 16
+      for (size_t p = 0; p < kLanes; ++p) acc[p] = _mm512_setzero_ps();
+      for (size_t v = 0; v < vectors; ++v) {
+        const __m512 query = _mm512_loadu_ps(q + v * kLanes);
+#pragma GCC unroll 16
+        for (size_t p = 0; p < kLanes; ++p) {
+          if (p < positions) acc[p] = _mm512_fmadd_ps(query, Elements::load(key(p) + v * kLanes), acc[p]);
+        }
+      }
+      if (tail != 0) {
+        const __mmask16 lanes = first_lanes(tail);
+        const __m512 query = _mm512_maskz_loadu_ps(lanes, q + vectors * kLanes);
+#pragma GCC unroll 16
+        for (size_t p = 0; p < kLanes; ++p) {
+          if (p < positions) {
+            acc[p] = _mm512_fmadd_ps(query, Elements::load_first(key(p) + vectors * kLanes, lanes), acc[p]);
+          }
+        }
+      }
+      _mm512_mask_storeu_ps(scores + first + group, first_lanes(positions),
+                            _mm512_mul_ps(sum_lanes_of_16(acc), scale_vector));
+    }
+  }
 }
 
 // out[0, kVectors * kLanes) = sum_j weights[j] * values[j][column, column + kVectors * kLanes): the
 // columns stay in registers for all positions of all blocks, each position's row is read once.
+// Even and odd positions go to separate accumulators, two FMA chains per column vector, so the
+// FMA latency does not set the pace; parity by position, not by place in a block, keeps paging out
+// of the arithmetic.
 template <class Elements, size_t kVectors>
 void attention_values_columns(const float* weights, const PagedRows& values, size_t column, size_t count, float* out) {
   using Element = typename Elements::Element;
-  __m512 acc[kVectors];
-  for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm512_setzero_ps();
-  for_each_paged_row(values, count, column * sizeof(Element), [&](const std::byte* bytes, size_t j) {
-    const Element* row = reinterpret_cast<const Element*>(bytes);
+  __m512 even[kVectors], odd[kVectors];
+  for (size_t k = 0; k < kVectors; ++k) even[k] = odd[k] = _mm512_setzero_ps();
+  const auto add = [&](__m512(&acc)[kVectors], const std::byte* bytes, size_t j) {
+    const Element* row = reinterpret_cast<const Element*>(bytes + column * sizeof(Element));
     const __m512 weight = _mm512_set1_ps(weights[j]);
     for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm512_fmadd_ps(weight, Elements::load(row + k * kLanes), acc[k]);
-  });
-  for (size_t k = 0; k < kVectors; ++k) _mm512_storeu_ps(out + k * kLanes, acc[k]);
+  };
+  for (size_t first = 0, b = 0; first < count; first += values.tokens_per_block, ++b) {
+    const std::byte* block = values.base + static_cast<size_t>(values.blocks[b]) * values.block_stride;
+    const size_t end = count - first < values.tokens_per_block ? count - first : values.tokens_per_block;
+    size_t t = 0;
+    if (first % 2 == 1) {  // a block that starts at an odd position
+      add(odd, block, first);
+      t = 1;
+    }
+    for (; t + 2 <= end; t += 2) {
+      add(even, block + t * values.row_stride, first + t);
+      add(odd, block + (t + 1) * values.row_stride, first + t + 1);
+    }
+    if (t < end) add(even, block + t * values.row_stride, first + t);
+  }
+  for (size_t k = 0; k < kVectors; ++k) _mm512_storeu_ps(out + k * kLanes, _mm512_add_ps(even[k], odd[k]));
 }
 
 template <class Elements>
@@ -401,15 +475,61 @@ void attention_values_elements(const float* weights, const PagedRows& values, si
   if (head_size - c >= kLanes) columns.template operator()<1>();
   if (c < head_size) {
     const __mmask16 lanes = first_lanes(head_size - c);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
     for_each_paged_row(values, count, c * sizeof(Element), [&](const std::byte* row, size_t j) {
-      acc = _mm512_fmadd_ps(_mm512_set1_ps(weights[j]), Elements::load_first(reinterpret_cast<const Element*>(row), lanes), acc);
+      acc[j & 1] = _mm512_fmadd_ps(_mm512_set1_ps(weights[j]),
+                                   Elements::load_first(reinterpret_cast<const Element*>(row), lanes), acc[j & 1]);
     });
-    _mm512_mask_storeu_ps(out + c, lanes, acc);
+    _mm512_mask_storeu_ps(out + c, lanes, _mm512_add_ps(acc[0], acc[1]));
   }
 }
 
+// e^x for x <= 0 (softmax's inputs less their maximum) to within 2 ulp: x = n ln 2 + r with
+// |r| <= ln 2 / 2, e^r by its Taylor polynomial to degree 7 (error below 1e-8 relative), times 2^n
+// by scalef, which rounds to zero below the smallest float as exp does.
+__m512 exp_nonpositive(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));  // e^-104 is below every float; -inf stays finite
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // ln 2 in two parts, the first with few enough bits that n * part is exact.
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
 }  // namespace
+
+void softmax_avx512(float* x, size_t n) {
+  __m512 max_vector = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (size_t i = 0; i < n; i += kLanes) {
+    const __mmask16 lanes = first_lanes(n - i < kLanes ? n - i : kLanes);
+    max_vector = _mm512_max_ps(max_vector, _mm512_mask_loadu_ps(max_vector, lanes, x + i));
+  }
+  const __m512 max_value = _mm512_set1_ps(_mm512_reduce_max_ps(max_vector));
+  __m512 sum = _mm512_setzero_ps();
+  for (size_t i = 0; i < n; i += kLanes) {
+    const __mmask16 lanes = first_lanes(n - i < kLanes ? n - i : kLanes);
+    const __m512 e = exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(lanes, x + i), max_value));
+    _mm512_mask_storeu_ps(x + i, lanes, e);
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(lanes, e));
+  }
+  // The sixteen partial sums are added in double, as the scalar kernel sums.
+  const double total = _mm512_reduce_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(sum))) +
+                       _mm512_reduce_add_pd(_mm512_cvtps_pd(_mm512_extractf32x8_ps(sum, 1)));
+  const __m512 inverse = _mm512_set1_ps(static_cast<float>(1.0 / total));
+  for (size_t i = 0; i < n; i += kLanes) {
+    const __mmask16 lanes = first_lanes(n - i < kLanes ? n - i : kLanes);
+    _mm512_mask_storeu_ps(x + i, lanes, _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, x + i), inverse));
+  }
+}
 
 float dot_avx512(const float* a, const float* b, size_t n) { return dot_elements<F32Weights>(a, b, n); }
 

@@ -71,6 +71,11 @@ void attention_values_avx2(const float* weights, const PagedRows& values, size_t
 void attention_values_avx512(const float* weights, const PagedRows& values, size_t head_size, size_t count,
                              float* out);
 
+// See kernels.h. The AVX-512 softmax computes exp with its own polynomial (2 ulp); the others use
+// the C library's.
+void softmax_scalar(float* x, size_t n);
+void softmax_avx512(float* x, size_t n);
+
 // Calls visit(row, j) for the positions j = 0 .. count - 1 of a paged head (kernels.h, PagedRows),
 // in order, `row` pointing `offset` bytes into position j's row. `static`: each ISA file gets its
 // own copy, compiled with its own flags (see the top of this file).

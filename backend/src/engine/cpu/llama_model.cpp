@@ -40,6 +40,9 @@ const kernels::WeightView& LlamaModel::linear(size_t layer, Linear which) const 
 
 namespace {
 
+// Below this many elements a share of silu_mul costs less than handing it to another thread.
+constexpr size_t kMinSiluElementsPerTask = 2048;
+
 bool is_float_dtype(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
 float element_as_f32(const TensorView& t, size_t i) {
@@ -358,7 +361,7 @@ void LlamaModel::attention(const Batch& batch, const KvBlockPool& cache, size_t 
       const size_t visible = sequence.first_position + t + 1;
       const float* q = qkv_.data() + row * qkv_stride + h * head_size;
       kernels::attention_scores(isa, q, keys, head_size, visible, scale, scores);
-      kernels::softmax(scores, visible);
+      kernels::softmax(isa, scores, visible);
       float* out = attn_out_.data() + row * q_size + h * head_size;
       kernels::attention_values(isa, scores, values, head_size, visible, out);
     }
@@ -420,6 +423,15 @@ void LlamaModel::forward(const Batch& batch, KvBlockPool& cache, std::span<float
   }
   compute_rotary(batch);
 
+  // Row-wise work between the linear layers is spread over the pool too: left to the calling
+  // thread, the other threads would wait through it (measured: a tenth of a batch's decode step).
+  const auto for_each_row = [&](const std::function<void(size_t)>& body) {
+    if (n == 1) {
+      body(0);
+    } else {
+      pool_.run(n, body);
+    }
+  };
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& layer = layers_[l];
     const auto linear = [&](Linear which, const float* in, float* out) {
@@ -427,26 +439,39 @@ void LlamaModel::forward(const Batch& batch, KvBlockPool& cache, std::span<float
       if (observer != nullptr) observer->on_linear_input(l, which, in, n, w.cols);
       kernels::matmul(context_, in, n, w, out);
     };
-    for (size_t t = 0; t < n; ++t)
+    for_each_row([&](size_t t) {
       kernels::rmsnorm(&x_[t * hidden], layer.input_norm.data(), hidden, eps, &normed_[t * hidden]);
+    });
     linear(Linear::Qkv, normed_.data(), qkv_.data());
-    for (size_t t = 0; t < n; ++t) {
+    for_each_row([&](size_t t) {
       float* row = &qkv_[t * qkv_stride];
       apply_rotary(row, static_cast<size_t>(config_.num_attention_heads), t);
       apply_rotary(row + q_size, static_cast<size_t>(config_.num_key_value_heads), t);
-    }
+    });
     store_keys_and_values(batch, cache, l);
     attention(batch, cache, l);
     linear(Linear::Dense, attn_out_.data(), mlp_b_.data());
-    for (size_t i = 0; i < n * hidden; ++i) x_[i] += mlp_b_[i];
-
-    for (size_t t = 0; t < n; ++t)
-      kernels::rmsnorm(&x_[t * hidden], layer.post_norm.data(), hidden, eps, &normed_[t * hidden]);
+    for_each_row([&](size_t t) {
+      float* x = &x_[t * hidden];
+      const float* dense = &mlp_b_[t * hidden];
+      for (size_t i = 0; i < hidden; ++i) x[i] += dense[i];
+      kernels::rmsnorm(x, layer.post_norm.data(), hidden, eps, &normed_[t * hidden]);
+    });
     linear(Linear::Fc, normed_.data(), mlp_a_.data());
     linear(Linear::Gate, normed_.data(), mlp_b_.data());
-    kernels::silu_mul(mlp_a_.data(), mlp_b_.data(), n * inter);
+    // One row's SiLU is thousands of exponentials: split in element ranges, so decode shares it too.
+    const size_t silu_tasks = std::min(pool_.size(), std::max<size_t>(1, n * inter / kMinSiluElementsPerTask));
+    pool_.run(silu_tasks, [&](size_t task) {
+      const size_t begin = n * inter * task / silu_tasks;
+      const size_t end = n * inter * (task + 1) / silu_tasks;
+      kernels::silu_mul(&mlp_a_[begin], &mlp_b_[begin], end - begin);
+    });
     linear(Linear::Proj, mlp_a_.data(), mlp_b_.data());
-    for (size_t i = 0; i < n * hidden; ++i) x_[i] += mlp_b_[i];
+    for_each_row([&](size_t t) {
+      float* x = &x_[t * hidden];
+      const float* proj = &mlp_b_[t * hidden];
+      for (size_t i = 0; i < hidden; ++i) x[i] += proj[i];
+    });
   }
 
   // The final norm of the rows that produce logits, gathered, then lm_head once over all of them.
