@@ -56,6 +56,19 @@ grpc::ServerUnaryReactor* respond(grpc::CallbackServerContext* context, Body&& b
   return reactor;
 }
 
+grpc::ServerUnaryReactor* finished(grpc::CallbackServerContext* context, const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+// A ModelStreamInfer call refused before it reads anything (--grpc-restricted-protocol).
+class RefusedStream final : public grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 grpc::ServerUnaryReactor* unimplemented(grpc::CallbackServerContext* context, const char* rpc,
                                         const char* hint) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -533,8 +546,21 @@ void fill_repository_index(const ModelRepository& repository, bool ready_only, i
 // InferenceService
 
 InferenceService::InferenceService(ModelRepository& repository, ServerIdentity identity,
-                                   size_t max_pending_response_bytes)
-    : repository_(repository), identity_(std::move(identity)), max_pending_response_bytes_(max_pending_response_bytes) {}
+                                   size_t max_pending_response_bytes, RestrictedApis restricted)
+    : repository_(repository),
+      identity_(std::move(identity)),
+      max_pending_response_bytes_(max_pending_response_bytes),
+      restricted_(std::move(restricted)) {}
+
+std::optional<grpc::Status> InferenceService::refusal(Context* context, ApiCategory category) const {
+  const std::optional<ApiRestriction>& restriction = restricted_.restriction(category);
+  if (!restriction) return std::nullopt;
+  const auto [first, last] = context->client_metadata().equal_range(restriction->header);
+  for (auto it = first; it != last; ++it) {
+    if (std::string_view(it->second.data(), it->second.size()) == restriction->value) return std::nullopt;
+  }
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, restricted_message("protocol", *restriction));
+}
 
 InferenceService::~InferenceService() {
   std::lock_guard<std::mutex> lock(background_mutex_);
@@ -553,12 +579,14 @@ void InferenceService::run_in_background(std::function<void()> task) {
 grpc::ServerUnaryReactor* InferenceService::ServerLive(Context* context,
                                                        const inference::ServerLiveRequest*,
                                                        inference::ServerLiveResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kHealth)) return finished(context, *refused);
   return respond(context, [&] { response->set_live(true); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::ServerReady(Context* context,
                                                         const inference::ServerReadyRequest*,
                                                         inference::ServerReadyResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kHealth)) return finished(context, *refused);
   return respond(context, [&] {
     response->set_ready(!shutting_down_.load() && repository_.all_models_ready());
   });
@@ -567,6 +595,7 @@ grpc::ServerUnaryReactor* InferenceService::ServerReady(Context* context,
 grpc::ServerUnaryReactor* InferenceService::ModelReady(Context* context,
                                                        const inference::ModelReadyRequest* request,
                                                        inference::ModelReadyResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kHealth)) return finished(context, *refused);
   return respond(context, [&] {
     const int64_t version = parse_model_version(request->version());
     response->set_ready(repository_.is_model_ready(request->name(), version));
@@ -576,18 +605,21 @@ grpc::ServerUnaryReactor* InferenceService::ModelReady(Context* context,
 grpc::ServerUnaryReactor* InferenceService::ServerMetadata(
     Context* context, const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kMetadata)) return finished(context, *refused);
   return respond(context, [&] { fill_server_metadata(identity_, *response); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
     Context* context, const inference::ModelMetadataRequest* request,
     inference::ModelMetadataResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kMetadata)) return finished(context, *refused);
   return respond(context, [&] { fill_model_metadata(repository_, request->name(), request->version(), *response); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelInfer(Context* context,
                                                        const inference::ModelInferRequest* request,
                                                        inference::ModelInferResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kInference)) return finished(context, *refused);
   auto* reactor = new UnaryInferReactor(response, active_calls_);
   std::shared_ptr<UnaryInferCall> call = reactor->call();
   try {
@@ -614,13 +646,15 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(Context* context,
 }
 
 grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
-InferenceService::ModelStreamInfer(Context*) {
+InferenceService::ModelStreamInfer(Context* context) {
+  if (auto refused = refusal(context, ApiCategory::kInference)) return new RefusedStream(*refused);
   return new StreamReactor(*this);
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelConfig(Context* context,
                                                         const inference::ModelConfigRequest* request,
                                                         inference::ModelConfigResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kModelConfig)) return finished(context, *refused);
   return respond(context, [&] {
     const int64_t version = parse_model_version(request->version());
     *response->mutable_config() = repository_.get_model(request->name(), version)->config();
@@ -630,18 +664,21 @@ grpc::ServerUnaryReactor* InferenceService::ModelConfig(Context* context,
 grpc::ServerUnaryReactor* InferenceService::ModelStatistics(
     Context* context, const inference::ModelStatisticsRequest* request,
     inference::ModelStatisticsResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kStatistics)) return finished(context, *refused);
   return respond(context, [&] { fill_model_statistics(repository_, request->name(), request->version(), *response); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::RepositoryIndex(
     Context* context, const inference::RepositoryIndexRequest* request,
     inference::RepositoryIndexResponse* response) {
+  if (auto refused = refusal(context, ApiCategory::kModelRepository)) return finished(context, *refused);
   return respond(context, [&] { fill_repository_index(repository_, request->ready(), *response); });
 }
 
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
     Context* context, const inference::RepositoryModelLoadRequest* request,
     inference::RepositoryModelLoadResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kModelRepository)) return finished(context, *refused);
   if (!request->parameters().empty()) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -657,6 +694,7 @@ grpc::ServerUnaryReactor* InferenceService::RepositoryModelLoad(
 grpc::ServerUnaryReactor* InferenceService::RepositoryModelUnload(
     Context* context, const inference::RepositoryModelUnloadRequest* request,
     inference::RepositoryModelUnloadResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kModelRepository)) return finished(context, *refused);
   const std::string name = request->model_name();
   return repository_action(context, [this, name] { repository_.unload_model(name); });
 }
@@ -683,44 +721,52 @@ grpc::ServerUnaryReactor* InferenceService::repository_action(Context* context, 
 grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryStatus(
     Context* context, const inference::SystemSharedMemoryStatusRequest*,
     inference::SystemSharedMemoryStatusResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kSharedMemory)) return finished(context, *refused);
   return unimplemented(context, "SystemSharedMemoryStatus",
                        "shared memory is not supported; send tensors in the request");
 }
 grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryRegister(
     Context* context, const inference::SystemSharedMemoryRegisterRequest*,
     inference::SystemSharedMemoryRegisterResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kSharedMemory)) return finished(context, *refused);
   return unimplemented(context, "SystemSharedMemoryRegister",
                        "shared memory is not supported; send tensors in the request");
 }
 grpc::ServerUnaryReactor* InferenceService::SystemSharedMemoryUnregister(
     Context* context, const inference::SystemSharedMemoryUnregisterRequest*,
     inference::SystemSharedMemoryUnregisterResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kSharedMemory)) return finished(context, *refused);
   return unimplemented(context, "SystemSharedMemoryUnregister",
                        "shared memory is not supported; send tensors in the request");
 }
 grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryStatus(
     Context* context, const inference::CudaSharedMemoryStatusRequest*,
     inference::CudaSharedMemoryStatusResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kSharedMemory)) return finished(context, *refused);
   return unimplemented(context, "CudaSharedMemoryStatus", "there is no GPU support");
 }
 grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryRegister(
     Context* context, const inference::CudaSharedMemoryRegisterRequest*,
     inference::CudaSharedMemoryRegisterResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kSharedMemory)) return finished(context, *refused);
   return unimplemented(context, "CudaSharedMemoryRegister", "there is no GPU support");
 }
 grpc::ServerUnaryReactor* InferenceService::CudaSharedMemoryUnregister(
     Context* context, const inference::CudaSharedMemoryUnregisterRequest*,
     inference::CudaSharedMemoryUnregisterResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kSharedMemory)) return finished(context, *refused);
   return unimplemented(context, "CudaSharedMemoryUnregister", "there is no GPU support");
 }
 grpc::ServerUnaryReactor* InferenceService::TraceSetting(Context* context,
                                                          const inference::TraceSettingRequest*,
                                                          inference::TraceSettingResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kTrace)) return finished(context, *refused);
   return unimplemented(context, "TraceSetting", "tracing is not supported");
 }
 grpc::ServerUnaryReactor* InferenceService::LogSettings(Context* context,
                                                         const inference::LogSettingsRequest*,
                                                         inference::LogSettingsResponse*) {
+  if (auto refused = refusal(context, ApiCategory::kLogging)) return finished(context, *refused);
   return unimplemented(context, "LogSettings", "set the log level with --log-verbose at startup");
 }
 

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "inflight.h"
 #include "options.h"
 #include "repository.h"
+#include "restricted_api.h"
 
 namespace llm_server {
 
@@ -36,7 +38,10 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   // max_pending_response_bytes: responses of one stream waiting for its client to read them; a
   // stream beyond it is cancelled (RESOURCE_EXHAUSTED), so a client that stops reading cannot make
   // the server hold its output without bound.
-  InferenceService(ModelRepository& repository, ServerIdentity identity, size_t max_pending_response_bytes);
+  // restricted: --grpc-restricted-protocol; a call of a restricted category without its metadata
+  // header ends with UNAVAILABLE, as in tritonserver.
+  InferenceService(ModelRepository& repository, ServerIdentity identity, size_t max_pending_response_bytes,
+                   RestrictedApis restricted);
   ~InferenceService() override;  // joins the repository-control threads
 
   // Shutdown, step 1: ServerReady turns false and new inference calls, stream requests and model
@@ -105,10 +110,13 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
   void run_in_background(std::function<void()> task);
   // Runs a model load or unload off the gRPC thread and finishes the call with its outcome.
   UnaryReactor* repository_action(Context* context, std::function<void()> action);
+  // The status that refuses a call of `category` without its --grpc-restricted-protocol header.
+  std::optional<grpc::Status> refusal(Context* context, ApiCategory category) const;
 
   ModelRepository& repository_;
   ServerIdentity identity_;
   size_t max_pending_response_bytes_;
+  RestrictedApis restricted_;
   std::atomic<bool> shutting_down_{false};
   InflightCounter active_calls_;  // inference calls and model loads/unloads still running
   std::mutex background_mutex_;

@@ -374,6 +374,31 @@ std::optional<ModelRoute> match_model_route(const std::string& path) {
   return ModelRoute{match[1].str(), match[2].str(), match[3].str()};
 }
 
+// The --http-restricted-api category of a path, as tritonserver groups its routes; nullopt for
+// paths that are none of them (they get 404).
+std::optional<ApiCategory> api_category(const std::string& path) {
+  const auto starts = [&](std::string_view prefix) { return path.rfind(prefix, 0) == 0; };
+  if (starts("/v2/health/")) return ApiCategory::kHealth;
+  if (path == "/v2" || path == "/v2/") return ApiCategory::kMetadata;
+  if (starts("/v2/repository/")) return ApiCategory::kModelRepository;
+  if (starts("/v2/systemsharedmemory") || starts("/v2/cudasharedmemory")) return ApiCategory::kSharedMemory;
+  if (starts("/v2/trace/")) return ApiCategory::kTrace;
+  if (starts("/v2/logging")) return ApiCategory::kLogging;
+  if (path == "/v2/models/stats") return ApiCategory::kStatistics;
+  const std::optional<ModelRoute> route = match_model_route(path);
+  if (!route) {
+    if (starts("/v2/models/") && path.find("/trace/setting") != std::string::npos) return ApiCategory::kTrace;
+    return std::nullopt;
+  }
+  const std::string& action = route->action;
+  if (action.empty()) return ApiCategory::kMetadata;
+  if (action == "ready") return ApiCategory::kHealth;
+  if (action == "config") return ApiCategory::kModelConfig;
+  if (action == "stats") return ApiCategory::kStatistics;
+  if (action == "infer" || action == "generate" || action == "generate_stream") return ApiCategory::kInference;
+  return std::nullopt;
+}
+
 json parse_body(const HttpRequest& request, size_t length) {
   try {
     return json::parse(request.body.begin(), request.body.begin() + static_cast<std::ptrdiff_t>(length));
@@ -703,6 +728,14 @@ void HttpService::handle(const HttpRequest& request, HttpExchange& exchange) {
   };
   try {
     const std::string& path = request.path;
+    if (const std::optional<ApiCategory> category = api_category(path)) {
+      if (const std::optional<ApiRestriction>& restriction = restricted_.restriction(*category)) {
+        const std::string* value = request.header(restriction->header);
+        if (value == nullptr || *value != restriction->value) {
+          return exchange.respond(403, kJson, error_body(restricted_message("API", *restriction)));
+        }
+      }
+    }
     if (path == "/v2/health/live") {
       if (!get) return method_not_allowed();
       return exchange.respond(200, kJson, "");

@@ -8,19 +8,22 @@
 //   POST /v2/models/{m}[/versions/{v}]/generate_stream  Server-Sent Events, one per response
 //   POST /v2/repository/index | /v2/repository/models/{m}/load | /unload
 // Errors are {"error": "..."} with tritonserver's status codes. A client that disconnects while
-// its request runs cancels it in the backend.
+// its request runs cancels it in the backend. Categories named in --http-restricted-api answer
+// 403 without their header.
 #include "grpc_service.h"
 #include "http_server.h"
+#include "restricted_api.h"
 
 namespace llm_server {
 
 class HttpService {
  public:
-  explicit HttpService(InferenceService& core) : core_(core) {}
+  HttpService(InferenceService& core, RestrictedApis restricted) : core_(core), restricted_(std::move(restricted)) {}
   void handle(const HttpRequest& request, HttpExchange& exchange);
 
  private:
   InferenceService& core_;
+  RestrictedApis restricted_;
 };
 
 }  // namespace llm_server

@@ -86,7 +86,8 @@ int run(const ServerOptions& options) {
 
   ServerIdentity identity{"llm-server", LLM_SERVER_VERSION,
                           {"model_repository", "model_configuration", "statistics", "parameters"}};
-  InferenceService service(repository, identity, static_cast<size_t>(options.grpc_max_pending_response_bytes));
+  InferenceService service(repository, identity, static_cast<size_t>(options.grpc_max_pending_response_bytes),
+                           options.grpc_restricted);
   const auto timeout = std::chrono::seconds(options.exit_timeout_secs);
 
   log_info("backend directory: " + options.backend_directory.string());
@@ -101,7 +102,9 @@ int run(const ServerOptions& options) {
     }
   }
 
-  HttpService http_service(service);
+  HttpService http_service(service, options.http_restricted);
+  if (!options.grpc_restricted.empty()) log_info("restricted gRPC protocols: " + options.grpc_restricted.describe());
+  if (!options.http_restricted.empty()) log_info("restricted HTTP APIs: " + options.http_restricted.describe());
   std::unique_ptr<HttpServer> http_server;
   std::unique_ptr<HttpServer> metrics_server;
   std::unique_ptr<GrpcServer> server;

@@ -82,10 +82,19 @@ Options:
   --grpc-server-cert FILE      The server's certificate chain (PEM).
   --grpc-server-key FILE       Its private key (PEM).
   --grpc-root-cert FILE        The CA certificates that sign clients' certificates (PEM).
+  --grpc-restricted-protocol CATEGORY,...:KEY=VALUE
+                               Calls of these categories need gRPC metadata
+                               'triton-grpc-protocol-KEY: VALUE', else UNAVAILABLE. Categories:
+                               health, metadata, inference, shared-memory, model-config,
+                               model-repository, statistics, trace, logging. Repeatable, one
+                               group per category.
   --http-port PORT             HTTP/REST port (default 8000; 0 picks a free port).
   --http-address ADDRESS       Address the HTTP endpoint listens on (default 127.0.0.1).
   --allow-http BOOL            Serve HTTP/REST (default true).
   --http-max-input-size N      Largest HTTP request body (default 67108864, 64 MiB); larger: 413.
+  --http-restricted-api CATEGORY,...:KEY=VALUE
+                               HTTP requests of these categories need header 'KEY: VALUE', else
+                               403 (categories as above). Repeatable. /metrics is not restricted.
   --metrics-port PORT          Prometheus metrics port, GET /metrics (default 8002; 0: a free port).
   --metrics-address ADDRESS    Address the metrics endpoint listens on (default: the HTTP address).
   --allow-metrics BOOL         Serve metrics (default true). Backends' metric families then
@@ -251,6 +260,10 @@ ServerOptions parse_options(int argc, const char* const* argv) {
       tls_files.server_key = value();
     } else if (flag == "--grpc-root-cert") {
       tls_files.root_cert = value();
+    } else if (flag == "--grpc-restricted-protocol") {
+      options.grpc_restricted.add_group(flag, value());
+    } else if (flag == "--http-restricted-api") {
+      options.http_restricted.add_group(flag, value());
     } else if (flag == "--exit-timeout-secs") {
       options.exit_timeout_secs = parse_int(flag, value(), 0, 3600);
     } else {

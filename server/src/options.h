@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "repository.h"
+#include "restricted_api.h"
 
 namespace llm_server {
 
@@ -31,10 +32,12 @@ struct ServerOptions {
   int grpc_max_concurrent_streams = 1024;          // per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
   bool allow_grpc = true;
   GrpcTls grpc_tls;
+  RestrictedApis grpc_restricted{"triton-grpc-protocol-"};  // --grpc-restricted-protocol
   int http_port = 8000;  // 0: any free port (printed at startup)
   std::string http_address = "127.0.0.1";
   bool allow_http = true;
   int64_t http_max_input_size = 64 << 20;  // request body bytes; larger: 413
+  RestrictedApis http_restricted{""};       // --http-restricted-api
   int metrics_port = 8002;
   std::string metrics_address;  // default: http_address
   bool allow_metrics = true;
