@@ -120,7 +120,11 @@ export class InferStream {
     this.dedicated = options.dedicated ?? false;
     this.autoClose = options.autoClose ?? false;
     const context: ErrorContext = { call: 'ModelStreamInfer', target: host.target };
-    this.opened = host.openInferStream(options, context).then(
+    // A dedicated stream asks for real gRPC status codes (tritonserver 24.08+ and llm-server): an
+    // error then ends the call with its code (INVALID_ARGUMENT, ...) instead of arriving in-band
+    // without one. A shared stream cannot: the first error would end every request on it.
+    const openOptions = this.dedicated ? { ...options, headers: { ...options.headers, triton_grpc_error: 'true' } } : options;
+    this.opened = host.openInferStream(openOptions, context).then(
       (duplex) => {
         this.duplex = duplex;
         duplex.on('data', (message: ModelStreamInferResponse__Output) => this.onData(message));
@@ -366,19 +370,22 @@ export class InferStream {
   private failAll(error: TritonError): void {
     const entries = [...this.pending.values()];
     this.pending.clear();
+    // Errors name the method the caller used (generate, stream, ...) and the model, unless they
+    // carry a message of their own (e.g. "cannot reach Triton at ...").
+    const plain = `${error.call} failed with ${error.codeName}: ${error.details}`;
     for (const entry of entries) {
       entry.cleanup();
       entry.handlers.error(
         new TritonError({
           code: error.code,
           details: error.details,
-          call: error.call,
+          call: entry.options.call,
           source: error.source,
           target: error.target,
           model: entry.model || undefined,
           requestId: entry.id,
           cause: error.cause,
-          message: error.message,
+          message: error.message === plain ? undefined : error.message,
         }),
       );
     }

@@ -194,10 +194,15 @@ class StreamReactor;
 class StreamInferCall final : public ResponseSink,
                               public std::enable_shared_from_this<StreamInferCall> {
  public:
-  StreamInferCall(ModelRepository& repository, const InferenceService& service)
+  // status_errors: the client opened the stream with the header 'triton_grpc_error: true'
+  // (tritonserver 24.08+): the first error ends the stream with its gRPC status, after the
+  // responses already queued, and cancels the stream's other requests, instead of an in-band
+  // error_message.
+  StreamInferCall(ModelRepository& repository, const InferenceService& service, bool status_errors)
       : repository_(repository),
         service_(service),
-        cancellation_(std::make_shared<CancellationFlag>()) {}
+        cancellation_(std::make_shared<CancellationFlag>()),
+        status_errors_(status_errors) {}
 
   void start(grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse>* reactor) {
     {
@@ -208,6 +213,14 @@ class StreamInferCall final : public ResponseSink,
   }
 
   void deliver(InferResult result) override {
+    if (result.error && status_errors_) {
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (result.final) --requests_in_flight_;
+      }
+      fail(grpc::Status(to_grpc_code(result.error->code), valid_utf8(result.error->message)));
+      return;
+    }
     const bool write = result.has_response || (result.final && result.send_empty_final);
     std::unique_ptr<StreamResponse> message;
     if (write) {
@@ -229,7 +242,7 @@ class StreamInferCall final : public ResponseSink,
       if (result.final) {
         --requests_in_flight_;
       }
-      if (message && !cancelled_ && !finish_started_) {
+      if (message && !cancelled_ && !finish_started_ && !failure_) {
         pending_bytes_ += message->ByteSizeLong();
         writes_.push_back(std::move(message));
         if (pending_bytes_ > service_.max_pending_response_bytes() && writes_.size() > 1) {
@@ -263,7 +276,7 @@ class StreamInferCall final : public ResponseSink,
     grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse>* reactor = nullptr;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!finish_started_ && !cancelled_ && reactor_ != nullptr) {
+      if (!finish_started_ && !cancelled_ && !failure_ && reactor_ != nullptr) {
         starting_read_ = true;  // keeps pump() from finishing until StartRead has been issued
         reactor = reactor_;
       }
@@ -326,6 +339,9 @@ class StreamInferCall final : public ResponseSink,
       if (!cancelled_ && !writes_.empty()) {
         write_in_flight_ = true;
         message = writes_.front().get();
+      } else if (failure_ && (cancelled_ || writes_.empty())) {
+        finish_started_ = true;  // the queued responses went out first (unless the stream broke)
+        status = *failure_;
       } else if (cancelled_) {
         finish_started_ = true;
         status = overflow_bytes_ > 0
@@ -365,6 +381,7 @@ class StreamInferCall final : public ResponseSink,
       model->submit(std::move(inference));  // from here on, results come through deliver()
     } catch (...) {
       const grpc::Status status = current_exception_status();
+      if (status_errors_) return fail(status);
       auto message = std::make_unique<StreamResponse>();
       message->set_error_message(status.error_message());
       message->mutable_infer_response()->set_id(request.id());
@@ -379,9 +396,21 @@ class StreamInferCall final : public ResponseSink,
     }
   }
 
+  // Ends the stream with `status` once the queued responses are written (status_errors_ mode);
+  // the first failure wins, and the stream's other requests are cancelled.
+  void fail(grpc::Status status) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!failure_) failure_ = std::move(status);
+    }
+    cancellation_->cancel();
+    pump();
+  }
+
   ModelRepository& repository_;
   const InferenceService& service_;
   std::shared_ptr<CancellationFlag> cancellation_;
+  const bool status_errors_;
   inference::ModelInferRequest incoming_;  // only touched by the read in progress
 
   std::mutex mutex_;
@@ -394,6 +423,7 @@ class StreamInferCall final : public ResponseSink,
   bool reads_done_ = false;
   bool cancelled_ = false;
   bool finish_started_ = false;
+  std::optional<grpc::Status> failure_;  // status_errors_: the status the stream ends with
   int64_t requests_in_flight_ = 0;
 };
 
@@ -402,9 +432,9 @@ class StreamInferCall final : public ResponseSink,
 class StreamReactor final
     : public grpc::ServerBidiReactor<inference::ModelInferRequest, StreamResponse> {
  public:
-  explicit StreamReactor(InferenceService& service)
+  StreamReactor(InferenceService& service, bool status_errors)
       : active_(service.active_calls().acquire()),
-        call_(std::make_shared<StreamInferCall>(service.repository(), service)) {
+        call_(std::make_shared<StreamInferCall>(service.repository(), service, status_errors)) {
     call_->start(this);
   }
   void OnReadDone(bool ok) override { call_->on_read_done(ok); }
@@ -648,7 +678,10 @@ grpc::ServerUnaryReactor* InferenceService::ModelInfer(Context* context,
 grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
 InferenceService::ModelStreamInfer(Context* context) {
   if (auto refused = refusal(context, ApiCategory::kInference)) return new RefusedStream(*refused);
-  return new StreamReactor(*this);
+  const auto flag = context->client_metadata().find("triton_grpc_error");
+  const bool status_errors = flag != context->client_metadata().end() &&
+                             std::string_view(flag->second.data(), flag->second.size()) == "true";
+  return new StreamReactor(*this, status_errors);
 }
 
 grpc::ServerUnaryReactor* InferenceService::ModelConfig(Context* context,

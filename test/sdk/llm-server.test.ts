@@ -4,12 +4,14 @@ import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Status, TritonClient, TritonError, TritonLlmClient, type InferInput } from '../../sdk/src/index.js';
+import { Status, TritonClient, TritonError, TritonLlmClient, type InferInput, type InferRequest } from '../../sdk/src/index.js';
 import { buildDir } from '../helpers/paths.js';
 import { cliGreedy, modelConfig, TempRepository } from '../helpers/repository.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
 const tiny = join(buildDir, 'models', 'synth-tiny-float16');
+/** More tokens than the tiny model makes before a request sent right after it is refused. */
+const LONG_TOKENS = 1500;
 
 async function rejection(promise: Promise<unknown>): Promise<TritonError> {
   try {
@@ -197,15 +199,26 @@ describe('SDK against the dev server', () => {
     expect(hint.message).toContain('the default is "ensemble"');
     defaulted.close();
 
+    // Dedicated streams ask for real status codes (triton_grpc_error), so the server's refusal
+    // arrives as INVALID_ARGUMENT, named after the method called.
     const invalid = await rejection(llm.generate({ prompt: 'hi', maxTokens: 0 }));
-    expect(invalid.source).toBe('in-band');
+    expect(invalid).toMatchObject({ code: Status.INVALID_ARGUMENT, source: 'status', call: 'generate', model: 'tiny' });
     expect(invalid.details).toContain('max_tokens');
+    expect(invalid.message).toMatch(/^generate \(model "tiny"\) failed with INVALID_ARGUMENT: .*max_tokens/);
     const streamed = await rejection(
       (async () => {
         for await (const _ of llm.stream({ prompt: 'hi', temperature: -1 })) void _;
       })(),
     );
+    expect(streamed).toMatchObject({ code: Status.INVALID_ARGUMENT, call: 'stream' });
     expect(streamed.details).toContain('temperature');
+    // A shared stream cannot: the refusal stays in-band there, without a code.
+    const shared = new TritonLlmClient({ url: address, model: 'tiny', sharedStream: true });
+    const inBand = await rejection(shared.generate({ prompt: 'hi', maxTokens: 0 }));
+    expect(inBand).toMatchObject({ code: Status.UNKNOWN, source: 'in-band', call: 'generate' });
+    expect(inBand.details).toContain('max_tokens');
+    expect((await shared.generate({ prompt: 'hi', maxTokens: 2 })).text.length).toBeGreaterThan(0);
+    shared.close();
 
     // Through ModelInfer the same refusal arrives as a status.
     const generic = new TritonClient({ url: address });
@@ -220,6 +233,28 @@ describe('SDK against the dev server', () => {
     );
     expect(status.code).toBe(Status.INVALID_ARGUMENT);
     expect(status.details).toContain('max_tokens');
+
+    // A stream opened with triton_grpc_error by hand: the first error ends it with its status and
+    // cancels the other request on it, which then fails with the same status.
+    const before = await failures('tiny');
+    const opened = generic.openStream({ headers: { triton_grpc_error: 'true' } });
+    const request = (maxTokens: number): InferRequest => ({
+      model: 'tiny',
+      inputs: [
+        { name: 'text_input', datatype: 'BYTES', shape: [1, 1], data: ['Once upon a time'] },
+        { name: 'max_tokens', datatype: 'INT32', shape: [1, 1], data: [maxTokens] },
+        { name: 'stream', datatype: 'BOOL', shape: [1, 1], data: [true] },
+      ],
+    });
+    const drain = async (responses: AsyncIterable<unknown>): Promise<TritonError> =>
+      rejection((async () => { for await (const _ of responses) void _; })());
+    const long = drain(opened.infer(request(LONG_TOKENS)));
+    const refused = drain(opened.infer(request(0)));
+    for (const error of await Promise.all([refused, long])) {
+      expect(error).toMatchObject({ code: Status.INVALID_ARGUMENT, source: 'status' });
+      expect(error.details).toContain('max_tokens');
+    }
+    expect(await waitForFailures('tiny', before + 1)).toBeGreaterThan(before);  // the long one was cancelled
     generic.close();
   });
 
