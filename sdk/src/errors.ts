@@ -40,6 +40,72 @@ export enum Status {
  */
 export type TritonErrorSource = 'status' | 'in-band' | 'client';
 
+/**
+ * What went wrong, in the categories HTTP APIs use (as openai-node's error classes do), so that
+ * callers need not know gRPC codes:
+ *
+ * | kind | codes | typical cause |
+ * | --- | --- | --- |
+ * | `bad-request` | `INVALID_ARGUMENT`, `OUT_OF_RANGE`, `FAILED_PRECONDITION`; in-band errors | a bad prompt or option, a limit |
+ * | `not-found` | `NOT_FOUND` | an unknown or unloaded model |
+ * | `unauthenticated` | `UNAUTHENTICATED` | missing or bad credentials |
+ * | `permission-denied` | `PERMISSION_DENIED` | credentials without access |
+ * | `rate-limited` | `RESOURCE_EXHAUSTED` | a full queue, a message over the size limit |
+ * | `timeout` | `DEADLINE_EXCEEDED` | the deadline passed |
+ * | `cancelled` | `CANCELLED` | the caller cancelled, or the server did |
+ * | `unavailable` | `UNAVAILABLE` | the server is down, unreachable, shutting down, or restricted |
+ * | `unimplemented` | `UNIMPLEMENTED` | a feature the server lacks |
+ * | `conflict` | `ALREADY_EXISTS`, `ABORTED` | a concurrent change |
+ * | `server` | `INTERNAL`, `DATA_LOSS`, `UNKNOWN` | the server failed |
+ *
+ * In-band errors (a model's refusal sent on a shared stream, without a code) are `bad-request`:
+ * Triton sends them for requests the model could not run as given.
+ */
+export type TritonErrorKind =
+  | 'bad-request'
+  | 'not-found'
+  | 'unauthenticated'
+  | 'permission-denied'
+  | 'rate-limited'
+  | 'timeout'
+  | 'cancelled'
+  | 'unavailable'
+  | 'unimplemented'
+  | 'conflict'
+  | 'server';
+
+/** The {@link TritonErrorKind} of a code, given where the error came from. */
+export function errorKind(code: Status, source: TritonErrorSource): TritonErrorKind {
+  if (source === 'in-band') return 'bad-request';
+  switch (code) {
+    case Status.INVALID_ARGUMENT:
+    case Status.OUT_OF_RANGE:
+    case Status.FAILED_PRECONDITION:
+      return 'bad-request';
+    case Status.NOT_FOUND:
+      return 'not-found';
+    case Status.UNAUTHENTICATED:
+      return 'unauthenticated';
+    case Status.PERMISSION_DENIED:
+      return 'permission-denied';
+    case Status.RESOURCE_EXHAUSTED:
+      return 'rate-limited';
+    case Status.DEADLINE_EXCEEDED:
+      return 'timeout';
+    case Status.CANCELLED:
+      return 'cancelled';
+    case Status.UNAVAILABLE:
+      return 'unavailable';
+    case Status.UNIMPLEMENTED:
+      return 'unimplemented';
+    case Status.ALREADY_EXISTS:
+    case Status.ABORTED:
+      return 'conflict';
+    default:
+      return 'server';
+  }
+}
+
 /** What a {@link TritonError} knows about the call that failed. */
 export interface TritonErrorInit {
   /** gRPC status code ({@link Status}). */
@@ -70,7 +136,7 @@ export interface TritonErrorInit {
  * try {
  *   await llm.generate('Hello');
  * } catch (e) {
- *   if (e instanceof TritonError && e.code === Status.UNAVAILABLE) console.error(e.message);
+ *   if (e instanceof TritonError && e.kind === 'unavailable') console.error(e.message);
  * }
  * ```
  */
@@ -86,6 +152,8 @@ export class TritonError extends Error {
   readonly call: string;
   /** Where the error came from; see {@link TritonErrorSource}. */
   readonly source: TritonErrorSource;
+  /** What went wrong, independent of gRPC's codes; see {@link TritonErrorKind}. */
+  readonly kind: TritonErrorKind;
   /** `host:port` of the server, when known. */
   readonly target: string | undefined;
   /** The model the call addressed, when it addressed one. */
@@ -101,6 +169,7 @@ export class TritonError extends Error {
     this.details = init.details;
     this.call = init.call;
     this.source = init.source;
+    this.kind = errorKind(init.code, init.source);
     this.target = init.target;
     this.model = init.model;
     this.requestId = init.requestId;

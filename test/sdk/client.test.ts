@@ -183,6 +183,7 @@ describe('TritonClient against a fake Triton', () => {
     const aborted = await rejection(pending);
     expect(aborted.code).toBe(Status.CANCELLED);
     expect(aborted.cancelled).toBe(true);
+    expect(aborted.kind).toBe('cancelled');
     for (let i = 0; i < 100 && fake.unaryCancelled < cancelledBefore + 2; ++i) await new Promise((r) => setTimeout(r, 20));
     expect(fake.unaryCancelled).toBe(cancelledBefore + 2);
 

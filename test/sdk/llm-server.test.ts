@@ -186,12 +186,14 @@ describe('SDK against the dev server', () => {
     const before = await failures('tiny');
     const error = await rejection(llm.generate({ prompt: 'A very long story begins', maxTokens: 2000 }, { timeoutMs: 100 }));
     expect(error.code).toBe(Status.DEADLINE_EXCEEDED);
+    expect(error.kind).toBe('timeout');
     expect(await waitForFailures('tiny', before + 1)).toBe(before + 1);
   });
 
   it('reports an unknown model and invalid arguments with the server message', async () => {
     const unknown = await rejection(llm.generate({ prompt: 'hi', model: 'nope' }));
     expect(unknown.code).toBe(Status.NOT_FOUND);
+    expect(unknown.kind).toBe('not-found');
     expect(unknown.details).toBe("Request for unknown model: 'nope' is not found");
 
     const defaulted = new TritonLlmClient({ url: address });
@@ -202,7 +204,7 @@ describe('SDK against the dev server', () => {
     // Dedicated streams ask for real status codes (triton_grpc_error), so the server's refusal
     // arrives as INVALID_ARGUMENT, named after the method called.
     const invalid = await rejection(llm.generate({ prompt: 'hi', maxTokens: 0 }));
-    expect(invalid).toMatchObject({ code: Status.INVALID_ARGUMENT, source: 'status', call: 'generate', model: 'tiny' });
+    expect(invalid).toMatchObject({ code: Status.INVALID_ARGUMENT, kind: 'bad-request', source: 'status', call: 'generate', model: 'tiny' });
     expect(invalid.details).toContain('max_tokens');
     expect(invalid.message).toMatch(/^generate \(model "tiny"\) failed with INVALID_ARGUMENT: .*max_tokens/);
     const streamed = await rejection(
@@ -215,7 +217,7 @@ describe('SDK against the dev server', () => {
     // A shared stream cannot: the refusal stays in-band there, without a code.
     const shared = new TritonLlmClient({ url: address, model: 'tiny', sharedStream: true });
     const inBand = await rejection(shared.generate({ prompt: 'hi', maxTokens: 0 }));
-    expect(inBand).toMatchObject({ code: Status.UNKNOWN, source: 'in-band', call: 'generate' });
+    expect(inBand).toMatchObject({ code: Status.UNKNOWN, kind: 'bad-request', source: 'in-band', call: 'generate' });
     expect(inBand.details).toContain('max_tokens');
     expect((await shared.generate({ prompt: 'hi', maxTokens: 2 })).text.length).toBeGreaterThan(0);
     shared.close();
@@ -310,7 +312,7 @@ describe('SDK against the dev server', () => {
     await new Promise<void>((resolve) => probe.close(() => resolve()));
     const client = new TritonLlmClient({ url: `127.0.0.1:${port}`, model: 'tiny' });
     const error = await rejection(client.generate('hi'));
-    expect(error.code).toBe(Status.UNAVAILABLE);
+    expect(error).toMatchObject({ code: Status.UNAVAILABLE, kind: 'unavailable' });
     expect(error.message).toMatch(new RegExp(`^cannot reach Triton at 127\\.0\\.0\\.1:${port} `));
     client.close();
   });

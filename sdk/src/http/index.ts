@@ -29,7 +29,7 @@ export {
   type LlmModelInfo,
   type Usage,
 } from '../generation.js';
-export { Status, TritonError } from '../errors.js';
+export { Status, TritonError, type TritonErrorKind } from '../errors.js';
 
 /** Options of {@link TritonHttpLlmClient}. */
 export interface TritonHttpLlmClientOptions {
