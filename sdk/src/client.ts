@@ -82,8 +82,9 @@ export type LoadBalancing = 'pick_first' | 'round_robin';
 /** Options of {@link TritonClient}. */
 export interface TritonClientOptions {
   /**
-   * Server address: `host:port` (default `localhost:8001`, Triton's gRPC port). A `grpcs://`
-   * prefix turns TLS on; `grpc://` / `http://` prefixes are accepted and ignored.
+   * Server address: `host:port` (default: the `TRITON_URL` environment variable, else
+   * `localhost:8001`, Triton's gRPC port). A `grpcs://` prefix turns TLS on; `grpc://` / `http://`
+   * prefixes are accepted and ignored.
    *
    * Several servers, for client-side load balancing: a gRPC target such as
    * `dns:///triton-headless.default.svc.cluster.local:8001` (every address the name resolves to,
@@ -319,7 +320,7 @@ export class TritonClient {
 
   /** Creates the client; the connection is made on the first call. */
   constructor(options: TritonClientOptions = {}) {
-    const { target, tls: urlTls, several } = parseUrl(options.url ?? 'localhost:8001');
+    const { target, tls: urlTls, several } = parseUrl(options.url ?? (process.env['TRITON_URL'] || 'localhost:8001'));
     this.target = target;
     this.headers = options.headers;
     this.timeoutMs = options.timeoutMs;

@@ -305,6 +305,21 @@ describe('SDK against the dev server', () => {
     }
   });
 
+  it('takes the server address from TRITON_URL when the options give none', async () => {
+    const saved = process.env['TRITON_URL'];
+    process.env['TRITON_URL'] = address;
+    try {
+      const client = new TritonLlmClient({ url: undefined, model: 'tiny' });
+      expect(client.target).toBe(address);
+      expect(await client.serverLive()).toBe(true);
+      client.close();
+    } finally {
+      if (saved === undefined) delete process.env['TRITON_URL'];
+      else process.env['TRITON_URL'] = saved;
+    }
+    expect(new TritonLlmClient().target).toBe(saved ?? 'localhost:8001');
+  });
+
   it('fails fast with a clear message when the server is not running', async () => {
     const probe = createServer();
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));

@@ -152,7 +152,8 @@ void attention_scores(Isa isa, const float* q, const PagedRows& keys, size_t hea
 void attention_values(Isa isa, const float* weights, const PagedRows& values, size_t head_size, size_t count,
                       float* out);
 
-// In-place numerically stable softmax (the maximum subtracted before exp), sums in double.
+// In-place numerically stable softmax (the maximum subtracted before exp); the sum is finished in
+// double.
 void softmax(Isa isa, float* x, size_t n);
 
 }  // namespace llm::kernels

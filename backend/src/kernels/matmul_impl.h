@@ -71,7 +71,7 @@ void attention_values_avx2(const float* weights, const PagedRows& values, size_t
 void attention_values_avx512(const float* weights, const PagedRows& values, size_t head_size, size_t count,
                              float* out);
 
-// See kernels.h. The AVX-512 softmax computes exp with its own polynomial (2 ulp); the others use
+// See kernels.h. The AVX-512 softmax computes exp with its own polynomial (within 1 ulp); the others use
 // the C library's.
 void softmax_scalar(float* x, size_t n);
 void softmax_avx512(float* x, size_t n);

@@ -424,7 +424,7 @@ void LlamaModel::forward(const Batch& batch, KvBlockPool& cache, std::span<float
   compute_rotary(batch);
 
   // Row-wise work between the linear layers is spread over the pool too: left to the calling
-  // thread, the other threads would wait through it (measured: a tenth of a batch's decode step).
+  // thread, the other threads would wait through it (a few percent of a batch's decode step).
   const auto for_each_row = [&](const std::function<void(size_t)>& body) {
     if (n == 1) {
       body(0);
