@@ -744,7 +744,13 @@ export function decodeOutput(output: OutputTensorMessage, raw: Buffer | undefine
   const datatype = output.datatype;
   if (!isDataType(datatype)) throw malformed(`output "${output.name}": unsupported datatype ${JSON.stringify(datatype)}`);
   const shape = output.shape.map((d) => Number(d));
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw malformed(`output "${output.name}": shape ${formatShape(output.shape)} has a dimension that is negative or too large`);
+  }
   const count = elementCount(shape);
+  if (!Number.isSafeInteger(count)) {
+    throw malformed(`output "${output.name}": shape ${formatShape(output.shape)} holds more elements than can be addressed`);
+  }
   const data = raw !== undefined ? decodeRawData(datatype, raw, count, output.name) : decodeTypedData(datatype, output.contents, count, output.name);
   return { name: output.name, datatype, shape, data, parameters: decodeParameters(output.parameters) } as InferOutput;
 }

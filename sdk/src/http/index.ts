@@ -3,6 +3,7 @@
 // Node.js module, no gRPC — so the same calls run on Node, Deno, Bun, edge runtimes and browsers.
 import { AsyncQueue } from '../async-queue.js';
 import { cancelledError, invalidArgument, Status, TritonError, type ErrorContext } from '../errors.js';
+import { readEvents } from './sse.js';
 import {
   defaultLlmModel,
   defaultMaxTokens,
@@ -348,34 +349,3 @@ export class TritonHttpLlmClient {
 /** Marker reason for a call past its timeoutMs. */
 const deadlineExceeded = Symbol('deadline exceeded');
 
-/** Calls onData with the data of each Server-Sent Event of the response body. */
-async function readEvents(response: Response, onData: (data: string) => void): Promise<void> {
-  if (!response.body) return;
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffered = '';
-  const flush = (final: boolean): void => {
-    const events = buffered.split(/\r?\n\r?\n/);
-    buffered = final ? '' : events.pop() ?? '';
-    for (const event of events) {
-      const data = event
-        .split(/\r?\n/)
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(line.startsWith('data: ') ? 6 : 5))
-        .join('\n');
-      if (data !== '') onData(data);
-    }
-  };
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffered += decoder.decode(value, { stream: true });
-      flush(false);
-    }
-    buffered += decoder.decode();
-    flush(true);
-  } finally {
-    reader.releaseLock();
-  }
-}
