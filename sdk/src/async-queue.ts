@@ -6,6 +6,20 @@ export class AsyncQueue<T> {
   private readonly waiters: { resolve: (r: IteratorResult<T, undefined>) => void; reject: (e: unknown) => void }[] = [];
   private ended = false;
   private failure: { error: unknown } | undefined;
+  private pressure: { highWaterMark: number; onChange: (paused: boolean) => void; paused: boolean } | undefined;
+
+  /**
+   * Reports when the reader lags: onChange(true) once highWaterMark items wait, onChange(false)
+   * when the reader has taken them down to half of it (the producer should pause meanwhile).
+   */
+  setBackpressure(highWaterMark: number, onChange: (paused: boolean) => void): void {
+    this.pressure = { highWaterMark, onChange, paused: false };
+  }
+
+  /** Items waiting for the reader. */
+  get size(): number {
+    return this.items.length;
+  }
 
   /** True once `end()` or `fail()` was called. */
   get closed(): boolean {
@@ -16,8 +30,16 @@ export class AsyncQueue<T> {
   push(item: T): void {
     if (this.closed) return;
     const waiter = this.waiters.shift();
-    if (waiter) waiter.resolve({ value: item, done: false });
-    else this.items.push(item);
+    if (waiter) {
+      waiter.resolve({ value: item, done: false });
+      return;
+    }
+    this.items.push(item);
+    const pressure = this.pressure;
+    if (pressure && !pressure.paused && this.items.length >= pressure.highWaterMark) {
+      pressure.paused = true;
+      pressure.onChange(true);
+    }
   }
 
   /** Ends the queue after the items already in it. */
@@ -43,7 +65,15 @@ export class AsyncQueue<T> {
 
   /** The next item, the end, or the failure. */
   next(): Promise<IteratorResult<T, undefined>> {
-    if (this.items.length > 0) return Promise.resolve({ value: this.items.shift() as T, done: false });
+    if (this.items.length > 0) {
+      const item = this.items.shift() as T;
+      const pressure = this.pressure;
+      if (pressure?.paused && this.items.length <= pressure.highWaterMark / 2) {
+        pressure.paused = false;
+        pressure.onChange(false);
+      }
+      return Promise.resolve({ value: item, done: false });
+    }
     if (this.failure) return Promise.reject(this.failure.error);
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));

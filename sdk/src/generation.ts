@@ -247,6 +247,9 @@ export const stoppedReading = Symbol('stopped reading');
  * const { finishReason, timings } = await s.result;
  * ```
  */
+/** Chunks a gRPC `stream()` buffers for a lagging reader before it stops reading from the server. */
+export const maxBufferedChunks = 64;
+
 export class GenerationStream implements AsyncIterable<GenerationChunk> {
   /**
    * Resolves when the request has ended, with the same text as the chunks concatenated; rejects
@@ -269,6 +272,15 @@ export class GenerationStream implements AsyncIterable<GenerationChunk> {
   /** Cancels the request (as aborting its signal would). */
   cancel(reason?: unknown): void {
     this.controller.abort(reason);
+  }
+
+  /**
+   * Chunks received but not yet read. A gRPC `stream()` stops reading from the server once
+   * {@link maxBufferedChunks} wait (HTTP/2 flow control then holds the rest back) and reads on
+   * when the loop has caught up halfway, so a slow consumer does not fill the client's memory.
+   */
+  get bufferedChunks(): number {
+    return this.chunks.size;
   }
 
   /** Iterates the chunks once. */

@@ -23,6 +23,7 @@ export {
   defaultLlmModel,
   defaultMaxTokens,
   GenerationStream,
+  maxBufferedChunks,
   TritonLlmClient,
   type FinishReason,
   type GenerateOptions,

@@ -10,6 +10,7 @@ import {
   defaultMaxTokens,
   GenerationStream,
   llmModelInfo,
+  maxBufferedChunks,
   scalarInputs,
   scalarValues,
   stoppedReading,
@@ -27,6 +28,7 @@ export {
   defaultLlmModel,
   defaultMaxTokens,
   GenerationStream,
+  maxBufferedChunks,
   type FinishReason,
   type GenerateOptions,
   type GenerateResult,
@@ -258,6 +260,8 @@ export class TritonLlmClient extends TritonClient {
     const wantsIds = info.outputs.includes('output_ids');
 
     const stream = this.streamFor(options, deadline);
+    // A stream() whose loop lags stops reading; generate() reads no chunks, so it never pauses.
+    if (streamed) chunks.setBackpressure(maxBufferedChunks, (paused) => stream.setPaused(paused));
     return new Promise<GenerateResult>((resolve, reject) => {
       const started = performance.now();
       let firstAt: number | undefined;

@@ -109,6 +109,7 @@ export class InferStream {
   private state: 'open' | 'closing' | 'closed' = 'open';
   private failure: TritonError | undefined;
   private cancelRequested = false;
+  private pausedByReader = false;
   private sentCount = 0;
 
   /**
@@ -133,6 +134,7 @@ export class InferStream {
         for (const { message, stillWanted } of this.outbox.splice(0)) {
           if (!this.cancelRequested && stillWanted()) duplex.write(message);
         }
+        if (this.pausedByReader) duplex.pause();
         if (this.cancelRequested) duplex.cancel();
         else if (this.state === 'closing' && this.pending.size === 0) duplex.end();
         return duplex;
@@ -296,6 +298,18 @@ export class InferStream {
       this.afterRequest();
     }
     entry.handlers.error(error);
+  }
+
+  /**
+   * Stops or restarts reading responses (HTTP/2 flow control then holds the server's back): for a
+   * reader that lags. Only on a dedicated stream: a shared one would stall its other requests.
+   */
+  setPaused(paused: boolean): void {
+    if (!this.dedicated) return;
+    this.pausedByReader = paused;
+    if (!this.duplex) return;  // applied when the call opens
+    if (paused) this.duplex.pause();
+    else this.duplex.resume();
   }
 
   private onData(message: ModelStreamInferResponse__Output): void {

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Status, TritonClient, TritonError, TritonLlmClient, type InferInput, type InferRequest } from '../../sdk/src/index.js';
+import { maxBufferedChunks, Status, TritonClient, TritonError, TritonLlmClient, type InferInput, type InferRequest } from '../../sdk/src/index.js';
 import { buildDir } from '../helpers/paths.js';
 import { cliGreedy, modelConfig, TempRepository } from '../helpers/repository.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
@@ -71,6 +71,26 @@ describe('SDK against the dev server', () => {
     const index = await llm.repositoryIndex();
     expect(index.filter((m) => m.state === 'READY').map((m) => m.name).sort()).toEqual(['tiny', 'tiny_nobatch', 'tiny_unary']);
     expect((await llm.modelStatistics('tiny'))[0]?.name).toBe('tiny');
+  });
+
+  it('stops reading a stream whose loop lags, and loses nothing', async () => {
+    const prompt = 'Once upon a time';
+    const expected = cliGreedy(tiny, prompt, 400);
+    expect(expected.token_ids.length).toBeGreaterThan(4 * maxBufferedChunks);  // else nothing to hold back
+    const stream = llm.stream({ prompt, maxTokens: 400 });
+    const iterator = stream[Symbol.asyncIterator]();
+    const chunks: string[] = [];
+    const first = await iterator.next();
+    chunks.push(first.value!.text);
+    // The model makes the 400 tokens in well under this; unread, they would all wait here.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(stream.bufferedChunks).toBe(maxBufferedChunks);
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
+      chunks.push(next.value.text);
+      expect(stream.bufferedChunks).toBeLessThanOrEqual(maxBufferedChunks);
+    }
+    expect(chunks.join('')).toBe(expected.text);
+    expect((await stream.result).text).toBe(expected.text);
   });
 
   it('generate and stream give exactly the text of `llm generate` for a greedy request', async () => {

@@ -1,5 +1,5 @@
 // What `npm pack` in sdk/ puts in the package: it builds first (prepack), ships the built entry
-// points with their types, the README and the licence, and nothing else.
+// points with their types, the README and the licence, and nothing else; CommonJS can require() it.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
