@@ -46,6 +46,7 @@ export class AsyncQueue<T> {
   end(): void {
     if (this.closed) return;
     this.ended = true;
+    this.release();
     for (const waiter of this.waiters.splice(0)) waiter.resolve({ value: undefined, done: true });
   }
 
@@ -54,6 +55,7 @@ export class AsyncQueue<T> {
     if (this.closed) return;
     if (discard) this.items.length = 0;
     this.failure = { error };
+    this.release();
     for (const waiter of this.waiters.splice(0)) waiter.reject(error);
   }
 
@@ -61,6 +63,14 @@ export class AsyncQueue<T> {
   discard(): void {
     this.items.length = 0;
     this.end();
+  }
+
+  // A closed queue takes nothing more: a producer paused for it must not wait on.
+  private release(): void {
+    if (this.pressure?.paused) {
+      this.pressure.paused = false;
+      this.pressure.onChange(false);
+    }
   }
 
   /** The next item, the end, or the failure. */

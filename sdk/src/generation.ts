@@ -247,7 +247,7 @@ export const stoppedReading = Symbol('stopped reading');
  * const { finishReason, timings } = await s.result;
  * ```
  */
-/** Chunks a gRPC `stream()` buffers for a lagging reader before it stops reading from the server. */
+/** Chunks `stream()` buffers for a lagging reader before it stops reading from the server. */
 export const maxBufferedChunks = 64;
 
 export class GenerationStream implements AsyncIterable<GenerationChunk> {
@@ -275,9 +275,10 @@ export class GenerationStream implements AsyncIterable<GenerationChunk> {
   }
 
   /**
-   * Chunks received but not yet read. A gRPC `stream()` stops reading from the server once
-   * {@link maxBufferedChunks} wait (HTTP/2 flow control then holds the rest back) and reads on
-   * when the loop has caught up halfway, so a slow consumer does not fill the client's memory.
+   * Chunks received but not yet read. `stream()` stops reading from the server once
+   * {@link maxBufferedChunks} wait (gRPC: HTTP/2 flow control then holds the rest back; fetch: the
+   * body is not read, beyond the network read in progress) and reads on when the loop has caught
+   * up halfway, so a slow consumer does not fill the client's memory.
    */
   get bufferedChunks(): number {
     return this.chunks.size;

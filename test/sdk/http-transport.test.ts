@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Status, TritonError, TritonLlmClient } from '../../sdk/src/index.js';
-import { TritonHttpLlmClient } from '../../sdk/src/http/index.js';
+import { maxBufferedChunks, TritonHttpLlmClient } from '../../sdk/src/http/index.js';
 import { buildDir, repoRoot } from '../helpers/paths.js';
 import { TempRepository } from '../helpers/repository.js';
 import { cancelledRequests, expectCancelledRequests } from '../helpers/metrics.js';
@@ -63,6 +63,21 @@ describe('fetch transport (@triton-llm/sdk/http)', () => {
     const result = await stream.result;
     expect(result.text).toBe(whole.text);
     expect(result.usage).toEqual(whole.usage);
+  });
+
+  it('holds the body back while the loop lags, and loses nothing', async () => {
+    const whole = await grpc.generate({ prompt, maxTokens: 400 });
+    expect(whole.usage.completionTokens).toBeGreaterThan(4 * maxBufferedChunks);  // else nothing to hold back
+    const stream = http.stream({ prompt, maxTokens: 400 });
+    const iterator = stream[Symbol.asyncIterator]();
+    const pieces: string[] = [(await iterator.next()).value!.text];
+    // The model makes the 400 tokens in well under this; unread, they would all wait here.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // At most one network read of events beyond the mark arrives before reading stops.
+    expect(stream.bufferedChunks).toBeGreaterThanOrEqual(maxBufferedChunks);
+    expect(stream.bufferedChunks).toBeLessThan(whole.usage.completionTokens! / 2);
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) pieces.push(next.value.text);
+    expect(pieces.join('')).toBe(whole.text);
   });
 
   it('frees the request on the server when the caller aborts or stops reading', async () => {

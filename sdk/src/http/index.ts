@@ -9,6 +9,7 @@ import {
   defaultMaxTokens,
   GenerationStream,
   llmModelInfo,
+  maxBufferedChunks,
   scalarInputs,
   scalarValues,
   stoppedReading,
@@ -23,6 +24,7 @@ import {
 
 export {
   GenerationStream,
+  maxBufferedChunks,
   type FinishReason,
   type GenerateOptions,
   type GenerateResult,
@@ -308,6 +310,18 @@ export class TritonHttpLlmClient {
       if (!streamed) {
         take(json as Record<string, unknown>);
       } else {
+        // A loop that lags holds the body back (TCP flow control then holds the server's events).
+        let paused: { promise: Promise<void>; resume: () => void } | undefined;
+        chunks.setBackpressure(maxBufferedChunks, (pause) => {
+          if (pause) {
+            let resume = (): void => undefined;
+            const promise = new Promise<void>((r) => (resume = r));
+            paused = { promise, resume };
+          } else {
+            paused?.resume();
+            paused = undefined;
+          }
+        });
         await readEvents(response, (data) => {
           let event: unknown;
           try {
@@ -321,7 +335,7 @@ export class TritonHttpLlmClient {
             throw new TritonError({ ...context, code: Status.UNKNOWN, details: record['error'], source: 'in-band' });
           }
           take(record);
-        });
+        }, () => paused?.promise);
       }
     } catch (error) {
       fail(error);

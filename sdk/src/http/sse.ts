@@ -1,8 +1,15 @@
 // Server-Sent Events as Triton's generate_stream sends them, read with fetch's body stream only
 // (no Node.js modules: this file is part of the fetch-only entry point).
 
-/** Calls onData with the data of each Server-Sent Event of the response body. */
-export async function readEvents(response: Response, onData: (data: string) => void): Promise<void> {
+/**
+ * Calls onData with the data of each Server-Sent Event of the response body. Before each read of
+ * the body it awaits what beforeRead returns, if anything: a reader that lags holds the body back.
+ */
+export async function readEvents(
+  response: Response,
+  onData: (data: string) => void,
+  beforeRead: () => Promise<void> | undefined = () => undefined,
+): Promise<void> {
   if (!response.body) return;
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
@@ -21,6 +28,8 @@ export async function readEvents(response: Response, onData: (data: string) => v
   };
   try {
     for (;;) {
+      const wait = beforeRead();
+      if (wait) await wait;
       const { value, done } = await reader.read();
       if (done) break;
       buffered += decoder.decode(value, { stream: true });
