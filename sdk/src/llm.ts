@@ -173,7 +173,8 @@ export class TritonLlmClient extends TritonClient {
 
   /**
    * What the client uses of a model's config (fetched with `ModelConfig` on first use and
-   * cached; a failed fetch is not cached).
+   * cached until this client loads or unloads the model, or {@link forgetModelInfo}; a failed
+   * fetch is not cached).
    */
   async modelInfo(model: string = this.model, options: CallOptions & { version?: string } = {}): Promise<LlmModelInfo> {
     const version = options.version ?? this.modelVersion;
@@ -188,6 +189,34 @@ export class TritonLlmClient extends TritonClient {
     }
     const context = this.errorContext('ModelConfig', model);
     return raceCall(info, options.signal ?? new AbortController().signal, this.deadlineOf(options), context);
+  }
+
+  /** Loads (or reloads) a model, then forgets its cached config: the next request fetches the new one. */
+  override async loadModel(model: string, options: CallOptions = {}): Promise<void> {
+    try {
+      await super.loadModel(model, options);
+    } finally {
+      this.forgetModelInfo(model);
+    }
+  }
+
+  /** Unloads a model, then forgets its cached config. */
+  override async unloadModel(model: string, options: CallOptions = {}): Promise<void> {
+    try {
+      await super.unloadModel(model, options);
+    } finally {
+      this.forgetModelInfo(model);
+    }
+  }
+
+  /**
+   * Forgets the cached config of a model (every version), or of every model: for a model that
+   * another client reloaded with a changed config.
+   */
+  forgetModelInfo(model?: string): void {
+    for (const key of [...this.infos.keys()]) {
+      if (model === undefined || key.startsWith(`${model}\u0000`)) this.infos.delete(key);
+    }
   }
 
   /** Closes the client: requests in progress are cancelled, the shared stream too. */

@@ -1,6 +1,6 @@
 // The SDK against the dev server (build/bin/llm-server) serving the synthetic tiny checkpoint,
 // checked against `llm generate`.
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -324,6 +324,27 @@ describe('SDK against the dev server', () => {
       write.mockRestore();
     }
   });
+
+  it('fetches a model\'s config again after this client reloads it', async () => {
+    const swap = new TempRepository().add({ name: 'swap', checkpointDir: tiny, decoupled: true });
+    const explicit = await startServer(swap.dir, ['--model-control-mode', 'explicit', '--load-model', 'swap']);
+    const client = new TritonLlmClient({ url: explicit.address, model: 'swap' });
+    try {
+      const prompt = 'The capital of France is';
+      const before = await client.generate({ prompt, maxTokens: 6 });
+      expect((await client.modelInfo()).maxBatchSize).toBe(1);
+      // The same model without a batch dimension: requests must lose their leading [1, ...].
+      writeFileSync(join(swap.dir, 'swap', 'config.pbtxt'),
+        modelConfig({ name: 'swap', checkpointDir: tiny, decoupled: true }).replace(/^max_batch_size: 1$/m, 'max_batch_size: 0'));
+      await client.loadModel('swap');
+      expect((await client.modelInfo()).maxBatchSize).toBe(0);
+      expect((await client.generate({ prompt, maxTokens: 6 })).text).toBe(before.text);
+    } finally {
+      client.close();
+      await explicit.stop();
+      swap.remove();
+    }
+  }, 60_000);
 
   it('takes the server address from TRITON_URL when the options give none', async () => {
     const saved = process.env['TRITON_URL'];
