@@ -79,6 +79,26 @@ export type HeadersProvider = () => Headers | Promise<Headers>;
  */
 export type LoadBalancing = 'pick_first' | 'round_robin';
 
+/** Fields of a log entry: the call, the model, codes and timings. */
+export type LogFields = Readonly<Record<string, string | number | boolean | undefined>>;
+
+/**
+ * Where the client reports what it does on its own: retries, waits for a connection, streams it
+ * pauses for a lagging reader, and (at `debug`) each call's end with its outcome and duration.
+ * `console` is one; pino, winston and the like fit with a one-line adapter.
+ */
+export interface Logger {
+  debug?(message: string, fields: LogFields): void;
+  info?(message: string, fields: LogFields): void;
+  warn?(message: string, fields: LogFields): void;
+  error?(message: string, fields: LogFields): void;
+}
+
+/** The least severe entries a {@link Logger} gets; `silent` turns logging off. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
 /** Options of {@link TritonClient}. */
 export interface TritonClientOptions {
   /**
@@ -119,6 +139,15 @@ export interface TritonClientOptions {
   maxSendMessageBytes?: number | undefined;
   /** Extra gRPC channel options, applied last (e.g. `{ 'grpc.primary_user_agent': 'my-app' }`). */
   channelOptions?: grpc.ChannelOptions | undefined;
+  /**
+   * gRPC-js client interceptors, run on every call in order (e.g. to add a W3C `traceparent` from
+   * the active span, or to time calls). Static headers are simpler with `headers`.
+   */
+  interceptors?: readonly grpc.Interceptor[] | undefined;
+  /** Receives the client's log entries (default: none). */
+  logger?: Logger | undefined;
+  /** The least severe entries the logger gets (default `info`). */
+  logLevel?: LogLevel | undefined;
 }
 
 /** Per-call options of calls that address a model version. */
@@ -315,6 +344,8 @@ export class TritonClient {
   private readonly retry: { [K in keyof RetryOptions]-?: Exclude<RetryOptions[K], undefined> } | undefined;
   private readonly active = new Set<{ cancel(): void }>();
   private closed = false;
+  private readonly logger: Logger | undefined;
+  private readonly minLogLevel: number;
   /** What streams need from the client. @internal */
   protected readonly streamHost: StreamHost;
 
@@ -375,7 +406,17 @@ export class TritonClient {
       },
     };
     const Service = service();
-    this.stub = new Service(target, credentials, { ...channelOptions, ...(options.channelOptions ?? {}) });
+    this.stub = new Service(target, credentials, {
+      ...channelOptions,
+      ...(options.channelOptions ?? {}),
+      ...(options.interceptors ? { interceptors: [...options.interceptors] } : {}),
+    });
+    const logLevel = options.logLevel ?? 'info';
+    if (!logLevels.includes(logLevel)) {
+      throw new TritonError({ code: Status.INVALID_ARGUMENT, details: `logLevel must be one of ${logLevels.join(', ')}, got "${String(logLevel)}"`, call: 'TritonClient', source: 'client' });
+    }
+    this.logger = options.logger;
+    this.minLogLevel = logLevels.indexOf(logLevel);
   }
 
   // ---- health and metadata ---------------------------------------------------------------------
@@ -526,6 +567,16 @@ export class TritonClient {
     return duplex;
   }
 
+  /** Sends an entry to the logger when its level is enabled. @internal */
+  protected log(level: Exclude<LogLevel, 'silent'>, message: string, fields: LogFields): void {
+    if (!this.logger || logLevels.indexOf(level) < this.minLogLevel) return;
+    try {
+      this.logger[level]?.(message, { target: this.target, ...fields });
+    } catch {
+      // A failing logger must not fail the call it reports on.
+    }
+  }
+
   /** The context errors of a call carry. @internal */
   protected errorContext(call: string, model?: string, requestId?: string): ErrorContext {
     const context: ErrorContext = { call, target: this.target };
@@ -616,18 +667,32 @@ export class TritonClient {
     const retry = ctx.idempotent ? this.retry : undefined;
     const attempts = Math.max(1, retry?.maxAttempts ?? 1);
     let backoff = retry?.initialBackoffMs ?? 0;
+    const started = performance.now();
+    const fields = { call, model: ctx.model };
     for (let attempt = 1; ; attempt += 1) {
       let connected = false;
       try {
         await this.waitForConnection(deadline, signal, context);
         connected = true;
-        return await this.unaryOnce(invoke, metadata.clone(), deadline, signal, context);
+        const response = await this.unaryOnce(invoke, metadata.clone(), deadline, signal, context);
+        this.log('debug', `${call} ended`, { ...fields, code: 'OK', attempts: attempt, ms: Math.round(performance.now() - started) });
+        return response;
       } catch (error) {
+        const failed = (): unknown => {
+          const code = error instanceof TritonError ? error.codeName : 'UNKNOWN';
+          this.log('debug', `${call} ended`, { ...fields, code, attempts: attempt, ms: Math.round(performance.now() - started) });
+          return error;
+        };
         // Waiting connectTimeoutMs again for a server that did not answer would not be quick.
-        if (!connected || !(error instanceof TritonError) || !retry || attempt >= attempts) throw error;
-        if (error.source === 'client' || !retry.retryOn.includes(error.code)) throw error;
+        if (!connected || !(error instanceof TritonError) || !retry || attempt >= attempts) throw failed();
+        if (error.source === 'client' || !retry.retryOn.includes(error.code)) throw failed();
         const wait = Math.min(backoff, retry.maxBackoffMs) * (0.8 + 0.4 * Math.random());
-        if (deadline !== undefined && Date.now() + wait >= deadline) throw error;
+        if (deadline !== undefined && Date.now() + wait >= deadline) throw failed();
+        this.log('warn', `${call} failed with ${error.codeName}; retrying in ${Math.round(wait)} ms (attempt ${attempt + 1} of ${attempts})`, {
+          ...fields,
+          code: error.codeName,
+          details: error.details,
+        });
         if (!(await sleep(wait, signal))) throw cancelledError(context, signal?.reason);
         backoff *= retry.backoffMultiplier;
       }

@@ -290,7 +290,12 @@ export class TritonLlmClient extends TritonClient {
 
     const stream = this.streamFor(options, deadline);
     // A stream() whose loop lags stops reading; generate() reads no chunks, so it never pauses.
-    if (streamed) chunks.setBackpressure(maxBufferedChunks, (paused) => stream.setPaused(paused));
+    if (streamed) {
+      chunks.setBackpressure(maxBufferedChunks, (paused) => {
+        stream.setPaused(paused);
+        this.log('debug', paused ? `${call}: the reader lags; stopped reading` : `${call}: the reader caught up; reading again`, { call, model, buffered: chunks.size });
+      });
+    }
     return new Promise<GenerateResult>((resolve, reject) => {
       const started = performance.now();
       let firstAt: number | undefined;

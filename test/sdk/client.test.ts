@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Status, TritonClient, TritonError, type InferInput } from '../../sdk/src/index.js';
+import { Status, TritonClient, TritonError, type InferInput, type LogFields, type Logger, type LogLevel } from '../../sdk/src/index.js';
 import { toTritonError } from '../../sdk/src/errors.js';
 import { parseUrl } from '../../sdk/src/client.js';
 import { describeInputs, FakeTriton } from './fake-triton.js';
@@ -78,6 +78,40 @@ describe('TritonClient against a fake Triton', () => {
     expect((await rotating.serverMetadata()).extensions).toContain('authorization=Bearer t1');
     expect((await rotating.serverMetadata()).extensions).toContain('authorization=Bearer t2');
     rotating.close();
+  });
+
+  it('reports retries and calls to its logger at the chosen level, and runs interceptors on every call', async () => {
+    const entries: { level: string; message: string; fields: LogFields }[] = [];
+    const logger: Logger = Object.fromEntries(
+      (['debug', 'info', 'warn', 'error'] as const).map((level) => [level, (message: string, fields: LogFields) => entries.push({ level, message, fields })]),
+    );
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const addTrace: grpc.Interceptor = (options, next) =>
+      new grpc.InterceptingCall(next(options), {
+        start: (metadata, listener, start) => {
+          metadata.set('traceparent', traceparent);
+          start(metadata, listener);
+        },
+      });
+    const logged = new TritonClient({ url: fake.address, retry: { initialBackoffMs: 1, maxBackoffMs: 5 }, logger, logLevel: 'debug', interceptors: [addTrace] });
+    fake.failures.set('ServerLive', { remaining: 1, code: grpc.status.UNAVAILABLE, details: 'warming up' });
+    expect(await logged.serverLive()).toBe(true);
+    expect(entries.find((e) => e.level === 'warn')).toMatchObject({
+      message: expect.stringMatching(/^ServerLive failed with UNAVAILABLE; retrying in \d+ ms \(attempt 2 of 3\)$/),
+      fields: { call: 'ServerLive', code: 'UNAVAILABLE', details: 'warming up', target: logged.target },
+    });
+    expect(entries.find((e) => e.level === 'debug')).toMatchObject({ message: 'ServerLive ended', fields: { code: 'OK', attempts: 2 } });
+    expect((await logged.serverMetadata()).extensions).toContain(`traceparent=${traceparent}`);
+    logged.close();
+
+    entries.length = 0;
+    const quiet = new TritonClient({ url: fake.address, retry: { initialBackoffMs: 1, maxBackoffMs: 5 }, logger, logLevel: 'error' });
+    fake.failures.set('ServerLive', { remaining: 1, code: grpc.status.UNAVAILABLE, details: 'warming up' });
+    expect(await quiet.serverLive()).toBe(true);
+    expect(entries).toEqual([]);
+    quiet.close();
+    fake.failures.delete('ServerLive');
+    expect(() => new TritonClient({ url: fake.address, logLevel: 'loud' as LogLevel })).toThrow(/logLevel must be one of debug, info, warn, error, silent/);
   });
 
   it('retries idempotent calls on UNAVAILABLE with backoff, and never retries inference or load', async () => {
