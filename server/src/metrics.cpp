@@ -226,12 +226,11 @@ std::string render_metrics(const ModelRepository& repository) {
   };
   counter("nv_inference_request_success", "Number of successful inference requests, all batch sizes",
           [](const StatisticsSnapshot& s) { return s.inference.success.count; });
-  // The backend reports failures without a cause: they count as BACKEND, the other reasons stay 0.
   out += header("nv_inference_request_failure", "Number of failed inference requests, all batch sizes", "counter");
   for (const Row& row : rows) {
-    for (const char* reason : {"REJECTED", "CANCELED", "BACKEND", "OTHER"}) {
-      const uint64_t count = std::string_view(reason) == "BACKEND" ? row.stats.inference.fail.count : 0;
-      out += sample("nv_inference_request_failure", row.labels + ",reason=\"" + reason + "\"", number(count));
+    for (size_t reason = 0; reason < kFailureReasonNames.size(); ++reason) {
+      out += sample("nv_inference_request_failure", row.labels + ",reason=\"" + kFailureReasonNames[reason] + "\"",
+                    number(row.stats.failures_by_reason[reason]));
     }
   }
   counter("nv_inference_count", "Number of inferences performed (does not include cached requests)",

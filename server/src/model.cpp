@@ -165,6 +165,7 @@ void ModelInstance::execute(std::vector<std::unique_ptr<InferenceRequest>> batch
   std::vector<InferenceRequest*> handed_over;
   for (auto& request : batch) {
     if (request->router().is_cancelled()) {
+      model_.statistics().record_failure(FailureReason::kCanceled, request->request_start_ns);
       request->router().fail(TRITONSERVER_ERROR_CANCELLED,
                              request->router().log_prefix() + "request cancelled");
       continue;
@@ -193,6 +194,7 @@ void ModelInstance::execute(std::vector<std::unique_ptr<InferenceRequest>> batch
     // On error the requests still belong to the server: answer each with the error.
     for (InferenceRequest* request : handed_over) {
       std::unique_ptr<InferenceRequest> owned(request);
+      model_.statistics().record_failure(FailureReason::kBackend, owned->request_start_ns);
       owned->router().fail(error->code, error->message);
     }
   }

@@ -27,6 +27,7 @@ void StatisticsAggregator::record_request(bool success, uint64_t batch_size,
   touch_locked();
   if (!success) {
     stats_.inference.fail.add(request_start_ns, request_end_ns);
+    ++stats_.failures_by_reason[static_cast<size_t>(FailureReason::kBackend)];
     return;
   }
   stats_.inference_count += std::max<uint64_t>(1, batch_size);
@@ -35,6 +36,14 @@ void StatisticsAggregator::record_request(bool success, uint64_t batch_size,
   stats_.inference.compute_input.add(exec_start_ns, compute_start_ns);
   stats_.inference.compute_infer.add(compute_start_ns, compute_end_ns);
   stats_.inference.compute_output.add(compute_end_ns, exec_end_ns);
+}
+
+void StatisticsAggregator::record_failure(FailureReason reason, uint64_t request_start_ns) {
+  const uint64_t request_end_ns = steady_now_ns();
+  std::lock_guard<std::mutex> lock(mutex_);
+  touch_locked();
+  stats_.inference.fail.add(request_start_ns, request_end_ns);
+  ++stats_.failures_by_reason[static_cast<size_t>(reason)];
 }
 
 void StatisticsAggregator::record_first_response(uint64_t request_start_ns) {

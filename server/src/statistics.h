@@ -1,6 +1,7 @@
 #pragma once
 // Per-model-version statistics fed by the backend through TRITONBACKEND_ModelInstanceReport*
 // and reported by the ModelStatistics RPC, with Triton's accounting rules.
+#include <array>
 #include <cstdint>
 #include <iterator>
 #include <map>
@@ -22,6 +23,12 @@ struct DurationStat {
 struct InferStats {
   DurationStat success, fail, queue, compute_input, compute_infer, compute_output;
 };
+
+// Why a request failed, as tritonserver's nv_inference_request_failure{reason} counts it:
+// REJECTED (refused by the scheduler), CANCELED (cancelled before the backend saw it), BACKEND
+// (the backend failed it, cancellations it saw included), OTHER.
+enum class FailureReason : size_t { kRejected, kCanceled, kBackend, kOther };
+inline constexpr std::array<const char*, 4> kFailureReasonNames = {"REJECTED", "CANCELED", "BACKEND", "OTHER"};
 
 struct BatchStats {
   DurationStat compute_input, compute_infer, compute_output;
@@ -46,6 +53,7 @@ struct StatisticsSnapshot {
   uint64_t inference_count = 0;    // sum of the batch sizes of successful requests
   uint64_t execution_count = 0;    // executions reported through ReportBatchStatistics
   InferStats inference;
+  std::array<uint64_t, kFailureReasonNames.size()> failures_by_reason{};  // inference.fail.count, split
   std::map<uint64_t, BatchStats> batches;           // by batch size
   std::map<uint64_t, ResponseStats> responses;      // by response index within a request
   FirstResponseHistogram first_response;            // decoupled models: request to first response
@@ -58,6 +66,8 @@ class StatisticsAggregator {
   void record_request(bool success, uint64_t batch_size, uint64_t request_start_ns,
                       uint64_t queue_start_ns, uint64_t exec_start_ns, uint64_t compute_start_ns,
                       uint64_t compute_end_ns, uint64_t exec_end_ns);
+  // A request the server failed itself, before or instead of the backend's report.
+  void record_failure(FailureReason reason, uint64_t request_start_ns);
   // TRITONBACKEND_ModelInstanceReportBatchStatistics.
   void record_batch(uint64_t batch_size, uint64_t exec_start_ns, uint64_t compute_start_ns,
                     uint64_t compute_end_ns, uint64_t exec_end_ns);

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -915,6 +916,44 @@ TEST_F(ServerTest, CancellingAUnaryCallReachesTheBackend) {
   EXPECT_TRUE(eventually([&] {
     return statistics_of(*stub_, "blocker").inference_stats().fail().count() == failed_before + 1;
   }));
+}
+
+TEST_F(ServerTest, ARequestCancelledWhileQueuedCountsAsAFailure) {
+  // Both 'blocker' instances wait in Execute; a probe sent then stays in the server's queue until
+  // its deadline cancels it there; it never reaches the backend, so the server counts it
+  // (tritonserver's CANCELED failure reason) when an instance takes it off the queue.
+  const int64_t blocked_before = blocker_counter(*stub_, "blocked_requests");
+  const uint64_t failed_before = statistics_of(*stub_, "blocker").inference_stats().fail().count();
+  std::array<grpc::ClientContext, 2> contexts;
+  std::vector<std::thread> calls;
+  for (grpc::ClientContext& context : contexts) {
+    context.set_deadline(call_deadline());
+    calls.emplace_back([&] {
+      ModelInferRequest blocking = text_request("blocker", {"x"});
+      set_bool(blocking, "block_until_cancelled", true);
+      ModelInferResponse response;
+      stub_->ModelInfer(&context, blocking, &response);
+    });
+    if (calls.size() == 1) {
+      ASSERT_TRUE(eventually([&] { return blocker_counter(*stub_, "blocked_requests") > blocked_before; }));
+    }
+  }
+  // Until the second blocking request holds the other instance, probes are answered.
+  bool queued = false;
+  for (int attempt = 0; attempt < 50 && !queued; ++attempt) {
+    grpc::ClientContext probe_context;
+    probe_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    ModelInferResponse response;
+    queued = stub_->ModelInfer(&probe_context, text_request("blocker", {"probe"}), &response).error_code() ==
+             grpc::StatusCode::DEADLINE_EXCEEDED;
+  }
+  for (grpc::ClientContext& context : contexts) context.TryCancel();
+  for (std::thread& call : calls) call.join();
+  ASSERT_TRUE(queued);
+  // The two blocked requests failed in the backend, the probe in the server's queue.
+  EXPECT_TRUE(eventually([&] {
+    return statistics_of(*stub_, "blocker").inference_stats().fail().count() == failed_before + 3;
+  })) << statistics_of(*stub_, "blocker").inference_stats().fail().count() - failed_before;
 }
 
 TEST_F(ServerTest, UnaryDeadlineCancelsTheRequest) {
