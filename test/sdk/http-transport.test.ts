@@ -71,8 +71,9 @@ describe('fetch transport (@triton-llm/sdk/http)', () => {
     const stream = http.stream({ prompt, maxTokens: 400 });
     const iterator = stream[Symbol.asyncIterator]();
     const pieces: string[] = [(await iterator.next()).value!.text];
-    // The model makes the 400 tokens in well under this; unread, they would all wait here.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Unread, the chunks pile up to the mark; then, while the model runs on, no more are read.
+    for (let i = 0; i < 1500 && stream.bufferedChunks < maxBufferedChunks; ++i) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 500));
     // At most one network read of events beyond the mark arrives before reading stops.
     expect(stream.bufferedChunks).toBeGreaterThanOrEqual(maxBufferedChunks);
     expect(stream.bufferedChunks).toBeLessThan(whole.usage.completionTokens! / 2);

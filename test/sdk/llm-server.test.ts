@@ -82,8 +82,9 @@ describe('SDK against the dev server', () => {
     const chunks: string[] = [];
     const first = await iterator.next();
     chunks.push(first.value!.text);
-    // The model makes the 400 tokens in well under this; unread, they would all wait here.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Unread, the chunks pile up to the mark; then, while the model runs on, no more arrive.
+    for (let i = 0; i < 1500 && stream.bufferedChunks < maxBufferedChunks; ++i) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 500));
     expect(stream.bufferedChunks).toBe(maxBufferedChunks);
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) {
       chunks.push(next.value.text);
