@@ -1,12 +1,11 @@
 // tritonserver's endpoint access limits on the dev server: --grpc-restricted-protocol and
 // --http-restricted-api groups, checked with the SDK (gRPC metadata) and fetch (HTTP headers).
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Status, TritonLlmClient } from '../../sdk/src/index.js';
-import { buildDir, llmServer } from '../helpers/paths.js';
+import { buildDir } from '../helpers/paths.js';
 import { TempRepository } from '../helpers/repository.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { runRefusedServer, startServer, type RunningServer } from '../helpers/server.js';
 
 const tiny = join(buildDir, 'models', 'synth-tiny-float16');
 const admin = { 'triton-grpc-protocol-admin-key': 'admin-secret' };
@@ -93,11 +92,7 @@ describe('restricted protocols and APIs', () => {
   }, 60_000);
 
   it('refuses malformed groups at startup with tritonserver\'s wording', () => {
-    const run = (...args: string[]): { status: number | null; stderr: string } => {
-      const r = spawnSync(llmServer, ['--model-repository', repository.dir, '--grpc-port', '0', '--http-port', '0', '--metrics-port', '0', ...args],
-        { encoding: 'utf8', timeout: 30_000 });
-      return { status: r.status, stderr: r.stderr };
-    };
+    const run = (...args: string[]): { status: number | null; stderr: string } => runRefusedServer(repository.dir, args);
     expect(run('--grpc-restricted-protocol=model-repository,health:k1=v1', '--grpc-restricted-protocol=metadata,health:k2=v2'))
       .toMatchObject({ status: 2, stderr: expect.stringMatching(/protocol 'health' can not be specified in multiple config groups/) });
     expect(run('--http-restricted-api=inference,metrics:k=v'))

@@ -1,14 +1,14 @@
 // gRPC over TLS and mutual TLS on the dev server (tritonserver's --grpc-use-ssl flags), with
 // certificates the test makes with openssl, checked with the SDK's TLS options.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Status, TritonLlmClient, type TlsOptions } from '../../sdk/src/index.js';
-import { buildDir, llmServer } from '../helpers/paths.js';
+import { buildDir } from '../helpers/paths.js';
 import { TempRepository } from '../helpers/repository.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { runRefusedServer, startServer, type RunningServer } from '../helpers/server.js';
 
 const tiny = join(buildDir, 'models', 'synth-tiny-float16');
 
@@ -93,11 +93,7 @@ describe('gRPC over TLS', () => {
   }, 60_000);
 
   it('refuses incomplete or unreadable TLS settings at startup, naming the flag', () => {
-    const run = (...args: string[]): { status: number | null; stderr: string } => {
-      const r = spawnSync(llmServer, ['--model-repository', repository.dir, '--grpc-port', '0', '--http-port', '0', '--metrics-port', '0', ...args],
-        { encoding: 'utf8', timeout: 30_000 });
-      return { status: r.status, stderr: r.stderr };
-    };
+    const run = (...args: string[]): { status: number | null; stderr: string } => runRefusedServer(repository.dir, args);
     expect(run('--grpc-use-ssl', 'true')).toMatchObject({ status: 2, stderr: expect.stringMatching(/--grpc-use-ssl needs --grpc-server-cert FILE and --grpc-server-key FILE/) });
     expect(run('--grpc-use-ssl', 'true', '--grpc-server-cert', join(pki.dir, 'nope.pem'), '--grpc-server-key', pki.serverKey))
       .toMatchObject({ status: 2, stderr: expect.stringMatching(/--grpc-server-cert: cannot read '.*nope\.pem': No such file or directory/) });

@@ -1,5 +1,5 @@
 // Starts build/bin/llm-server on a free loopback port for a test and stops it afterwards.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { llmServer } from './paths.js';
 
 export interface RunningServer {
@@ -14,6 +14,13 @@ export interface RunningServer {
   output(): string;
   /** SIGTERM, then wait for exit; resolves to the exit code. */
   stop(): Promise<number | null>;
+}
+
+/** Runs llm-server on free ports with options it must refuse at startup: its exit status and stderr. */
+export function runRefusedServer(modelRepository: string, extraArgs: string[]): { status: number | null; stderr: string } {
+  const r = spawnSync(llmServer, ['--model-repository', modelRepository, '--grpc-port', '0', '--http-port', '0', '--metrics-port', '0', ...extraArgs],
+    { encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stderr: r.stderr };
 }
 
 export async function startServer(modelRepository: string, extraArgs: string[] = []): Promise<RunningServer> {
