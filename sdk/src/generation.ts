@@ -235,6 +235,9 @@ export function llmModelInfo(config: LlmModelConfig, model: string): LlmModelInf
 /** Marker reason for a stream the consumer stopped reading. */
 export const stoppedReading = Symbol('stopped reading');
 
+/** Chunks `stream()` buffers for a lagging reader before it stops reading from the server. */
+export const maxBufferedChunks = 64;
+
 /**
  * The chunks of a streamed generation, read with `for await`, and its final {@link result}.
  * The request starts when `stream()` is called. Leaving the loop early (`break`, `return`, an
@@ -247,9 +250,6 @@ export const stoppedReading = Symbol('stopped reading');
  * const { finishReason, timings } = await s.result;
  * ```
  */
-/** Chunks `stream()` buffers for a lagging reader before it stops reading from the server. */
-export const maxBufferedChunks = 64;
-
 export class GenerationStream implements AsyncIterable<GenerationChunk> {
   /**
    * Resolves when the request has ended, with the same text as the chunks concatenated; rejects
