@@ -7,13 +7,30 @@ export class AsyncQueue<T> {
   private ended = false;
   private failure: { error: unknown } | undefined;
   private pressure: { highWaterMark: number; onChange: (paused: boolean) => void; paused: boolean } | undefined;
+  private reading = false;
 
   /**
    * Reports when the reader lags: onChange(true) once highWaterMark items wait, onChange(false)
    * when the reader has taken them down to half of it (the producer should pause meanwhile).
+   * Only once a reader has come (`startReading()`): with none, nothing would ever resume.
    */
   setBackpressure(highWaterMark: number, onChange: (paused: boolean) => void): void {
     this.pressure = { highWaterMark, onChange, paused: false };
+    this.checkPressure();
+  }
+
+  /** A reader is taking the items from now on: backpressure applies. */
+  startReading(): void {
+    this.reading = true;
+    this.checkPressure();
+  }
+
+  private checkPressure(): void {
+    const pressure = this.pressure;
+    if (pressure && this.reading && !pressure.paused && !this.closed && this.items.length >= pressure.highWaterMark) {
+      pressure.paused = true;
+      pressure.onChange(true);
+    }
   }
 
   /** Items waiting for the reader. */
@@ -35,11 +52,7 @@ export class AsyncQueue<T> {
       return;
     }
     this.items.push(item);
-    const pressure = this.pressure;
-    if (pressure && !pressure.paused && this.items.length >= pressure.highWaterMark) {
-      pressure.paused = true;
-      pressure.onChange(true);
-    }
+    this.checkPressure();
   }
 
   /** Ends the queue after the items already in it. */

@@ -288,6 +288,8 @@ export class GenerationStream implements AsyncIterable<GenerationChunk> {
   [Symbol.asyncIterator](): AsyncIterator<GenerationChunk, undefined> {
     if (this.iterated) throw invalidArgument('a generation stream can be iterated once', { call: 'stream' });
     this.iterated = true;
+    // Backpressure only for a loop: `result` alone must be able to take the whole generation.
+    this.chunks.startReading();
     return {
       next: () => this.chunks.next(),
       return: async () => {

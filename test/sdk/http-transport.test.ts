@@ -79,6 +79,15 @@ describe('fetch transport (@triton-llm/sdk/http)', () => {
     expect(stream.bufferedChunks).toBeLessThan(whole.usage.completionTokens! / 2);
     for (let next = await iterator.next(); !next.done; next = await iterator.next()) pieces.push(next.value.text);
     expect(pieces.join('')).toBe(whole.text);
+
+    // Without a loop nothing holds the body back: `result` alone gets the whole generation.
+    expect((await http.stream({ prompt, maxTokens: 400 }).result).text).toBe(whole.text);
+    // A loop that stopped reading, then the caller cancels: the stream ends, cancelled.
+    const abandoned = http.stream({ prompt, maxTokens: 400 });
+    await abandoned[Symbol.asyncIterator]().next();
+    for (let i = 0; i < 1500 && abandoned.bufferedChunks < maxBufferedChunks; ++i) await new Promise((resolve) => setTimeout(resolve, 20));
+    abandoned.cancel();
+    await expect(abandoned.result).rejects.toMatchObject({ code: Status.CANCELLED });
   });
 
   it('frees the request on the server when the caller aborts or stops reading', async () => {

@@ -92,6 +92,16 @@ describe('SDK against the dev server', () => {
     }
     expect(chunks.join('')).toBe(expected.text);
     expect((await stream.result).text).toBe(expected.text);
+
+    // Without a loop nothing holds the stream back: `result` alone gets the whole generation.
+    const unread = llm.stream({ prompt, maxTokens: 400 });
+    expect((await unread.result).text).toBe(expected.text);
+    // A loop that stopped reading, then the caller cancels: the stream ends, cancelled.
+    const abandoned = llm.stream({ prompt, maxTokens: 400 });
+    await abandoned[Symbol.asyncIterator]().next();
+    for (let i = 0; i < 1500 && abandoned.bufferedChunks < maxBufferedChunks; ++i) await new Promise((resolve) => setTimeout(resolve, 20));
+    abandoned.cancel();
+    expect((await rejection(abandoned.result)).code).toBe(Status.CANCELLED);
   });
 
   it('generate and stream give exactly the text of `llm generate` for a greedy request', async () => {

@@ -312,6 +312,8 @@ export class TritonHttpLlmClient {
       } else {
         // A loop that lags holds the body back (TCP flow control then holds the server's events).
         let paused: { promise: Promise<void>; resume: () => void } | undefined;
+        // An abort must reach the read it would fail, paused or not.
+        signal.addEventListener('abort', () => paused?.resume(), { once: true });
         chunks.setBackpressure(maxBufferedChunks, (pause) => {
           if (pause) {
             let resume = (): void => undefined;
