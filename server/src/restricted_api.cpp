@@ -10,6 +10,7 @@ namespace llm_server {
 
 namespace {
 
+// tritonserver's names, in ApiCategory's order.
 constexpr std::array<const char*, kApiCategories> kCategoryNames = {
     "health", "metadata", "inference", "shared-memory", "model-config", "model-repository", "statistics", "trace",
     "logging"};
@@ -21,8 +22,6 @@ std::string allowed_names() {
 }
 
 }  // namespace
-
-const char* api_category_name(ApiCategory category) { return kCategoryNames[static_cast<size_t>(category)]; }
 
 void RestrictedApis::add_group(std::string_view flag, std::string_view setting) {
   const std::string where = std::string(flag) + " '" + std::string(setting) + "'";

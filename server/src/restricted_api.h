@@ -27,10 +27,6 @@ enum class ApiCategory {
 };
 inline constexpr size_t kApiCategories = 9;
 
-// tritonserver's names: health, metadata, inference, shared-memory, model-config,
-// model-repository, statistics, trace, logging.
-const char* api_category_name(ApiCategory category);
-
 struct ApiRestriction {
   std::string header;  // the full header name, lower case (HTTP/2 and gRPC metadata keys are)
   std::string value;
