@@ -1,6 +1,7 @@
 #include "triton/request_parser.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 
 #include "common/error.h"
@@ -143,7 +144,13 @@ std::vector<std::vector<int32_t>> word_list(const Inputs& in, const std::string&
     if (offset != std::floor(offset) || offset <= static_cast<double>(begin) || offset > static_cast<double>(n))
       throw InvalidInput(name, "offsets must increase strictly and stay within the token row");
     std::vector<int32_t> word;
-    for (size_t j = begin; j < static_cast<size_t>(offset); ++j) word.push_back(static_cast<int32_t>(values[j]));
+    for (size_t j = begin; j < static_cast<size_t>(offset); ++j) {
+      const double id = values[j];
+      // Checked before the cast: a float or 64-bit value out of int32's range would be undefined.
+      if (!(id >= static_cast<double>(INT32_MIN) && id <= static_cast<double>(INT32_MAX)) || id != std::floor(id))
+        throw InvalidInput(name, "token ids must be integers in int32's range");
+      word.push_back(static_cast<int32_t>(id));
+    }
     words.push_back(std::move(word));
     begin = static_cast<size_t>(offset);
   }
