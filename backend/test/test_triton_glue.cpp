@@ -410,6 +410,17 @@ TEST_F(RequestParserTest, EveryBadInputIsNamed) {
   EXPECT_NE(error(with("return_generation_logits", boolean(true))).find("input 'return_generation_logits'"), std::string::npos);
   EXPECT_NE(error(with("runtime_top_p_decay", f32(0.5f))).find("input 'runtime_top_p_decay'"), std::string::npos);
   EXPECT_NE(error(with("stop_words_list", i32({1, 2, 3, 3}, {1, 2, 2}))).find("input 'stop_words_list'"), std::string::npos);
+  // Ids outside int32 or not integers (INT64 and FP32 lists are read too) are refused, never cast.
+  const auto id_error = "token ids must be integers in int32's range";
+  EXPECT_NE(error(with("stop_words_list", tensor(TRITONSERVER_TYPE_INT64, std::vector<int64_t>{int64_t{1} << 40, 1}, {1, 2, 1})))
+                .find(std::string("input 'stop_words_list': ") + id_error),
+            std::string::npos);
+  EXPECT_NE(error(with("bad_words_list", tensor(TRITONSERVER_TYPE_FP32, std::vector<float>{-3e9f, 1}, {1, 2, 1})))
+                .find(std::string("input 'bad_words_list': ") + id_error),
+            std::string::npos);
+  EXPECT_NE(error(with("bad_words_list", tensor(TRITONSERVER_TYPE_FP32, std::vector<float>{2.5f, 1}, {1, 2, 1})))
+                .find(std::string("input 'bad_words_list': ") + id_error),
+            std::string::npos);
   InputTensor cut = bytes_tensor({"hello"});
   cut.data.resize(6);
   EXPECT_NE(error(with("text_input", cut)).find("runs past the tensor's end"), std::string::npos);
