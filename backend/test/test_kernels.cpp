@@ -1032,19 +1032,29 @@ TEST(ThreadPool, ParallelForCoversTheRangeOnceInAlignedChunks) {
   ThreadPool pool(3);
   for (size_t n : {0, 1, 15, 16, 17, 100, 1000}) {
     for (size_t align : {0, 1, 4, 16}) {
-      SCOPED_TRACE(::testing::Message() << "n=" << n << " align=" << align);
-      std::vector<std::atomic<int>> covered(n);
-      std::atomic<size_t> chunks{0};
-      pool.parallel_for(n, align, [&](size_t begin, size_t end) {
-        EXPECT_LT(begin, end);
-        if (align > 1) {
-          EXPECT_EQ(begin % align, 0u);
+      for (size_t chunks_per_thread : {0, 1, 4}) {
+        SCOPED_TRACE(::testing::Message() << "n=" << n << " align=" << align << " chunks/thread=" << chunks_per_thread);
+        std::vector<std::atomic<int>> covered(n);
+        std::atomic<size_t> chunks{0};
+        pool.parallel_for(
+            n, align,
+            [&](size_t begin, size_t end) {
+              EXPECT_LT(begin, end);
+              if (align > 1) {
+                EXPECT_EQ(begin % align, 0u);
+              }
+              for (size_t i = begin; i < end; ++i) covered[i].fetch_add(1);
+              chunks.fetch_add(1);
+            },
+            chunks_per_thread);
+        for (size_t i = 0; i < n; ++i) ASSERT_EQ(covered[i].load(), 1) << "index " << i;
+        EXPECT_LE(chunks.load(), pool.size() * std::max<size_t>(chunks_per_thread, 1));
+        // Enough aligned units give every chunk asked for.
+        const size_t units = align > 1 ? (n + align - 1) / align : n;
+        if (units >= 3 * 4 * 4) {
+          EXPECT_EQ(chunks.load(), pool.size() * std::max<size_t>(chunks_per_thread, 1));
         }
-        for (size_t i = begin; i < end; ++i) covered[i].fetch_add(1);
-        chunks.fetch_add(1);
-      });
-      for (size_t i = 0; i < n; ++i) ASSERT_EQ(covered[i].load(), 1) << "index " << i;
-      EXPECT_LE(chunks.load(), pool.size());
+      }
     }
   }
 }

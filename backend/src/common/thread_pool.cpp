@@ -120,15 +120,16 @@ void ThreadPool::run(size_t n_tasks, const std::function<void(size_t)>& task) {
   if (failure) std::rethrow_exception(failure);
 }
 
-void ThreadPool::parallel_for(size_t n, size_t align, const std::function<void(size_t, size_t)>& body) {
+void ThreadPool::parallel_for(size_t n, size_t align, const std::function<void(size_t, size_t)>& body,
+                              size_t chunks_per_thread) {
   if (n == 0) return;
   align = std::max<size_t>(align, 1);
   const size_t units = (n + align - 1) / align;
-  const size_t chunks = std::min(units, size());
-  const size_t units_per_chunk = (units + chunks - 1) / chunks;
+  const size_t chunks = std::min(units, size() * std::max<size_t>(chunks_per_thread, 1));
+  // Chunk c takes units [c * units / chunks, (c + 1) * units / chunks): sizes differ by one unit at most.
   run(chunks, [&](size_t chunk) {
-    const size_t begin = chunk * units_per_chunk * align;
-    const size_t end = std::min(n, begin + units_per_chunk * align);
+    const size_t begin = chunk * units / chunks * align;
+    const size_t end = std::min(n, (chunk + 1) * units / chunks * align);
     if (begin < end) body(begin, end);
   });
 }

@@ -32,9 +32,11 @@ class ThreadPool {
   // time: tasks must not call run(), and two threads must not share a pool concurrently.
   void run(size_t n_tasks, const std::function<void(size_t)>& task);
 
-  // Splits [0, n) into about size() contiguous chunks aligned to `align` and calls
-  // body(begin, end) once per chunk.
-  void parallel_for(size_t n, size_t align, const std::function<void(size_t, size_t)>& body);
+  // Splits [0, n) into about size() * chunks_per_thread contiguous chunks aligned to `align` and
+  // calls body(begin, end) once per chunk. Chunks are claimed as threads come free, so more than
+  // one per thread lets a thread that runs fast take over work from one that is slowed down.
+  void parallel_for(size_t n, size_t align, const std::function<void(size_t, size_t)>& body,
+                    size_t chunks_per_thread = 1);
 
  private:
   void worker_loop();

@@ -362,28 +362,6 @@ float dot_avx512(const float* a, const float* b, size_t n) {
 
 namespace {
 
-// Sixteen sums at once: lane p of the result is the sum of the lanes of v[p]. Each level adds pairs
-// of halves (within 128-bit lanes, then across them) the same way for every p, so a position's
-// score does not depend on which of the sixteen slots it took.
-__m512 sum_lanes_of_16(const __m512 (&v)[16]) {
-  __m512 pairs[8];
-  for (size_t p = 0; p < 8; ++p) {
-    pairs[p] = _mm512_add_ps(_mm512_unpacklo_ps(v[2 * p], v[2 * p + 1]), _mm512_unpackhi_ps(v[2 * p], v[2 * p + 1]));
-  }
-  __m512 quads[4];
-  for (size_t p = 0; p < 4; ++p) {
-    quads[p] = _mm512_add_ps(_mm512_shuffle_ps(pairs[2 * p], pairs[2 * p + 1], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(pairs[2 * p], pairs[2 * p + 1], _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-  __m512 halves[2];
-  for (size_t p = 0; p < 2; ++p) {
-    halves[p] = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2 * p], quads[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                              _mm512_shuffle_f32x4(quads[2 * p], quads[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  }
-  return _mm512_add_ps(_mm512_shuffle_f32x4(halves[0], halves[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                       _mm512_shuffle_f32x4(halves[0], halves[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-
 // Scores of up to sixteen positions of a block at once: sixteen independent FMA chains (one per
 // position) instead of one latency-bound chain and a horizontal sum per position.
 template <class Elements>
