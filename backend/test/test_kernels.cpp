@@ -722,19 +722,28 @@ TEST(Rmsnorm, MatchesReferenceAndWorksInPlace) {
   }
 }
 
-TEST(SiluMul, MatchesReference) {
+
+TEST_P(VectorKernelTest, SiluMulMatchesReference) {
+  const Isa isa = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
   std::mt19937 rng(12);
-  const size_t n = 301;
-  std::vector<float> gate = random_floats(n, rng, -20.0f, 20.0f);
-  gate[0] = -200.0f;  // exp(200) overflows to inf; the result must still be -0, not nan
-  gate[1] = 0.0f;
-  const std::vector<float> up = random_floats(n, rng, -2.0f, 2.0f);
-  const std::vector<float> gate_before = gate;
-  silu_mul(gate.data(), up.data(), n);
-  for (size_t i = 0; i < n; ++i) {
-    const double g = gate_before[i];
-    const double exact = g / (1.0 + std::exp(-g)) * up[i];
-    ASSERT_NEAR(gate[i], exact, 1e-6 * std::fabs(exact) + 1e-30) << "element " << i;
+  for (size_t n : {1, 15, 16, 17, 301}) {
+    SCOPED_TRACE(::testing::Message() << "n=" << n);
+    std::vector<float> gate = random_floats(n, rng, -20.0f, 20.0f);
+    gate[0] = -200.0f;  // exp(200) overflows to inf; the result must still be -0, not nan
+    if (n > 2) {
+      gate[1] = 0.0f;
+      gate[2] = 95.0f;  // sigmoid rounds to 1: silu(g) = g
+    }
+    const std::vector<float> up = random_floats(n, rng, -2.0f, 2.0f);
+    const std::vector<float> gate_before = gate;
+    silu_mul(isa, gate.data(), up.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      const double g = gate_before[i];
+      const double exact = g / (1.0 + std::exp(-g)) * up[i];
+      ASSERT_NEAR(gate[i], exact, 1e-6 * std::fabs(exact) + 1e-30) << "element " << i;
+    }
+    EXPECT_TRUE(std::signbit(gate[0]) != std::signbit(up[0])) << "silu(-200) * up is a zero of the sign of -up";
   }
 }
 

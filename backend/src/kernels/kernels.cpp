@@ -281,8 +281,15 @@ void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* ou
   for (size_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
 }
 
-void silu_mul(float* gate, const float* up, size_t n) {
-  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+void silu_mul(Isa isa, float* gate, const float* up, size_t n) {
+  switch (isa) {
+    case Isa::Amx:
+    case Isa::Avx512Bf16:
+    case Isa::Avx512: return detail::silu_mul_avx512(gate, up, n);
+    case Isa::Avx2:
+    case Isa::Scalar: break;
+  }
+  detail::silu_mul_scalar(gate, up, n);
 }
 
 namespace {
@@ -344,6 +351,10 @@ void softmax(Isa isa, float* x, size_t n) {
 }
 
 namespace detail {
+void silu_mul_scalar(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 void softmax_scalar(float* x, size_t n) {
   const float max_value = *std::max_element(x, x + n);
   double sum = 0.0;

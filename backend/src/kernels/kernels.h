@@ -126,8 +126,9 @@ void weight_row_to_f32(const WeightView& w, size_t row, float* out);
 // out = x / rms(x) * weight, rms over n elements with eps inside the square root.
 void rmsnorm(const float* x, const float* weight, size_t n, float eps, float* out);
 
-// gate[i] = silu(gate[i]) * up[i]
-void silu_mul(float* gate, const float* up, size_t n);
+// gate[i] = silu(gate[i]) * up[i]. The AVX-512 kernels compute exp with softmax's polynomial
+// (within 1 ulp); the others use libm.
+void silu_mul(Isa isa, float* gate, const float* up, size_t n);
 
 float dot(Isa isa, const float* a, const float* b, size_t n);
 

@@ -75,6 +75,8 @@ void attention_values_avx512(const float* weights, const PagedRows& values, size
 // the C library's.
 void softmax_scalar(float* x, size_t n);
 void softmax_avx512(float* x, size_t n);
+void silu_mul_scalar(float* gate, const float* up, size_t n);
+void silu_mul_avx512(float* gate, const float* up, size_t n);
 
 // Calls visit(row, j) for the positions j = 0 .. count - 1 of a paged head (kernels.h, PagedRows),
 // in order, `row` pointing `offset` bytes into position j's row. `static`: each ISA file gets its

@@ -264,7 +264,7 @@ BlockOutput mlp_output(const kernels::Context& ctx, const std::vector<Weights>& 
     std::vector<float> a(n * inter), b(n * inter), out(n * proj.rows);
     kernels::matmul(ctx, x.samples.data(), n, kernels::WeightView{DType::F32, weights[0], inter, x.cols}, a.data());
     kernels::matmul(ctx, x.samples.data(), n, kernels::WeightView{DType::F32, weights[1], inter, x.cols}, b.data());
-    kernels::silu_mul(a.data(), b.data(), a.size());
+    kernels::silu_mul(ctx.isa, a.data(), b.data(), a.size());
     kernels::matmul(ctx, a.data(), n, kernels::WeightView{DType::F32, proj.values.data(), proj.rows, inter}, out.data());
     return out;
   };

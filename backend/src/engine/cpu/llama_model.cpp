@@ -464,7 +464,7 @@ void LlamaModel::forward(const Batch& batch, KvBlockPool& cache, std::span<float
     pool_.run(silu_tasks, [&](size_t task) {
       const size_t begin = n * inter * task / silu_tasks;
       const size_t end = n * inter * (task + 1) / silu_tasks;
-      kernels::silu_mul(&mlp_a_[begin], &mlp_b_[begin], end - begin);
+      kernels::silu_mul(context_.isa, &mlp_a_[begin], &mlp_b_[begin], end - begin);
     });
     linear(Linear::Proj, mlp_a_.data(), mlp_b_.data());
     for_each_row([&](size_t t) {
