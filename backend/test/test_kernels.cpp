@@ -598,7 +598,7 @@ TEST_P(AttentionKernelTest, ScoresMatchReference) {
         const std::vector<float> q = random_floats(head_size, rng);
         const PagedHead keys(dtype, head_size, count, tokens_per_block, rng);
         std::vector<float> scores(count + 1, 42.0f);  // the sentinel past the end must survive
-        attention_scores(isa, q.data(), keys.rows(), head_size, count, 0.25f, scores.data());
+        attention_scores(isa, q.data(), 1, keys.rows(), head_size, count, 0.25f, scores.data(), count);
         for (size_t j = 0; j < count; ++j) {
           double exact = 0.0;
           double magnitude = 0.0;
@@ -626,7 +626,7 @@ TEST_P(AttentionKernelTest, ValuesMatchReferenceAndLeaveTheRestAlone) {
         const std::vector<float> weights = random_floats(count, rng, 0.0f, 1.0f);
         const PagedHead values(dtype, head_size, count, tokens_per_block, rng);
         std::vector<float> out(head_size + 1, 42.0f);  // stale values are overwritten; the sentinel survives
-        attention_values(isa, weights.data(), values.rows(), head_size, count, out.data());
+        attention_values(isa, weights.data(), count, 1, values.rows(), head_size, count, out.data());
         for (size_t i = 0; i < head_size; ++i) {
           double exact = 0.0;
           double magnitude = 0.0;
@@ -663,13 +663,55 @@ TEST_P(AttentionKernelTest, BlocksGiveBitIdenticalResultsToOneBlock) {
   const PagedRows one_block{contiguous.data() + head_size * element, &only_block, 0, count, row_stride, dtype};
   const std::vector<float> q = random_floats(head_size, rng);
   std::vector<float> paged_scores(count), one_block_scores(count);
-  attention_scores(isa, q.data(), rows, head_size, count, 0.125f, paged_scores.data());
-  attention_scores(isa, q.data(), one_block, head_size, count, 0.125f, one_block_scores.data());
+  attention_scores(isa, q.data(), 1, rows, head_size, count, 0.125f, paged_scores.data(), count);
+  attention_scores(isa, q.data(), 1, one_block, head_size, count, 0.125f, one_block_scores.data(), count);
   EXPECT_EQ(paged_scores, one_block_scores);
   std::vector<float> paged_out(head_size), one_block_out(head_size);
-  attention_values(isa, paged_scores.data(), rows, head_size, count, paged_out.data());
-  attention_values(isa, paged_scores.data(), one_block, head_size, count, one_block_out.data());
+  attention_values(isa, paged_scores.data(), count, 1, rows, head_size, count, paged_out.data());
+  attention_values(isa, paged_scores.data(), count, 1, one_block, head_size, count, one_block_out.data());
   EXPECT_EQ(paged_out, one_block_out);
+}
+
+// Query heads sharing a KV head (grouped-query attention) are computed together: each head's scores
+// and outputs are bit for bit what it gets alone, whatever the number of heads in the group, and
+// the scores rows' gaps (stride beyond count) and the outputs past the heads are left alone.
+TEST_P(AttentionKernelTest, HeadsTogetherGiveBitIdenticalResultsToEachHeadAlone) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(10);
+  for (size_t heads : {2, 3, 4, 5, 8}) {
+    for (size_t head_size : {16, 33, 64, 100, 128}) {
+      for (size_t count : {1, 5, 37, 130}) {
+        for (size_t tokens_per_block : {3, 64}) {
+          SCOPED_TRACE(::testing::Message() << "heads=" << heads << " head_size=" << head_size << " positions=" << count
+                                            << " tokens_per_block=" << tokens_per_block);
+          const PagedHead keys(dtype, head_size, count, tokens_per_block, rng);
+          const PagedHead values(dtype, head_size, count, tokens_per_block, rng);
+          const std::vector<float> q = random_floats(heads * head_size, rng);
+          const size_t stride = count + 3;
+          std::vector<float> scores(heads * stride, 42.0f);
+          attention_scores(isa, q.data(), heads, keys.rows(), head_size, count, 0.125f, scores.data(), stride);
+          for (size_t h = 0; h < heads; ++h) {
+            std::vector<float> alone(count);
+            attention_scores(isa, q.data() + h * head_size, 1, keys.rows(), head_size, count, 0.125f, alone.data(), count);
+            ASSERT_EQ(std::vector<float>(scores.begin() + h * stride, scores.begin() + h * stride + count), alone)
+                << "head " << h;
+            for (size_t j = count; j < stride; ++j) ASSERT_EQ(scores[h * stride + j], 42.0f) << "gap of head " << h;
+          }
+          for (float& score : scores) score = std::fabs(score) / 100.0f;  // any weights will do
+          std::vector<float> out(heads * head_size + 1, 42.0f);
+          attention_values(isa, scores.data(), stride, heads, values.rows(), head_size, count, out.data());
+          for (size_t h = 0; h < heads; ++h) {
+            std::vector<float> alone(head_size);
+            attention_values(isa, scores.data() + h * stride, count, 1, values.rows(), head_size, count, alone.data());
+            ASSERT_EQ(std::vector<float>(out.begin() + h * head_size, out.begin() + (h + 1) * head_size), alone)
+                << "head " << h;
+          }
+          EXPECT_EQ(out[heads * head_size], 42.0f);
+        }
+      }
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllIsasAndDtypes, AttentionKernelTest,
@@ -687,16 +729,16 @@ TEST(AttentionKernels, RejectCacheDtypesOtherThanFloatAndEmptyBlocks) {
   const PagedRows int8_rows{reinterpret_cast<const std::byte*>(codes), &block, 4, 1, 4, DType::I8};
   float out[4] = {};
   try {
-    attention_scores(Isa::Scalar, q, int8_rows, 4, 1, 1.0f, out);
+    attention_scores(Isa::Scalar, q, 1, int8_rows, 4, 1, 1.0f, out, 1);
     FAIL() << "attention_scores accepted int8 keys";
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "attention_scores: elements of dtype I8 are not supported (F32, F16 or BF16)");
   }
-  EXPECT_THROW(attention_values(Isa::Scalar, q, int8_rows, 4, 1, out), Error);
+  EXPECT_THROW(attention_values(Isa::Scalar, q, 1, 1, int8_rows, 4, 1, out), Error);
   PagedRows no_tokens = int8_rows;
   no_tokens.dtype = DType::F32;
   no_tokens.tokens_per_block = 0;
-  EXPECT_THROW(attention_values(Isa::Scalar, q, no_tokens, 4, 1, out), Error);
+  EXPECT_THROW(attention_values(Isa::Scalar, q, 1, 1, no_tokens, 4, 1, out), Error);
 }
 
 TEST(Rmsnorm, MatchesReferenceAndWorksInPlace) {

@@ -312,30 +312,53 @@ float dot(Isa isa, const float* a, const float* b, size_t n) {
   return detail::dot_scalar(a, b, n);
 }
 
-void attention_scores(Isa isa, const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
-                      float* scores) {
+// The scalar and AVX2 kernels take one head at a time.
+void attention_scores(Isa isa, const float* q, size_t heads, const PagedRows& keys, size_t head_size, size_t count,
+                      float scale, float* scores, size_t scores_stride) {
   check_paged_rows(keys, "attention_scores");
+  if (heads > 1 && scores_stride < count) throw_error("attention_scores: scores_stride ", scores_stride, " < count ", count);
   switch (isa) {
     case Isa::Amx:
     case Isa::Avx512Bf16:
-    case Isa::Avx512: return detail::attention_scores_avx512(q, keys, head_size, count, scale, scores);
-    case Isa::Avx2: return detail::attention_scores_avx2(q, keys, head_size, count, scale, scores);
+    case Isa::Avx512:
+      return detail::attention_scores_avx512(q, heads, keys, head_size, count, scale, scores, scores_stride);
+    case Isa::Avx2:
     case Isa::Scalar: break;
   }
-  detail::attention_scores_scalar(q, keys, head_size, count, scale, scores);
+  for (size_t i = 0; i < heads; ++i) {
+    const float* head_q = q + i * head_size;
+    float* head_scores = scores + i * scores_stride;
+    if (isa == Isa::Avx2) {
+      detail::attention_scores_avx2(head_q, keys, head_size, count, scale, head_scores);
+    } else {
+      detail::attention_scores_scalar(head_q, keys, head_size, count, scale, head_scores);
+    }
+  }
 }
 
-void attention_values(Isa isa, const float* weights, const PagedRows& values, size_t head_size, size_t count,
-                      float* out) {
+void attention_values(Isa isa, const float* weights, size_t weights_stride, size_t heads, const PagedRows& values,
+                      size_t head_size, size_t count, float* out) {
   check_paged_rows(values, "attention_values");
+  if (heads > 1 && weights_stride < count) {
+    throw_error("attention_values: weights_stride ", weights_stride, " < count ", count);
+  }
   switch (isa) {
     case Isa::Amx:
     case Isa::Avx512Bf16:
-    case Isa::Avx512: return detail::attention_values_avx512(weights, values, head_size, count, out);
-    case Isa::Avx2: return detail::attention_values_avx2(weights, values, head_size, count, out);
+    case Isa::Avx512:
+      return detail::attention_values_avx512(weights, weights_stride, heads, values, head_size, count, out);
+    case Isa::Avx2:
     case Isa::Scalar: break;
   }
-  detail::attention_values_scalar(weights, values, head_size, count, out);
+  for (size_t i = 0; i < heads; ++i) {
+    const float* head_weights = weights + i * weights_stride;
+    float* head_out = out + i * head_size;
+    if (isa == Isa::Avx2) {
+      detail::attention_values_avx2(head_weights, values, head_size, count, head_out);
+    } else {
+      detail::attention_values_scalar(head_weights, values, head_size, count, head_out);
+    }
+  }
 }
 
 void softmax(Isa isa, float* x, size_t n) {

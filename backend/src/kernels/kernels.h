@@ -145,13 +145,17 @@ struct PagedRows {
   DType dtype = DType::F32;
 };
 
-// Attention of one query head over positions [0, count):
-// scores[j] = scale * dot(q, keys[j])
-void attention_scores(Isa isa, const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
-                      float* scores);
-// out = sum_j weights[j] * values[j], accumulated in position order in registers across blocks.
-void attention_values(Isa isa, const float* weights, const PagedRows& values, size_t head_size, size_t count,
-                      float* out);
+// Attention of `heads` query heads that share one KV head (grouped-query attention; 1 for one
+// head) over positions [0, count). Head i's query is q + i * head_size and its scores are
+// scores[i * scores_stride + j] = scale * dot(q_i, keys[j]).
+// Each head's scores are bit for bit what it gets alone; the AVX-512 kernels read and convert each
+// key once for the heads.
+void attention_scores(Isa isa, const float* q, size_t heads, const PagedRows& keys, size_t head_size, size_t count,
+                      float scale, float* scores, size_t scores_stride);
+// out + i * head_size = sum_j weights[i * weights_stride + j] * values[j] for each head i,
+// accumulated in position order in registers across blocks; bit for bit as each head alone.
+void attention_values(Isa isa, const float* weights, size_t weights_stride, size_t heads, const PagedRows& values,
+                      size_t head_size, size_t count, float* out);
 
 // In-place numerically stable softmax (the maximum subtracted before exp); the sum is finished in
 // double.

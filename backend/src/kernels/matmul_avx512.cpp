@@ -362,63 +362,94 @@ float dot_avx512(const float* a, const float* b, size_t n) {
 
 namespace {
 
-// Scores of up to sixteen positions of a block at once: sixteen independent FMA chains (one per
-// position) instead of one latency-bound chain and a horizontal sum per position.
-template <class Elements>
-void attention_scores_elements(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
-                               float* scores) {
+// Scores of Heads query heads (sharing the keys: grouped-query attention) against up to 16 / Heads
+// positions of a block at once: sixteen independent FMA chains, slot i * (16 / Heads) + p for head
+// i and position p, instead of one latency-bound chain and a horizontal sum per score; each key
+// vector is loaded and converted once for all the heads. A slot's chain and its sum in
+// sum_lanes_of_16 are the same arithmetic whatever Heads and the slot, so a head's scores do not
+// depend on how many heads share the pass, nor on paging.
+template <class Elements, size_t Heads>
+void attention_scores_heads(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
+                            float* scores, size_t scores_stride) {
   using Element = typename Elements::Element;
+  constexpr size_t kPositions = kLanes / Heads;
+  static_assert(kPositions * Heads == kLanes, "heads per pass divide the sixteen slots");
   const size_t vectors = head_size / kLanes;
   const size_t tail = head_size % kLanes;
   const __m512 scale_vector = _mm512_set1_ps(scale);
   for (size_t first = 0, b = 0; first < count; first += keys.tokens_per_block, ++b) {
     const std::byte* block = keys.base + static_cast<size_t>(keys.blocks[b]) * keys.block_stride;
     const size_t in_block = count - first < keys.tokens_per_block ? count - first : keys.tokens_per_block;
-    for (size_t group = 0; group < in_block; group += kLanes) {
-      const size_t positions = in_block - group < kLanes ? in_block - group : kLanes;
+    for (size_t group = 0; group < in_block; group += kPositions) {
+      const size_t positions = in_block - group < kPositions ? in_block - group : kPositions;
       const auto key = [&](size_t p) {
         return reinterpret_cast<const Element*>(block + (group + p) * keys.row_stride);
       };
       __m512 acc[kLanes];
 #pragma GCC unroll 16
-      for (size_t p = 0; p < kLanes; ++p) acc[p] = _mm512_setzero_ps();
+      for (size_t slot = 0; slot < kLanes; ++slot) acc[slot] = _mm512_setzero_ps();
       for (size_t v = 0; v < vectors; ++v) {
-        const __m512 query = _mm512_loadu_ps(q + v * kLanes);
+        __m512 query[Heads];
 #pragma GCC unroll 16
-        for (size_t p = 0; p < kLanes; ++p) {
-          if (p < positions) acc[p] = _mm512_fmadd_ps(query, Elements::load(key(p) + v * kLanes), acc[p]);
+        for (size_t i = 0; i < Heads; ++i) query[i] = _mm512_loadu_ps(q + i * head_size + v * kLanes);
+#pragma GCC unroll 16
+        for (size_t p = 0; p < kPositions; ++p) {
+          if (p >= positions) break;
+          const __m512 k = Elements::load(key(p) + v * kLanes);
+#pragma GCC unroll 16
+          for (size_t i = 0; i < Heads; ++i) acc[i * kPositions + p] = _mm512_fmadd_ps(query[i], k, acc[i * kPositions + p]);
         }
       }
       if (tail != 0) {
         const __mmask16 lanes = first_lanes(tail);
-        const __m512 query = _mm512_maskz_loadu_ps(lanes, q + vectors * kLanes);
+        __m512 query[Heads];
 #pragma GCC unroll 16
-        for (size_t p = 0; p < kLanes; ++p) {
-          if (p < positions) {
-            acc[p] = _mm512_fmadd_ps(query, Elements::load_first(key(p) + vectors * kLanes, lanes), acc[p]);
-          }
+        for (size_t i = 0; i < Heads; ++i) query[i] = _mm512_maskz_loadu_ps(lanes, q + i * head_size + vectors * kLanes);
+#pragma GCC unroll 16
+        for (size_t p = 0; p < kPositions; ++p) {
+          if (p >= positions) break;
+          const __m512 k = Elements::load_first(key(p) + vectors * kLanes, lanes);
+#pragma GCC unroll 16
+          for (size_t i = 0; i < Heads; ++i) acc[i * kPositions + p] = _mm512_fmadd_ps(query[i], k, acc[i * kPositions + p]);
         }
       }
-      _mm512_mask_storeu_ps(scores + first + group, first_lanes(positions),
-                            _mm512_mul_ps(sum_lanes_of_16(acc), scale_vector));
+      const __m512 sums = _mm512_mul_ps(sum_lanes_of_16(acc), scale_vector);
+      const __mmask16 stored = first_lanes(positions);
+#pragma GCC unroll 16
+      for (size_t i = 0; i < Heads; ++i) {
+        // Head i's slots, moved down to lanes 0 .. positions - 1.
+        const __m512 head = Heads == 1 ? sums
+                                       : _mm512_maskz_compress_ps(static_cast<__mmask16>(stored << (i * kPositions)), sums);
+        _mm512_mask_storeu_ps(scores + i * scores_stride + first + group, stored, head);
+      }
     }
   }
 }
 
-// out[0, kVectors * kLanes) = sum_j weights[j] * values[j][column, column + kVectors * kLanes): the
-// columns stay in registers for all positions of all blocks, each position's row is read once.
-// Even and odd positions go to separate accumulators, two FMA chains per column vector, so the
-// FMA latency does not set the pace; parity by position, not by place in a block, keeps paging out
-// of the arithmetic.
-template <class Elements, size_t kVectors>
-void attention_values_columns(const float* weights, const PagedRows& values, size_t column, size_t count, float* out) {
+// out_i[0, kVectors * kLanes) = sum_j weights_i[j] * values[j][column, column + kVectors * kLanes)
+// for Heads query heads i sharing the values (grouped-query attention): the columns stay in
+// registers for all positions of all blocks, each position's row is read and converted once for
+// all the heads. Even and odd positions go to separate accumulators, two FMA chains per column
+// vector, so the FMA latency does not set the pace; parity by position, not by place in a block,
+// keeps paging out of the arithmetic, and a head's chains are the same whatever Heads.
+template <class Elements, size_t kVectors, size_t Heads>
+void attention_values_columns(const float* weights, size_t weights_stride, const PagedRows& values, size_t column,
+                              size_t count, float* out, size_t out_stride) {
   using Element = typename Elements::Element;
-  __m512 even[kVectors], odd[kVectors];
-  for (size_t k = 0; k < kVectors; ++k) even[k] = odd[k] = _mm512_setzero_ps();
-  const auto add = [&](__m512(&acc)[kVectors], const std::byte* bytes, size_t j) {
+  __m512 even[Heads][kVectors], odd[Heads][kVectors];
+  for (size_t i = 0; i < Heads; ++i) {
+    for (size_t k = 0; k < kVectors; ++k) even[i][k] = odd[i][k] = _mm512_setzero_ps();
+  }
+  const auto add = [&](__m512(&acc)[Heads][kVectors], const std::byte* bytes, size_t j) {
     const Element* row = reinterpret_cast<const Element*>(bytes + column * sizeof(Element));
-    const __m512 weight = _mm512_set1_ps(weights[j]);
-    for (size_t k = 0; k < kVectors; ++k) acc[k] = _mm512_fmadd_ps(weight, Elements::load(row + k * kLanes), acc[k]);
+#pragma GCC unroll 16
+    for (size_t k = 0; k < kVectors; ++k) {
+      const __m512 value = Elements::load(row + k * kLanes);
+#pragma GCC unroll 16
+      for (size_t i = 0; i < Heads; ++i) {
+        acc[i][k] = _mm512_fmadd_ps(_mm512_set1_ps(weights[i * weights_stride + j]), value, acc[i][k]);
+      }
+    }
   };
   for (size_t first = 0, b = 0; first < count; first += values.tokens_per_block, ++b) {
     const std::byte* block = values.base + static_cast<size_t>(values.blocks[b]) * values.block_stride;
@@ -434,30 +465,49 @@ void attention_values_columns(const float* weights, const PagedRows& values, siz
     }
     if (t < end) add(even, block + t * values.row_stride, first + t);
   }
-  for (size_t k = 0; k < kVectors; ++k) _mm512_storeu_ps(out + k * kLanes, _mm512_add_ps(even[k], odd[k]));
+  for (size_t i = 0; i < Heads; ++i) {
+    for (size_t k = 0; k < kVectors; ++k) {
+      _mm512_storeu_ps(out + i * out_stride + k * kLanes, _mm512_add_ps(even[i][k], odd[i][k]));
+    }
+  }
 }
 
+// Columns in passes of at most 8 vectors for one head, 4 for two heads at once (their
+// accumulators fill the registers); the tail of fewer than 16 columns one head at a time.
 template <class Elements>
-void attention_values_elements(const float* weights, const PagedRows& values, size_t head_size, size_t count,
-                               float* out) {
+void attention_values_heads(const float* weights, size_t weights_stride, size_t heads, const PagedRows& values,
+                            size_t head_size, size_t count, float* out) {
   using Element = typename Elements::Element;
-  size_t c = 0;
-  const auto columns = [&]<size_t kVectors>() {
-    attention_values_columns<Elements, kVectors>(weights, values, c, count, out + c);
-    c += kVectors * kLanes;
+  size_t h = 0;
+  const auto columns_of = [&]<size_t Heads>() {
+    size_t c = 0;
+    const auto columns = [&]<size_t kVectors>() {
+      attention_values_columns<Elements, kVectors, Heads>(weights + h * weights_stride, weights_stride, values, c, count,
+                                                          out + h * head_size + c, head_size);
+      c += kVectors * kLanes;
+    };
+    if constexpr (Heads == 1) {
+      while (head_size - c >= 8 * kLanes) columns.template operator()<8>();
+    }
+    while (head_size - c >= 4 * kLanes) columns.template operator()<4>();
+    if (head_size - c >= 2 * kLanes) columns.template operator()<2>();
+    if (head_size - c >= kLanes) columns.template operator()<1>();
+    return c;
   };
-  while (head_size - c >= 8 * kLanes) columns.template operator()<8>();
-  if (head_size - c >= 4 * kLanes) columns.template operator()<4>();
-  if (head_size - c >= 2 * kLanes) columns.template operator()<2>();
-  if (head_size - c >= kLanes) columns.template operator()<1>();
+  size_t c = head_size;
+  for (; h + 2 <= heads; h += 2) c = columns_of.template operator()<2>();
+  for (; h < heads; ++h) c = columns_of.template operator()<1>();
   if (c < head_size) {
     const __mmask16 lanes = first_lanes(head_size - c);
-    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-    for_each_paged_row(values, count, c * sizeof(Element), [&](const std::byte* row, size_t j) {
-      acc[j & 1] = _mm512_fmadd_ps(_mm512_set1_ps(weights[j]),
-                                   Elements::load_first(reinterpret_cast<const Element*>(row), lanes), acc[j & 1]);
-    });
-    _mm512_mask_storeu_ps(out + c, lanes, _mm512_add_ps(acc[0], acc[1]));
+    for (size_t i = 0; i < heads; ++i) {
+      const float* head_weights = weights + i * weights_stride;
+      __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+      for_each_paged_row(values, count, c * sizeof(Element), [&](const std::byte* row, size_t j) {
+        acc[j & 1] = _mm512_fmadd_ps(_mm512_set1_ps(head_weights[j]),
+                                     Elements::load_first(reinterpret_cast<const Element*>(row), lanes), acc[j & 1]);
+      });
+      _mm512_mask_storeu_ps(out + i * head_size + c, lanes, _mm512_add_ps(acc[0], acc[1]));
+    }
   }
 }
 
@@ -524,17 +574,25 @@ void silu_mul_avx512(float* gate, const float* up, size_t n) {
   }
 }
 
-void attention_scores_avx512(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
-                             float* scores) {
+void attention_scores_avx512(const float* q, size_t heads, const PagedRows& keys, size_t head_size, size_t count,
+                             float scale, float* scores, size_t scores_stride) {
   with_float_elements(keys.dtype, [&]<class Elements>(Elements) {
-    attention_scores_elements<Elements>(q, keys, head_size, count, scale, scores);
+    size_t h = 0;
+    const auto pass = [&]<size_t Heads>() {
+      attention_scores_heads<Elements, Heads>(q + h * head_size, keys, head_size, count, scale, scores + h * scores_stride,
+                                              scores_stride);
+      h += Heads;
+    };
+    while (heads - h >= 4) pass.template operator()<4>();
+    if (heads - h >= 2) pass.template operator()<2>();
+    if (heads - h >= 1) pass.template operator()<1>();
   });
 }
 
-void attention_values_avx512(const float* weights, const PagedRows& values, size_t head_size, size_t count,
-                             float* out) {
+void attention_values_avx512(const float* weights, size_t weights_stride, size_t heads, const PagedRows& values,
+                             size_t head_size, size_t count, float* out) {
   with_float_elements(values.dtype, [&]<class Elements>(Elements) {
-    attention_values_elements<Elements>(weights, values, head_size, count, out);
+    attention_values_heads<Elements>(weights, weights_stride, heads, values, head_size, count, out);
   });
 }
 

@@ -63,13 +63,13 @@ void attention_scores_scalar(const float* q, const PagedRows& keys, size_t head_
                              float* scores);
 void attention_scores_avx2(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
                            float* scores);
-void attention_scores_avx512(const float* q, const PagedRows& keys, size_t head_size, size_t count, float scale,
-                             float* scores);
+void attention_scores_avx512(const float* q, size_t heads, const PagedRows& keys, size_t head_size, size_t count,
+                             float scale, float* scores, size_t scores_stride);
 void attention_values_scalar(const float* weights, const PagedRows& values, size_t head_size, size_t count,
                              float* out);
 void attention_values_avx2(const float* weights, const PagedRows& values, size_t head_size, size_t count, float* out);
-void attention_values_avx512(const float* weights, const PagedRows& values, size_t head_size, size_t count,
-                             float* out);
+void attention_values_avx512(const float* weights, size_t weights_stride, size_t heads, const PagedRows& values,
+                             size_t head_size, size_t count, float* out);
 
 // See kernels.h. The AVX-512 softmax computes exp with its own polynomial (within 1 ulp); the others use
 // the C library's.

@@ -348,22 +348,30 @@ void LlamaModel::attention(const Batch& batch, const KvBlockPool& cache, size_t 
   }
   scores_.resize(scores_size);
 
-  // Each sequence attends over its own blocks: one task per (sequence, query head).
-  pool_.run(batch.sequences.size() * n_heads, [&](size_t task) {
-    const BatchSequence& sequence = batch.sequences[task / n_heads];
-    const size_t h = task % n_heads;
+  // Each sequence attends over its own blocks: one task per (sequence, KV head), whose query heads
+  // share each key and value as they are read. With too few such tasks to keep the pool busy (one
+  // sequence, few KV heads), a KV head's query heads are split over several tasks.
+  const size_t kv_heads = n_heads / group;
+  size_t parts = 1;
+  while (batch.sequences.size() * kv_heads * parts < 4 * pool_.size() && group % (2 * parts) == 0) parts *= 2;
+  const size_t heads_per_task = group / parts;
+  const size_t tasks_per_sequence = kv_heads * parts;
+  pool_.run(batch.sequences.size() * tasks_per_sequence, [&](size_t task) {
+    const BatchSequence& sequence = batch.sequences[task / tasks_per_sequence];
+    const size_t first_head = task % tasks_per_sequence * heads_per_task;
+    const size_t kv_head = first_head / group;
     const size_t span = sequence.first_position + sequence.rows;
-    const kernels::PagedRows keys = cache.keys(layer, h / group, sequence.blocks);
-    const kernels::PagedRows values = cache.values(layer, h / group, sequence.blocks);
-    float* scores = scores_.data() + scores_offsets_[task / n_heads] + h * span;
+    const kernels::PagedRows keys = cache.keys(layer, kv_head, sequence.blocks);
+    const kernels::PagedRows values = cache.values(layer, kv_head, sequence.blocks);
+    float* scores = scores_.data() + scores_offsets_[task / tasks_per_sequence] + first_head * span;
     for (size_t t = 0; t < sequence.rows; ++t) {
       const size_t row = sequence.first_row + t;
       const size_t visible = sequence.first_position + t + 1;
-      const float* q = qkv_.data() + row * qkv_stride + h * head_size;
-      kernels::attention_scores(isa, q, keys, head_size, visible, scale, scores);
-      kernels::softmax(isa, scores, visible);
-      float* out = attn_out_.data() + row * q_size + h * head_size;
-      kernels::attention_values(isa, scores, values, head_size, visible, out);
+      const float* q = qkv_.data() + row * qkv_stride + first_head * head_size;
+      kernels::attention_scores(isa, q, heads_per_task, keys, head_size, visible, scale, scores, span);
+      for (size_t h = 0; h < heads_per_task; ++h) kernels::softmax(isa, scores + h * span, visible);
+      float* out = attn_out_.data() + row * q_size + first_head * head_size;
+      kernels::attention_values(isa, scores, span, heads_per_task, values, head_size, visible, out);
     }
   });
 }
