@@ -93,13 +93,13 @@ async function main(): Promise<number> {
     }
     const sample = async (): Promise<Sample> => {
       const [stats] = await llm.modelStatistics(options.model);
-      const inference = stats?.inference_stats;
+      const inference = stats?.inferenceStats;
       return {
         seconds: (performance.now() - started) / 1000,
         rssMiB: rssMiB(server.pid),
         fds: openDescriptors(server.pid),
-        succeeded: Number(inference?.success?.count ?? 0),
-        failed: Number(inference?.fail?.count ?? 0),
+        succeeded: inference?.success?.count ?? 0,
+        failed: inference?.fail?.count ?? 0,
       };
     };
     samples.push(await sample());

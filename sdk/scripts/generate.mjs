@@ -4,10 +4,14 @@
 //   - TypeScript types for every message and the service client (proto-loader-gen-types), and
 //   - descriptor.ts: the protobuf.js JSON descriptor the client loads at run time, so the SDK
 //     needs no .proto files once built.
+//   - camel-case/: the types of ModelConfigResponse and ModelStatisticsResponse (and what they
+//     use) with camelCase fields and 64-bit integers as numbers, as modelConfig() and
+//     modelStatistics() decode them for callers (the client's own calls keep proto names).
 // Usage: node sdk/scripts/generate.mjs [OUT_DIR]      (default: sdk/src/generated)
 // The output is committed; test/sdk/generated.test.ts checks that regenerating changes nothing.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,25 +28,47 @@ const protobuf = createRequire(require.resolve('@grpc/proto-loader'))('protobufj
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
 
-execFileSync(
-  process.execPath,
-  [
-    generator,
-    '--keepCase',
-    '--longs=String',
-    '--enums=String',
-    '--defaults',
-    '--oneofs',
-    '--includeComments',
-    '--grpcLib=@grpc/grpc-js',
-    '--importFileExtension=.js',
-    '-I',
-    'protos',
-    `--outDir=${outDir}`,
-    'grpc_service.proto',
-  ],
-  { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
-);
+const generate = (dir, caseOptions) =>
+  execFileSync(
+    process.execPath,
+    [
+      generator,
+      ...caseOptions,
+      '--enums=String',
+      '--defaults',
+      '--oneofs',
+      '--includeComments',
+      '--grpcLib=@grpc/grpc-js',
+      '--importFileExtension=.js',
+      '-I',
+      'protos',
+      `--outDir=${dir}`,
+      'grpc_service.proto',
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+generate(outDir, ['--keepCase', '--longs=String']);
+
+// camel-case/: the two responses' files and every file they import, nothing else.
+const camelScratch = mkdtempSync(join(tmpdir(), 'sdk-gen-camel-'));
+try {
+  generate(camelScratch, ['--longs=Number']);
+  const wanted = ['inference/ModelConfigResponse.ts', 'inference/ModelStatisticsResponse.ts'];
+  const copied = new Set();
+  while (wanted.length > 0) {
+    const file = wanted.pop();
+    if (copied.has(file)) continue;
+    copied.add(file);
+    const text = readFileSync(join(camelScratch, file), 'utf8');
+    for (const [, imported] of text.matchAll(/from '\.\.\/([\w/]+)\.js'/g)) wanted.push(`${imported}.ts`);
+  }
+  for (const file of [...copied].sort()) {
+    mkdirSync(dirname(join(outDir, 'camel-case', file)), { recursive: true });
+    copyFileSync(join(camelScratch, file), join(outDir, 'camel-case', file));
+  }
+} finally {
+  rmSync(camelScratch, { recursive: true, force: true });
+}
 
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => join(repoRoot, 'protos', target);

@@ -6,13 +6,13 @@ import { cancelledError, Status, toTritonError, TritonError, type ErrorContext }
 import { descriptor } from './generated/descriptor.js';
 import type { ProtoGrpcType } from './generated/grpc_service.js';
 import type { GRPCInferenceServiceClient } from './generated/inference/GRPCInferenceService.js';
-import type { ModelConfig__Output } from './generated/inference/ModelConfig.js';
-import type { ModelStatistics__Output } from './generated/inference/ModelStatistics.js';
-import type { ModelConfigResponse__Output } from './generated/inference/ModelConfigResponse.js';
+import type { ModelConfig__Output } from './generated/camel-case/inference/ModelConfig.js';
+import type { ModelConfigResponse__Output } from './generated/camel-case/inference/ModelConfigResponse.js';
+import type { ModelStatistics__Output } from './generated/camel-case/inference/ModelStatistics.js';
+import type { ModelStatisticsResponse__Output } from './generated/camel-case/inference/ModelStatisticsResponse.js';
 import type { ModelInferResponse__Output } from './generated/inference/ModelInferResponse.js';
 import type { ModelMetadataResponse__Output } from './generated/inference/ModelMetadataResponse.js';
 import type { ModelReadyResponse__Output } from './generated/inference/ModelReadyResponse.js';
-import type { ModelStatisticsResponse__Output } from './generated/inference/ModelStatisticsResponse.js';
 import type { RepositoryIndexResponse__Output } from './generated/inference/RepositoryIndexResponse.js';
 import type { RepositoryModelLoadResponse__Output } from './generated/inference/RepositoryModelLoadResponse.js';
 import type { RepositoryModelUnloadResponse__Output } from './generated/inference/RepositoryModelUnloadResponse.js';
@@ -190,10 +190,14 @@ export interface ModelMetadata {
   outputs: TensorMetadata[];
 }
 
-/** A model's configuration (`config.pbtxt` as Triton completed it), enums as their names. */
+/**
+ * A model's configuration (`config.pbtxt` as Triton completed it): camelCase fields
+ * (`maxBatchSize`, `input[].dataType`, `modelTransactionPolicy.decoupled`), enums as their names,
+ * 64-bit integers (`dims`) as numbers.
+ */
 export type ModelConfig = ModelConfig__Output;
 
-/** Per-model inference statistics, 64-bit counters as decimal strings. */
+/** Per-model inference statistics: camelCase fields, 64-bit counters and nanoseconds as numbers. */
 export type ModelStatistics = ModelStatistics__Output;
 
 /** A model of the repository index. */
@@ -227,6 +231,44 @@ const controlCallTimeoutMs = 30_000;
 const loaderOptions: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 
 let serviceConstructor: ProtoGrpcType['inference']['GRPCInferenceService'] | undefined;
+
+/** protobuf.js's camelCase of a proto name, as proto-loader-gen-types wrote generated/camel-case/. */
+const camelCase = (name: string): string => name.slice(0, 1) + name.slice(1).replace(/_([a-z])/g, (_, letter: string) => letter.toUpperCase());
+
+/** The descriptor with every field and oneof named in camelCase (decoding by field number is unchanged). */
+function camelCaseDescriptor(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(camelCaseDescriptor);
+  if (node === null || typeof node !== 'object') return node;
+  const renamed = (members: object, rename: (value: unknown) => unknown): Record<string, unknown> =>
+    Object.fromEntries(Object.entries(members).map(([name, value]) => [camelCase(name), rename(value)]));
+  return Object.fromEntries(
+    Object.entries(node).map(([key, value]): [string, unknown] => {
+      if (key === 'fields' && value !== null && typeof value === 'object') return [key, renamed(value, (field) => field)];
+      if (key === 'oneofs' && value !== null && typeof value === 'object') {
+        return [key, renamed(value, (oneof) => ({ ...(oneof as object), oneof: ((oneof as { oneof: string[] }).oneof).map(camelCase) }))];
+      }
+      return [key, camelCaseDescriptor(value)];
+    }),
+  );
+}
+
+type CamelCaseMethod = 'ModelConfig' | 'ModelStatistics';
+let camelCaseMethods: Record<CamelCaseMethod, grpc.MethodDefinition<object, unknown>> | undefined;
+
+/**
+ * ModelConfig and ModelStatistics as callers get them (camelCase, 64-bit integers as numbers, like
+ * the other calls' results): the same RPCs, decoded by a second definition of the service.
+ */
+function camelCaseMethod(name: CamelCaseMethod): grpc.MethodDefinition<object, unknown> {
+  if (!camelCaseMethods) {
+    const definition = protoLoader.fromJSON(camelCaseDescriptor(descriptor) as Parameters<typeof protoLoader.fromJSON>[0], {
+      ...loaderOptions,
+      longs: Number,
+    });
+    camelCaseMethods = definition['inference.GRPCInferenceService'] as unknown as typeof camelCaseMethods;
+  }
+  return camelCaseMethods![name];
+}
 
 function service(): ProtoGrpcType['inference']['GRPCInferenceService'] {
   if (!serviceConstructor) {
@@ -461,7 +503,7 @@ export class TritonClient {
   /** A model's configuration (`ModelConfig`), as the server completed it. Retried on `UNAVAILABLE`. */
   async modelConfig(model: string, options: ModelCallOptions = {}): Promise<ModelConfig> {
     const request = { name: model, version: options.version ?? '' };
-    const r = await this.unary<ModelConfigResponse__Output>('ModelConfig', options, { idempotent: true, model }, (m, o, cb) => this.stub.ModelConfig(request, m, o, cb));
+    const r = await this.unary<ModelConfigResponse__Output>('ModelConfig', options, { idempotent: true, model }, (m, o, cb) => this.camelCaseCall('ModelConfig', request, m, o, cb));
     if (!r.config) {
       throw new TritonError({ code: Status.INTERNAL, details: 'the server sent no config', call: 'ModelConfig', source: 'status', target: this.target, model });
     }
@@ -491,8 +533,8 @@ export class TritonClient {
   async modelStatistics(model?: string, options: ModelCallOptions = {}): Promise<ModelStatistics[]> {
     const request = { name: model ?? '', version: options.version ?? '' };
     const context = model === undefined ? { idempotent: true } : { idempotent: true, model };
-    const r = await this.unary<ModelStatisticsResponse__Output>('ModelStatistics', options, context, (m, o, cb) => this.stub.ModelStatistics(request, m, o, cb));
-    return r.model_stats;
+    const r = await this.unary<ModelStatisticsResponse__Output>('ModelStatistics', options, context, (m, o, cb) => this.camelCaseCall('ModelStatistics', request, m, o, cb));
+    return r.modelStats;
   }
 
   // ---- inference -------------------------------------------------------------------------------
@@ -655,6 +697,14 @@ export class TritonClient {
       state = channel.getConnectivityState(true);
     }
     if (state === grpc.connectivityState.SHUTDOWN) this.assertOpen(context);
+  }
+
+  /** A unary call decoded by {@link camelCaseMethod}'s definition. */
+  private camelCaseCall<T>(method: CamelCaseMethod, request: object, metadata: grpc.Metadata, options: grpc.CallOptions,
+    callback: grpc.requestCallback<T>): grpc.ClientUnaryCall {
+    const definition = camelCaseMethod(method);
+    return this.stub.makeUnaryRequest(definition.path, definition.requestSerialize, definition.responseDeserialize as (bytes: Buffer) => T,
+      request, metadata, options, callback);
   }
 
   private async unary<T>(call: string, options: CallOptions, ctx: UnaryContext, invoke: UnaryInvoker<T>): Promise<T> {

@@ -201,30 +201,48 @@ export function scalarValues(request: GenerateOptions): Record<ScalarField, numb
   };
 }
 
-/** The parts of a model config (gRPC's ModelConfig or the HTTP endpoint's JSON, both with proto field names) that shape requests. */
+/** The parts of a model config that shape requests, named as `modelConfig()` returns them. */
 export interface LlmModelConfig {
   name?: string | undefined;
   platform?: string | undefined;
   backend?: string | undefined;
-  max_batch_size?: number | undefined;
-  model_transaction_policy?: { decoupled?: boolean | undefined } | null | undefined;
-  input?: readonly { name: string; data_type: string }[] | undefined;
+  maxBatchSize?: number | undefined;
+  modelTransactionPolicy?: { decoupled?: boolean | undefined } | null | undefined;
+  input?: readonly { name: string; dataType: string }[] | undefined;
   output?: readonly { name: string }[] | undefined;
+}
+
+/** Those parts of the JSON config of Triton's HTTP endpoint, which keeps the proto field names. */
+export function llmModelConfigFromJson(json: unknown): LlmModelConfig {
+  const config = (json ?? {}) as {
+    name?: string; platform?: string; backend?: string; max_batch_size?: number;
+    model_transaction_policy?: { decoupled?: boolean } | null;
+    input?: { name: string; data_type: string }[]; output?: { name: string }[];
+  };
+  return {
+    name: config.name,
+    platform: config.platform,
+    backend: config.backend,
+    maxBatchSize: config.max_batch_size,
+    modelTransactionPolicy: config.model_transaction_policy,
+    input: config.input?.map((input) => ({ name: input.name, dataType: input.data_type })),
+    output: config.output,
+  };
 }
 
 /** What the clients use of a model's config. */
 export function llmModelInfo(config: LlmModelConfig, model: string): LlmModelInfo {
   const inputs: Record<string, DataType> = {};
   for (const input of config.input ?? []) {
-    const datatype = configDataTypes[input.data_type];
+    const datatype = configDataTypes[input.dataType];
     if (datatype) inputs[input.name] = datatype;
   }
   const platform = config.platform || config.backend || '';
-  const decoupled = config.model_transaction_policy?.decoupled ?? false;
+  const decoupled = config.modelTransactionPolicy?.decoupled ?? false;
   return {
     name: config.name || model,
     platform,
-    maxBatchSize: config.max_batch_size ?? 0,
+    maxBatchSize: config.maxBatchSize ?? 0,
     decoupled,
     streaming: 'stream' in inputs && (decoupled || platform === 'ensemble'),
     inputs,

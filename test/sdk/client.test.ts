@@ -57,11 +57,14 @@ describe('TritonClient against a fake Triton', () => {
     expect(metadata.platform).toBe('ensemble');
     expect(metadata.inputs).toContainEqual({ name: 'text_input', datatype: 'BYTES', shape: [-1, 1] });
     const config = await client.modelConfig('nobatch');
-    expect(config.max_batch_size).toBe(0);
-    expect(config.model_transaction_policy?.decoupled).toBe(true);
-    expect(config.input.find((i) => i.name === 'seed')?.data_type).toBe('TYPE_INT64');
+    expect(config.maxBatchSize).toBe(0);
+    expect(config.modelTransactionPolicy?.decoupled).toBe(true);
+    expect(config.input.find((i) => i.name === 'seed')).toMatchObject({ dataType: 'TYPE_INT64', dims: [1] });
     expect((await client.repositoryIndex()).map((m) => m.name)).toContain('unary');
-    expect((await client.modelStatistics('nobatch'))[0]?.inference_count).toBe('3');
+    const [stats] = await client.modelStatistics('nobatch');
+    expect(stats?.inferenceCount).toBe(3);  // a number, as everywhere in the SDK, not protobuf's "3"
+    expect(stats?.inferenceStats?.success).toEqual({ count: 3, ns: 123456789012 });
+    expect(Object.keys(config)).not.toContain('max_batch_size');
     await client.loadModel('nobatch');
     await client.unloadModel('nobatch');
   });

@@ -64,7 +64,7 @@ export async function errorExample(llm: TritonLlmClient): Promise<TritonError | 
 /** The generic layer: any model of any Triton server, typed tensors in and out. */
 export async function inferExample(client: TritonClient, model: string): Promise<string[]> {
   console.log(await client.serverReady(), (await client.modelMetadata(model)).inputs.map((i) => i.name));
-  const batch = (await client.modelConfig(model)).max_batch_size > 0;
+  const batch = (await client.modelConfig(model)).maxBatchSize > 0;
   const inputs: InferInput[] = [
     { name: 'text_input', datatype: 'BYTES', shape: batch ? [1, 1] : [1], data: ['Hello'] },
     { name: 'max_tokens', datatype: 'INT32', shape: batch ? [1, 1] : [1], data: new Int32Array([8]) },

@@ -240,7 +240,7 @@ export class FakeTriton {
       },
       ModelStatistics: (call, callback) => {
         this.record('ModelStatistics', call.metadata);
-        callback(null, { model_stats: [{ name: call.request.name || 'all', version: '1', inference_count: '3' }] });
+        callback(null, { model_stats: [{ name: call.request.name || 'all', version: '1', inference_count: '3', inference_stats: { success: { count: '3', ns: '123456789012' } } }] });
       },
       RepositoryModelLoad: (call, callback) => {
         this.record('RepositoryModelLoad', call.metadata);

@@ -30,7 +30,7 @@ describe('SDK against the dev server', () => {
   let address: string;
 
   /** Requests of a model that ended in failure (cancelled ones count), from ModelStatistics. */
-  const failures = async (model: string): Promise<number> => Number((await llm.modelStatistics(model))[0]?.inference_stats?.fail?.count ?? 0);
+  const failures = async (model: string): Promise<number> => (await llm.modelStatistics(model))[0]?.inferenceStats?.fail?.count ?? 0;
   const waitForFailures = async (model: string, expected: number): Promise<number> => {
     let count = await failures(model);
     for (let i = 0; i < 200 && count < expected; ++i) {
@@ -66,8 +66,8 @@ describe('SDK against the dev server', () => {
     const metadata = await llm.modelMetadata('tiny');
     expect(metadata.inputs).toContainEqual({ name: 'text_input', datatype: 'BYTES', shape: [-1, 1] });
     const config = await llm.modelConfig('tiny_nobatch');
-    expect(config.max_batch_size).toBe(0);
-    expect(config.model_transaction_policy?.decoupled).toBe(true);
+    expect(config.maxBatchSize).toBe(0);
+    expect(config.modelTransactionPolicy?.decoupled).toBe(true);
     const index = await llm.repositoryIndex();
     expect(index.filter((m) => m.state === 'READY').map((m) => m.name).sort()).toEqual(['tiny', 'tiny_nobatch', 'tiny_unary']);
     expect((await llm.modelStatistics('tiny'))[0]?.name).toBe('tiny');

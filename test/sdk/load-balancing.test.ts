@@ -38,7 +38,7 @@ describe('client-side round_robin over two dev servers', () => {
 
   /** Requests a server completed for the model, from its own ModelStatistics. */
   const completed = async (client: TritonClient): Promise<number> =>
-    Number((await client.modelStatistics('tiny'))[0]?.inference_stats?.success?.count ?? 0);
+    (await client.modelStatistics('tiny'))[0]?.inferenceStats?.success?.count ?? 0;
 
   beforeAll(async () => {
     if (!existsSync(join(tiny, 'config.json'))) throw new Error(`${tiny} is missing: run bash scripts/setup.sh first`);

@@ -8,6 +8,7 @@ import {
   defaultLlmModel,
   defaultMaxTokens,
   GenerationStream,
+  llmModelConfigFromJson,
   llmModelInfo,
   maxBufferedChunks,
   scalarInputs,
@@ -17,7 +18,6 @@ import {
   type GenerateOptions,
   type GenerateResult,
   type GenerationChunk,
-  type LlmModelConfig,
   type LlmModelInfo,
   type Usage,
 } from '../generation.js';
@@ -143,7 +143,7 @@ export class TritonHttpLlmClient {
     if (!info) {
       info = (async () => {
         const config = (await this.request('GET', `${this.modelPath(model, version)}/config`, undefined, options.signal, options.headers, { call: 'modelConfig', target: this.url, model })).json;
-        return llmModelInfo(config as LlmModelConfig, model);
+        return llmModelInfo(llmModelConfigFromJson(config), model);
       })();
       this.infos.set(key, info);
       info.catch(() => this.infos.delete(key));

@@ -246,7 +246,7 @@ export function createOpenAiGateway(options: OpenAiGatewayOptions): OpenAiGatewa
       found = (async () => {
         const config = await client.modelConfig(model, { signal });
         const folders = ['tokenizer_dir', 'checkpoint_dir']
-          .map((key) => config.parameters?.[key]?.string_value)
+          .map((key) => config.parameters?.[key]?.stringValue)
           .filter((dir): dir is string => typeof dir === 'string' && dir !== '');
         return loadChatTemplate(folders);
       })();
