@@ -87,7 +87,7 @@ class KvBlockPool {
   kernels::PagedRows keys(size_t layer, size_t kv_head, std::span<const int32_t> blocks) const;
   kernels::PagedRows values(size_t layer, size_t kv_head, std::span<const int32_t> blocks) const;
   // Stores one position's key and value (kv_heads x head_size floats each) in row `row` of `block`,
-  // rounded to dtype().
+  // rounded to dtype(). It writes only that slot's bytes: threads may store distinct slots at once.
   void store(int32_t block, size_t row, size_t layer, const float* key, const float* value);
 
  private:

@@ -315,19 +315,14 @@ void LlamaModel::apply_rotary(float* head_vectors, size_t n_heads, size_t row) c
   }
 }
 
-void LlamaModel::store_keys_and_values(const Batch& batch, KvBlockPool& cache, size_t layer) {
+void LlamaModel::store_keys_and_values(const Batch& batch, KvBlockPool& cache, size_t layer, size_t row) const {
   const size_t q_size = static_cast<size_t>(config_.q_size());
   const size_t kv_size = static_cast<size_t>(config_.kv_size());
-  const size_t qkv_stride = q_size + 2 * kv_size;
+  const float* values = &qkv_[row * (q_size + 2 * kv_size)];
+  const BatchSequence& sequence = batch.sequences[row_sequence_[row]];
+  const size_t position = sequence.first_position + (row - sequence.first_row);
   const size_t per_block = cache.tokens_per_block();
-  for (const BatchSequence& sequence : batch.sequences) {
-    for (size_t t = 0; t < sequence.rows; ++t) {
-      const size_t position = sequence.first_position + t;
-      const float* row = &qkv_[(sequence.first_row + t) * qkv_stride];
-      cache.store(sequence.blocks[position / per_block], position % per_block, layer, row + q_size,
-                  row + q_size + kv_size);
-    }
-  }
+  cache.store(sequence.blocks[position / per_block], position % per_block, layer, values + q_size, values + q_size + kv_size);
 }
 
 void LlamaModel::attention(const Batch& batch, const KvBlockPool& cache, size_t layer) {
@@ -430,6 +425,10 @@ void LlamaModel::forward(const Batch& batch, KvBlockPool& cache, std::span<float
     kernels::weight_row_to_f32(embedding_, static_cast<size_t>(batch.tokens[t]), &x_[t * hidden]);
   }
   compute_rotary(batch);
+  row_sequence_.resize(n);
+  for (size_t s = 0; s < batch.sequences.size(); ++s) {
+    for (size_t t = 0; t < batch.sequences[s].rows; ++t) row_sequence_[batch.sequences[s].first_row + t] = s;
+  }
 
   // Row-wise work between the linear layers is spread over the pool too: left to the calling
   // thread, the other threads would wait through it (a few percent of a batch's decode step).
@@ -455,8 +454,8 @@ void LlamaModel::forward(const Batch& batch, KvBlockPool& cache, std::span<float
       float* row = &qkv_[t * qkv_stride];
       apply_rotary(row, static_cast<size_t>(config_.num_attention_heads), t);
       apply_rotary(row + q_size, static_cast<size_t>(config_.num_key_value_heads), t);
+      store_keys_and_values(batch, cache, l, t);  // rows' cache slots are distinct
     });
-    store_keys_and_values(batch, cache, l);
     attention(batch, cache, l);
     linear(Linear::Dense, attn_out_.data(), mlp_b_.data());
     for_each_row([&](size_t t) {

@@ -83,7 +83,8 @@ class LlamaModel {
   void check_batch(const Batch& batch, const KvBlockPool& cache, std::span<float> logits) const;
   void compute_rotary(const Batch& batch);
   void apply_rotary(float* head_vectors, size_t n_heads, size_t row) const;
-  void store_keys_and_values(const Batch& batch, KvBlockPool& cache, size_t layer);
+  // Writes batch row `row`'s key and value (after rotary) into its sequence's cache slot.
+  void store_keys_and_values(const Batch& batch, KvBlockPool& cache, size_t layer, size_t row) const;
   void attention(const Batch& batch, const KvBlockPool& cache, size_t layer);
 
   ModelConfig config_;
@@ -103,6 +104,7 @@ class LlamaModel {
   // Activations, on cache lines for the kernels' 64-byte loads.
   AlignedVector<float> x_, normed_, qkv_, attn_out_, mlp_a_, mlp_b_, scores_;
   std::vector<size_t> scores_offsets_;  // per sequence of the batch: where its heads' scores start
+  std::vector<size_t> row_sequence_;    // per row of the batch: its sequence's index
 };
 
 }  // namespace llm
