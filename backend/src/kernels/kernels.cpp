@@ -29,6 +29,13 @@ constexpr double kMinMicrosecondsToSplit = 20.0;
 constexpr double kWeightBytesPerMicrosecond = 20e3;
 constexpr double kFlopsPerMicrosecond = 80e3;
 
+// Per-thread scratch grows and never shrinks: matrices of different widths take turns, and
+// resizing down and up again would zero the difference on every call.
+template <class T>
+void grow_to(AlignedVector<T>& scratch, size_t size) {
+  if (scratch.size() < size) scratch.resize(size);
+}
+
 bool worth_splitting(size_t m, const WeightView& w) {
   const double weights = static_cast<double>(w.rows) * static_cast<double>(w.cols);
   const double streaming_us = static_cast<double>(w.rows) * static_cast<double>(w.row_bytes()) / kWeightBytesPerMicrosecond;
@@ -186,7 +193,7 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
     // AWQ's per-input-channel scale: applied once to x here rather than to every weight. The copy
     // is per calling thread, so models running on different threads never share it.
     thread_local AlignedVector<float> scaled;
-    scaled.resize(m * w.cols);
+    grow_to(scaled, m * w.cols);
     for (size_t i = 0; i < m; ++i) {
       for (size_t c = 0; c < w.cols; ++c) scaled[i * w.cols + c] = x[i * w.cols + c] * w.input_scale[c];
     }
@@ -209,8 +216,8 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
     thread_local AlignedVector<uint16_t> values;
     thread_local AlignedVector<float> group_sums;
     const size_t padded = w.padded_cols();
-    values.resize(m * padded);
-    group_sums.resize(m * w.groups());
+    grow_to(values, m * padded);
+    grow_to(group_sums, m * w.groups());
     detail::int4_amx_prepare_input(x, m, w, values.data(), group_sums.data());
     const detail::Int4AmxInput input{values.data(), group_sums.data(), padded};
     run_rows([&](size_t row_begin, size_t row_end) {
@@ -223,10 +230,23 @@ void matmul(const Context& ctx, const float* x, size_t m, const WeightView& w, f
     thread_local AlignedVector<uint16_t> values;
     thread_local AlignedVector<float> block_sums;
     const size_t padded = w.padded_cols();
-    values.resize(m * padded);
-    block_sums.resize(m * padded / kInt4BlockColumns);
-    detail::int4_bf16_prepare_input(x, m, w, values.data(), block_sums.data());
-    const detail::Int4Bf16Input input{values.data(), block_sums.data(), padded};
+    const size_t blocks = padded / kInt4BlockColumns;
+    grow_to(values, m * padded);
+    grow_to(block_sums, m * blocks);
+    // Rows of x are prepared independently: on the pool for a batch, so no core waits through it.
+    // (The buffers are this thread's: a thread_local named inside the lambda would be the worker's.)
+    uint16_t* const values_data = values.data();
+    float* const block_sums_data = block_sums.data();
+    const auto prepare_rows = [&](size_t begin, size_t end) {
+      detail::int4_bf16_prepare_input(x + begin * w.cols, end - begin, w, values_data + begin * padded,
+                                      block_sums_data + begin * blocks);
+    };
+    if (m > 1 && ctx.pool != nullptr && ctx.pool->size() > 1) {
+      ctx.pool->parallel_for(m, 1, prepare_rows);
+    } else {
+      prepare_rows(0, m);
+    }
+    const detail::Int4Bf16Input input{values_data, block_sums_data, padded};
     run_rows([&](size_t row_begin, size_t row_end) {
       detail::matmul_rows_int4_bf16(input, m, w, y, row_begin, row_end);
     });
