@@ -375,8 +375,9 @@ std::optional<ModelRoute> match_model_route(const std::string& path) {
 }
 
 // The --http-restricted-api category of a path, as tritonserver groups its routes; nullopt for
-// paths that are none of them (they get 404).
-std::optional<ApiCategory> api_category(const std::string& path) {
+// paths that are none of them (they get 404). `route` is match_model_route(path), matched once per
+// request by the caller.
+std::optional<ApiCategory> api_category(const std::string& path, const std::optional<ModelRoute>& route) {
   const auto starts = [&](std::string_view prefix) { return path.rfind(prefix, 0) == 0; };
   if (starts("/v2/health/")) return ApiCategory::kHealth;
   if (path == "/v2" || path == "/v2/") return ApiCategory::kMetadata;
@@ -385,7 +386,6 @@ std::optional<ApiCategory> api_category(const std::string& path) {
   if (starts("/v2/trace/")) return ApiCategory::kTrace;
   if (starts("/v2/logging")) return ApiCategory::kLogging;
   if (path == "/v2/models/stats") return ApiCategory::kStatistics;
-  const std::optional<ModelRoute> route = match_model_route(path);
   if (!route) {
     if (starts("/v2/models/") && path.find("/trace/setting") != std::string::npos) return ApiCategory::kTrace;
     return std::nullopt;
@@ -728,7 +728,8 @@ void HttpService::handle(const HttpRequest& request, HttpExchange& exchange) {
   };
   try {
     const std::string& path = request.path;
-    if (const std::optional<ApiCategory> category = api_category(path)) {
+    const std::optional<ModelRoute> route = match_model_route(path);
+    if (const std::optional<ApiCategory> category = api_category(path, route)) {
       if (const std::optional<ApiRestriction>& restriction = restricted_.restriction(*category)) {
         const std::string* value = request.header(restriction->header);
         if (value == nullptr || *value != restriction->value) {
@@ -798,7 +799,6 @@ void HttpService::handle(const HttpRequest& request, HttpExchange& exchange) {
       }
       return exchange.respond(200, kJson, "");
     }
-    const std::optional<ModelRoute> route = match_model_route(path);
     if (!route) {
       return exchange.respond(404, kJson, error_body("Not Found"));
     }
