@@ -184,6 +184,26 @@ TEST_P(MatmulTest, MatchesReferenceForOddShapes) {
   }
 }
 
+// Every batch size in-flight batching and prefill produce, from one decode row to a 512-token
+// prompt chunk, with odd K and N: each tile shape, leftover rows and cache block is walked.
+constexpr size_t kBatchSizes[] = {1, 2, 3, 7, 8, 16, 64, 65, 512};
+
+TEST_P(MatmulTest, MatchesReferenceForEveryBatchSize) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(4242);
+  const size_t rows = 37, cols = 333;
+  const StoredWeights w(dtype, rows, cols, rng);
+  ThreadPool pool(3);
+  for (size_t m : kBatchSizes) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m);
+    const std::vector<float> x = random_floats(m * cols, rng);
+    std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
+    matmul(Context{isa, &pool}, x.data(), m, w.view(), y.data());
+    expect_matches_reference(x, m, w, rows, cols, y, matmul_tolerance(dtype));
+  }
+}
+
 // Enough rows of x that prefill walks them in several cache blocks.
 TEST_P(MatmulTest, MatchesReferenceForLongPrefill) {
   const auto [isa, dtype] = GetParam();
@@ -422,6 +442,27 @@ TEST_P(QuantizedMatmulTest, MatchesDequantisedReferenceForOddShapes) {
           }
         }
       }
+    }
+  }
+}
+
+TEST_P(QuantizedMatmulTest, MatchesDequantisedReferenceForEveryBatchSize) {
+  const auto [isa, quant] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  std::mt19937 rng(4243);
+  const size_t rows = 37, cols = 333;
+  ThreadPool pool(3);
+  for (size_t group_size : {64, 128}) {
+    if (quant == QuantCase::Int8 && group_size != 128) continue;  // no groups in int8
+    const QuantizedWeights w = quant == QuantCase::Int8
+                                   ? QuantizedWeights::int8(rows, cols, rng)
+                                   : QuantizedWeights::int4(rows, cols, group_size, quant == QuantCase::Int4ZeroPoints, rng);
+    for (size_t m : kBatchSizes) {
+      SCOPED_TRACE(::testing::Message() << "m=" << m << " group=" << group_size);
+      const std::vector<float> x = random_floats(m * cols, rng);
+      std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
+      matmul(Context{isa, &pool}, x.data(), m, w.view(isa), y.data());
+      expect_quantized_matches_reference(isa, x, m, w, {}, y);
     }
   }
 }
