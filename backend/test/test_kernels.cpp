@@ -186,17 +186,16 @@ TEST_P(MatmulTest, MatchesReferenceForOddShapes) {
 
 // Every batch size in-flight batching and prefill produce, from one decode row to a 512-token
 // prompt chunk, with odd K and N: each tile shape, leftover rows and cache block is walked.
-constexpr size_t kBatchSizes[] = {1, 2, 3, 7, 8, 16, 64, 65, 512};
+const std::vector<size_t> kBatchSizes = {1, 2, 3, 7, 8, 16, 64, 65, 512};
 
-TEST_P(MatmulTest, MatchesReferenceForEveryBatchSize) {
-  const auto [isa, dtype] = GetParam();
-  SKIP_UNLESS_UNDER_TEST(isa);
-  std::mt19937 rng(4242);
-  const size_t rows = 37, cols = 333;
+// matmul over a pool of 3 threads against the double-precision reference, for each m.
+void expect_pooled_matmul_matches_reference(Isa isa, DType dtype, size_t rows, size_t cols,
+                                            const std::vector<size_t>& batch_sizes, uint32_t seed) {
+  std::mt19937 rng(seed);
   const StoredWeights w(dtype, rows, cols, rng);
   ThreadPool pool(3);
-  for (size_t m : kBatchSizes) {
-    SCOPED_TRACE(::testing::Message() << "m=" << m);
+  for (size_t m : batch_sizes) {
+    SCOPED_TRACE(::testing::Message() << "m=" << m << " rows=" << rows << " cols=" << cols);
     const std::vector<float> x = random_floats(m * cols, rng);
     std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
     matmul(Context{isa, &pool}, x.data(), m, w.view(), y.data());
@@ -204,18 +203,17 @@ TEST_P(MatmulTest, MatchesReferenceForEveryBatchSize) {
   }
 }
 
+TEST_P(MatmulTest, MatchesReferenceForEveryBatchSize) {
+  const auto [isa, dtype] = GetParam();
+  SKIP_UNLESS_UNDER_TEST(isa);
+  expect_pooled_matmul_matches_reference(isa, dtype, 37, 333, kBatchSizes, 4242);
+}
+
 // Enough rows of x that prefill walks them in several cache blocks.
 TEST_P(MatmulTest, MatchesReferenceForLongPrefill) {
   const auto [isa, dtype] = GetParam();
   SKIP_UNLESS_UNDER_TEST(isa);
-  std::mt19937 rng(99);
-  const size_t m = 70, rows = 37, cols = 1100;
-  const StoredWeights w(dtype, rows, cols, rng);
-  const std::vector<float> x = random_floats(m * cols, rng);
-  ThreadPool pool(3);
-  std::vector<float> y(m * rows);
-  matmul(Context{isa, &pool}, x.data(), m, w.view(), y.data());
-  expect_matches_reference(x, m, w, rows, cols, y, matmul_tolerance(dtype));
+  expect_pooled_matmul_matches_reference(isa, dtype, 37, 1100, {70}, 99);
 }
 
 // Large enough that matmul splits it over the pool (small calls run on the caller), with a row
@@ -223,17 +221,7 @@ TEST_P(MatmulTest, MatchesReferenceForLongPrefill) {
 TEST_P(MatmulTest, MatchesReferenceWhenSplitOverThreads) {
   const auto [isa, dtype] = GetParam();
   SKIP_UNLESS_UNDER_TEST(isa);
-  std::mt19937 rng(21);
-  const size_t rows = 1037, cols = 1030;
-  const StoredWeights w(dtype, rows, cols, rng);
-  ThreadPool pool(3);
-  for (size_t m : {1, 9}) {
-    SCOPED_TRACE(::testing::Message() << "m=" << m);
-    const std::vector<float> x = random_floats(m * cols, rng);
-    std::vector<float> y(m * rows, std::numeric_limits<float>::quiet_NaN());
-    matmul(Context{isa, &pool}, x.data(), m, w.view(), y.data());
-    expect_matches_reference(x, m, w, rows, cols, y, matmul_tolerance(dtype));
-  }
+  expect_pooled_matmul_matches_reference(isa, dtype, 1037, 1030, {1, 9}, 21);
 }
 
 TEST_P(MatmulTest, ZeroColumnsGiveZeros) {
