@@ -67,6 +67,21 @@ TEST(ModelSettings, InputsAndOutputsMustHaveTheTypesTheBackendHandles) {
   EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING")}, {tensor("text_output", "TYPE_FP32")}))
                 .find("output \"text_output\" is declared with data_type TYPE_FP32"),
             std::string::npos);
+  // The usage outputs, typed as Triton's vLLM backend declares them.
+  EXPECT_NO_THROW(ModelSettings::parse(
+      with_io({tensor("text_input", "TYPE_STRING"), tensor("return_finish_reason", "TYPE_BOOL"),
+               tensor("return_num_input_tokens", "TYPE_BOOL"), tensor("return_num_output_tokens", "TYPE_BOOL")},
+              {text_output, tensor("finish_reason", "TYPE_STRING"), tensor("num_input_tokens", "TYPE_UINT32"),
+               tensor("num_output_tokens", "TYPE_UINT32")}),
+      "/m/1"));
+  EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING")}, {text_output, tensor("num_input_tokens", "TYPE_INT32")}))
+                .find("output \"num_input_tokens\" is declared with data_type TYPE_INT32, but this backend writes UINT32 "
+                      "to it (set data_type: TYPE_UINT32)"),
+            std::string::npos);
+  EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING"), tensor("return_finish_reason", "TYPE_INT32")},
+                                   {text_output}))
+                .find("input \"return_finish_reason\" is declared with data_type TYPE_INT32"),
+            std::string::npos);
 }
 
 TEST(ModelSettings, ParsesParametersAndResolvesPaths) {
@@ -334,6 +349,13 @@ TEST_F(RequestParserTest, SamplingInputsOfBothStyles) {
   EXPECT_EQ(r.generation.stop_strings, std::vector<std::string>{"\n\n"});
   EXPECT_EQ(r.generation.min_tokens, 2);
   EXPECT_TRUE(r.generation.return_log_probs);
+  EXPECT_FALSE(r.return_finish_reason || r.return_num_input_tokens || r.return_num_output_tokens) << "off unless asked";
+
+  r = parse({{"text_input", bytes_tensor({"x"})}, {"max_tokens", i32({5})}, {"return_finish_reason", boolean(true)},
+             {"return_num_input_tokens", boolean(true)}, {"return_num_output_tokens", boolean(false)}});
+  EXPECT_TRUE(r.return_finish_reason);
+  EXPECT_TRUE(r.return_num_input_tokens);
+  EXPECT_FALSE(r.return_num_output_tokens);
 
   r = parse({{"input_ids", i32({1, 500, 600, 0}, {1, 4})}, {"input_lengths", i32({3})}, {"request_output_len", i32({7})},
              {"runtime_top_p", f32(0.9f)}, {"streaming", boolean(true)}, {"end_id", i32({7})},

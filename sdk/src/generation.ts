@@ -13,7 +13,11 @@ export const defaultMaxTokens = 64;
 /**
  * One generation request. Only the fields that are set are sent; each maps to the input of the
  * same meaning in tensorrtllm_backend's interface (shown in brackets). Inputs the model does not
- * declare are refused by the server.
+ * declare are refused by the server. A model that takes a `sampling_parameters` JSON input and no
+ * `max_tokens` (Triton's vLLM backend) gets there every option without an input of its own, by
+ * vLLM's names (`max_tokens`, `temperature`, `top_k`, `top_p`, `seed`, `stop`, `bad_words`,
+ * `min_tokens`, `stop_token_ids` for `endId`, ...); vLLM's defaults then apply (it samples at
+ * temperature 1 unless `temperature: 0`).
  */
 export interface GenerateOptions {
   /** The prompt [`text_input`]. */
@@ -52,9 +56,10 @@ export interface GenerateOptions {
   excludeInputInOutput?: boolean | undefined;
   /**
    * Return the log probability of each generated token (`logProbs` of the result and chunks)
-   * [`return_log_probs`, read from `output_log_probs`]. The model must declare both (this project's
-   * backend and tensorrtllm_backend's `tensorrt_llm` model do); otherwise the call fails with
-   * `INVALID_ARGUMENT` before anything is sent.
+   * [`return_log_probs`, read from `output_log_probs`, as this project's backend and
+   * tensorrtllm_backend's `tensorrt_llm` model declare them; or vLLM's `return_logprobs` with
+   * `logprobs: 0` in `sampling_parameters`, read from `logprobs`]. A model with neither fails the
+   * call with `INVALID_ARGUMENT` before anything is sent.
    */
   returnLogProbs?: boolean | undefined;
   /** Model for this request (default: the client's). */
@@ -70,19 +75,20 @@ export interface GenerateOptions {
 }
 
 /**
- * Why generation ended: `stop` (end of sequence or a stop word) or `length` (`maxTokens` reached).
- * This project's backend reports it (response parameter `finish_reason`); for other models the SDK
- * infers it from the token count when the model reports generated tokens (`output_ids`):
- * `length` when it reached `maxTokens`, else `stop`. `unknown` when the model reports neither
- * (e.g. NVIDIA's `ensemble`) or `excludeInputInOutput` is false.
+ * Why generation ended: `stop` (end of sequence or a stop word) or `length` (`maxTokens` reached),
+ * as the model reports it in its `finish_reason` output (this project's backend and Triton's vLLM
+ * backend, asked with `return_finish_reason`). For other models the SDK infers it from the token
+ * count when the model reports generated tokens (`output_ids`): `length` when it reached
+ * `maxTokens`, else `stop`. `unknown` when the model reports neither (e.g. NVIDIA's `ensemble`) or
+ * `excludeInputInOutput` is false.
  */
 export type FinishReason = 'stop' | 'length' | 'unknown';
 
 /** Token counts, where the server reports them. */
 export interface Usage {
-  /** Prompt tokens, as this project's backend reports them (response parameter `prompt_tokens`); tensorrtllm_backend's text models do not. */
+  /** Prompt tokens, from the model's `num_input_tokens` output (this project's backend, Triton's vLLM backend). */
   promptTokens?: number | undefined;
-  /** Generated tokens, counted from `output_ids` when the model has that output. */
+  /** Generated tokens: the model's `num_output_tokens` outputs summed, else counted from `output_ids`. */
   completionTokens?: number | undefined;
 }
 
@@ -199,6 +205,142 @@ export function scalarValues(request: GenerateOptions): Record<ScalarField, numb
     padId: request.padId,
     excludeInputInOutput: request.excludeInputInOutput,
   };
+}
+
+/**
+ * Outputs a model sends only when a boolean input of its own asks for them (flag -> output), named
+ * as Triton's vLLM backend names them; this project's backend declares them too. The SDK sets every
+ * flag whose output the model declares.
+ */
+export const usageOutputs: readonly (readonly [flag: string, output: string])[] = [
+  ['return_finish_reason', 'finish_reason'],
+  ['return_num_input_tokens', 'num_input_tokens'],
+  ['return_num_output_tokens', 'num_output_tokens'],
+];
+
+/** The usage flags and outputs a model declares. */
+export function declaredUsageOutputs(info: LlmModelInfo): (readonly [flag: string, output: string])[] {
+  return usageOutputs.filter(([flag, output]) => flag in info.inputs && info.outputs.includes(output));
+}
+
+/** Where a model's per-token log probabilities come from, with the flag that asks for them. */
+export interface LogProbsSource {
+  flag: 'return_log_probs' | 'return_logprobs';
+  /** `output_log_probs` (FP32, tensorrtllm_backend and this project's backend) or `logprobs` (JSON text, Triton's vLLM backend). */
+  output: 'output_log_probs' | 'logprobs';
+}
+
+/** How `returnLogProbs` is asked of this model; throws `INVALID_ARGUMENT` when it cannot be. */
+export function logProbsSource(info: LlmModelInfo, model: string, call: string): LogProbsSource {
+  if ('return_log_probs' in info.inputs && info.outputs.includes('output_log_probs')) return { flag: 'return_log_probs', output: 'output_log_probs' };
+  if ('return_logprobs' in info.inputs && info.outputs.includes('logprobs') && 'sampling_parameters' in info.inputs) {
+    return { flag: 'return_logprobs', output: 'logprobs' };
+  }
+  throw invalidArgument(
+    `returnLogProbs: model "${model}" declares neither input return_log_probs with output output_log_probs (tensorrtllm_backend) nor ` +
+      'input return_logprobs with output logprobs (vLLM), so it cannot return log probabilities',
+    { call, model },
+  );
+}
+
+/**
+ * The log probability of each new token from a `logprobs` output of Triton's vLLM backend: a JSON
+ * list with one `{token_id: {logprob, rank, decoded_token}}` object per token, holding only the
+ * sampled token when the request asked for `logprobs: 0`. Anything else yields no numbers.
+ */
+export function vllmLogProbs(text: string): number[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(parsed)) return [];
+  return parsed.map((position: unknown) => {
+    const entries = position !== null && typeof position === 'object' ? Object.values(position) : [];
+    const first: unknown = entries[0];
+    const logprob = first !== null && typeof first === 'object' ? (first as { logprob?: unknown }).logprob : undefined;
+    return typeof logprob === 'number' ? logprob : Number.NaN;
+  });
+}
+
+/** Options that go into Triton's vLLM backend's `sampling_parameters` JSON, by vLLM's `SamplingParams` names. */
+const samplingParameterNames: Partial<Record<ScalarField, string>> = {
+  maxTokens: 'max_tokens',
+  temperature: 'temperature',
+  topK: 'top_k',
+  topP: 'top_p',
+  seed: 'seed',
+  repetitionPenalty: 'repetition_penalty',
+  presencePenalty: 'presence_penalty',
+  frequencyPenalty: 'frequency_penalty',
+  minTokens: 'min_tokens',
+  lengthPenalty: 'length_penalty',
+};
+
+/** JSON the SDK sends. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * For a model that takes its sampling options as one JSON text (`sampling_parameters`, Triton's
+ * vLLM backend) and does not declare `max_tokens`: that JSON, with every option whose own input
+ * the model does not declare, and the options it holds. `undefined` for other models.
+ */
+export function samplingParameters(request: GenerateOptions, info: LlmModelInfo, model: string, call: string,
+                                   logProbs: boolean): { json: string; fields: Set<string> } | undefined {
+  if (!('sampling_parameters' in info.inputs) || 'max_tokens' in info.inputs) return undefined;
+  const values = scalarValues(request);
+  values.maxTokens ??= defaultMaxTokens;
+  const json: Record<string, JsonValue> = {};
+  const fields = new Set<string>();
+  for (const [field, names] of scalarInputs) {
+    const value = values[field];
+    const name = samplingParameterNames[field];
+    if (value === undefined || name === undefined || names.some((input) => input in info.inputs)) continue;
+    if (typeof value === 'bigint' && value > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw invalidArgument(`${field}: ${value} is too large to send in sampling_parameters`, { call, model });
+    }
+    json[name] = typeof value === 'bigint' ? Number(value) : value;
+    fields.add(field);
+  }
+  if (request.endId !== undefined && !('end_id' in info.inputs)) {
+    json['stop_token_ids'] = [request.endId];
+    fields.add('endId');
+  }
+  const words = [['stopWords', request.stopWords, 'stop_words', 'stop'], ['badWords', request.badWords, 'bad_words', 'bad_words']] as const;
+  for (const [field, list, input, name] of words) {
+    if (list && list.length > 0 && !(input in info.inputs)) {
+      json[name] = [...list];
+      fields.add(field);
+    }
+  }
+  // 0: the sampled token's log probability only, no alternatives.
+  if (logProbs) json['logprobs'] = 0;
+  return { json: JSON.stringify(json), fields };
+}
+
+/** Usage and finish reason as a model reports them over a request's responses. */
+export class ReportedUsage {
+  promptTokens: number | undefined;
+  completionTokens: number | undefined;
+  finishReason: 'stop' | 'length' | undefined;
+
+  /** A response's `finish_reason` (empty, or vLLM's "None", until the last response). */
+  takeFinishReason(value: unknown): void {
+    if (value === 'stop' || value === 'length') this.finishReason = value;
+  }
+
+  /** A response's `num_input_tokens`. */
+  takePromptTokens(value: unknown): void {
+    const count = Number(value);
+    if (Number.isSafeInteger(count) && count >= 0) this.promptTokens = count;
+  }
+
+  /** A response's `num_output_tokens`: the tokens it adds. */
+  addCompletionTokens(value: unknown): void {
+    const count = Number(value);
+    if (Number.isSafeInteger(count) && count >= 0) this.completionTokens = (this.completionTokens ?? 0) + count;
+  }
 }
 
 /** The parts of a model config that shape requests, named as `modelConfig()` returns them. */

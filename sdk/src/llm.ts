@@ -11,10 +11,15 @@ import {
   GenerationStream,
   llmModelInfo,
   maxBufferedChunks,
+  declaredUsageOutputs,
+  logProbsSource,
+  ReportedUsage,
+  samplingParameters,
   scalarInputs,
   scalarValues,
   stoppedReading,
-  type FinishReason,
+  vllmLogProbs,
+  type LogProbsSource,
   type GenerateOptions,
   type GenerateResult,
   type GenerationChunk,
@@ -78,8 +83,8 @@ function firstTokenIds(result: InferResult): number[] {
   return firstRow(result, 'output_ids').filter((id) => id >= 0);
 }
 
-function firstText(result: InferResult): string {
-  return result.strings('text_output')[0] ?? '';
+function firstText(result: InferResult, name = 'text_output'): string {
+  return result.strings(name)[0] ?? '';
 }
 
 /**
@@ -284,7 +289,8 @@ export class TritonLlmClient extends TritonClient {
     if (options.headers) infoOptions.headers = options.headers;
     const info = await this.modelInfo(model, infoOptions);
     const streaming = streamed && info.streaming;
-    const message = this.buildRequest(request, info, model, version, streaming, call);
+    const logProbsFrom = request.returnLogProbs ? logProbsSource(info, model, call) : undefined;
+    const message = this.buildRequest(request, info, model, version, streaming, call, logProbsFrom);
     const maxTokens = request.maxTokens ?? defaultMaxTokens;
     const wantsIds = info.outputs.includes('output_ids');
 
@@ -306,18 +312,15 @@ export class TritonLlmClient extends TritonClient {
       const logProbs: number[] = [];
       let id = message.id ?? '';
       let answeringModel = model;
-      // Reported by this project's backend as response parameters; other models leave them out.
-      let promptTokens: number | undefined;
-      let reportedFinish: FinishReason | undefined;
+      const reported = new ReportedUsage();
       const sent = stream.send(
         message,
         {
           response: (result) => {
             answeringModel = result.model || answeringModel;
-            const reportedPrompt = result.parameters['prompt_tokens'];
-            if (typeof reportedPrompt === 'number' || typeof reportedPrompt === 'bigint') promptTokens = Number(reportedPrompt);
-            const finish = result.parameters['finish_reason'];
-            if (finish === 'stop' || finish === 'length') reportedFinish = finish;
+            if (result.has('finish_reason')) reported.takeFinishReason(firstText(result, 'finish_reason'));
+            if (result.has('num_input_tokens')) reported.takePromptTokens(firstRow(result, 'num_input_tokens')[0]);
+            if (result.has('num_output_tokens')) reported.addCompletionTokens(firstRow(result, 'num_output_tokens')[0]);
             const piece = result.has('text_output') ? firstText(result) : '';
             let pieceIds: number[] | undefined;
             if (wantsIds && result.has('output_ids')) {
@@ -326,8 +329,8 @@ export class TritonLlmClient extends TritonClient {
               idsSeen = true;
             }
             let pieceLogProbs: number[] | undefined;
-            if (request.returnLogProbs && result.has('output_log_probs')) {
-              pieceLogProbs = firstRow(result, 'output_log_probs');
+            if (logProbsFrom && result.has(logProbsFrom.output)) {
+              pieceLogProbs = logProbsFrom.output === 'logprobs' ? vllmLogProbs(firstText(result, 'logprobs')) : firstRow(result, 'output_log_probs');
               logProbs.push(...pieceLogProbs);
             }
             if (piece !== '') {
@@ -341,13 +344,14 @@ export class TritonLlmClient extends TritonClient {
           },
           end: () => {
             const finished = performance.now();
-            const completionTokens = idsSeen && request.excludeInputInOutput !== false ? ids.length : undefined;
+            const counted = idsSeen && request.excludeInputInOutput !== false ? ids.length : undefined;
+            const completionTokens = reported.completionTokens ?? counted;
             const usage: Usage = {};
-            if (promptTokens !== undefined) usage.promptTokens = promptTokens;
+            if (reported.promptTokens !== undefined) usage.promptTokens = reported.promptTokens;
             if (completionTokens !== undefined) usage.completionTokens = completionTokens;
             const outcome: GenerateResult = {
               text,
-              finishReason: reportedFinish ?? (completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop'),
+              finishReason: reported.finishReason ?? (completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop'),
               usage,
               timings: { ttftMs: (firstAt ?? finished) - started, totalMs: finished - started },
               model: answeringModel,
@@ -381,7 +385,8 @@ export class TritonLlmClient extends TritonClient {
     return new InferStream(this.streamHost, streamOptions);
   }
 
-  private buildRequest(request: GenerateOptions, info: LlmModelInfo, model: string, version: string, streaming: boolean, call: string): ModelInferRequest {
+  private buildRequest(request: GenerateOptions, info: LlmModelInfo, model: string, version: string, streaming: boolean, call: string,
+    logProbsFrom: LogProbsSource | undefined): ModelInferRequest {
     const batch = info.maxBatchSize > 0;
     const shapeOf = (count: number): number[] => (batch ? [1, count] : [count]);
     const pick = (names: readonly string[]): string => names.find((name) => name in info.inputs) ?? names[0]!;
@@ -389,27 +394,26 @@ export class TritonLlmClient extends TritonClient {
       ({ name, datatype: info.inputs[name] ?? fallback, shape: shapeOf(data.length), data }) as InferInput;
 
     const inputs: InferInput[] = [tensor('text_input', 'BYTES', [request.prompt])];
+    const sampling = samplingParameters(request, info, model, call, logProbsFrom !== undefined);
+    if (sampling) inputs.push(tensor('sampling_parameters', 'BYTES', [sampling.json]));
     const values = scalarValues(request);
     values.maxTokens ??= defaultMaxTokens;
     for (const [field, names, fallback] of scalarInputs) {
       const value = values[field];
-      if (value !== undefined) inputs.push(tensor(pick(names), fallback, [value]));
+      if (value !== undefined && !sampling?.fields.has(field)) inputs.push(tensor(pick(names), fallback, [value]));
     }
-    if (request.stopWords && request.stopWords.length > 0) inputs.push(tensor('stop_words', 'BYTES', request.stopWords));
-    if (request.badWords && request.badWords.length > 0) inputs.push(tensor('bad_words', 'BYTES', request.badWords));
+    if (request.stopWords && request.stopWords.length > 0 && !sampling?.fields.has('stopWords')) inputs.push(tensor('stop_words', 'BYTES', request.stopWords));
+    if (request.badWords && request.badWords.length > 0 && !sampling?.fields.has('badWords')) inputs.push(tensor('bad_words', 'BYTES', request.badWords));
     if (streaming) inputs.push(tensor('stream', 'BOOL', [true]));
-    if (request.returnLogProbs) {
-      const missing = [!('return_log_probs' in info.inputs) && 'input return_log_probs', !info.outputs.includes('output_log_probs') && 'output output_log_probs'].filter(Boolean);
-      if (missing.length > 0) {
-        throw invalidArgument(`returnLogProbs: model "${model}" does not declare ${missing.join(' or ')}, so it cannot return log probabilities`, { call, model });
-      }
-      inputs.push(tensor('return_log_probs', 'BOOL', [true]));
-    }
+    if (logProbsFrom) inputs.push(tensor(logProbsFrom.flag, 'BOOL', [true]));
+    const usage = declaredUsageOutputs(info);
+    for (const [flag] of usage) inputs.push(tensor(flag, 'BOOL', [true]));
     inputs.push(...(request.inputs ?? []));
 
     const outputs = ['text_output'];
     if (info.outputs.includes('output_ids')) outputs.push('output_ids');
-    if (request.returnLogProbs) outputs.push('output_log_probs');
+    if (logProbsFrom) outputs.push(logProbsFrom.output);
+    for (const [, output] of usage) outputs.push(output);
     const fields: Parameters<typeof buildInferRequest>[0] = { model, modelVersion: version, inputs, outputs };
     if (request.id !== undefined) fields.id = request.id;
     if (request.parameters) fields.parameters = request.parameters;

@@ -145,6 +145,27 @@ describe('llm backend on the dev server', () => {
     }
   });
 
+  it("reports finish reason and token counts as outputs when asked, with the vLLM backend's names and types", async () => {
+    const prompt = 'The capital of France is';
+    const expected = cliGreedy(tiny, prompt, 9);
+    const usageOutputs = [{ name: 'finish_reason' }, { name: 'num_input_tokens' }, { name: 'num_output_tokens' }];
+    const asked = await client.infer({
+      ...textRequest('tiny_unary', prompt, 9, [
+        boolInput('return_finish_reason', true), boolInput('return_num_input_tokens', true), boolInput('return_num_output_tokens', true),
+      ]),
+      outputs: [{ name: 'text_output' }, ...usageOutputs],
+    });
+    const datatypes = Object.fromEntries(asked.outputs.map((o) => [o.name, o.datatype]));
+    expect(datatypes).toEqual({ text_output: 'BYTES', finish_reason: 'BYTES', num_input_tokens: 'UINT32', num_output_tokens: 'UINT32' });
+    expect(decodeBytesRaw(output(asked, 'text_output'))).toEqual([expected.text]);
+    expect(decodeBytesRaw(output(asked, 'finish_reason'))).toEqual([expected.finish_reason]);
+    expect(output(asked, 'num_input_tokens').readUInt32LE(0)).toBe(expected.prompt_tokens);
+    expect(output(asked, 'num_output_tokens').readUInt32LE(0)).toBe(expected.token_ids.length);
+    // Not asked: not sent, even when requested by name.
+    const unasked = await client.infer({ ...textRequest('tiny_unary', prompt, 9), outputs: [{ name: 'text_output' }, ...usageOutputs] });
+    expect(unasked.outputs.map((o) => o.name)).toEqual(['text_output']);
+  });
+
   it('token-style requests (input_ids) give the same tokens', async () => {
     const prompt = 'Tell me a story';
     const expected = cliGreedy(tiny, prompt, 12);

@@ -71,6 +71,36 @@ export const nobatchConfig: ModelConfig = {
   output: [{ name: 'text_output', data_type: 'TYPE_STRING', dims: [-1] }, { name: 'output_ids', data_type: 'TYPE_INT32', dims: [-1, -1] }],
 };
 
+/** Triton's vLLM backend as its auto-complete declares it: options in `sampling_parameters`, usage and log probabilities asked by flag. */
+export const vllmConfig: ModelConfig = {
+  name: 'vllm',
+  backend: 'vllm',
+  max_batch_size: 0,
+  model_transaction_policy: { decoupled: true },
+  input: [
+    input('text_input', 'TYPE_STRING'),
+    input('stream', 'TYPE_BOOL'),
+    input('sampling_parameters', 'TYPE_STRING'),
+    input('exclude_input_in_output', 'TYPE_BOOL'),
+    input('return_finish_reason', 'TYPE_BOOL'),
+    input('return_cumulative_logprob', 'TYPE_BOOL'),
+    input('return_logprobs', 'TYPE_BOOL'),
+    input('return_num_input_tokens', 'TYPE_BOOL'),
+    input('return_num_output_tokens', 'TYPE_BOOL'),
+  ],
+  output: [
+    { name: 'text_output', data_type: 'TYPE_STRING', dims: [-1] },
+    { name: 'finish_reason', data_type: 'TYPE_STRING', dims: [-1] },
+    { name: 'cumulative_logprob', data_type: 'TYPE_FP32', dims: [-1] },
+    { name: 'logprobs', data_type: 'TYPE_STRING', dims: [-1] },
+    { name: 'num_input_tokens', data_type: 'TYPE_UINT32', dims: [1] },
+    { name: 'num_output_tokens', data_type: 'TYPE_UINT32', dims: [-1] },
+  ],
+};
+
+/** The fake's log probability of the token with id `id`. */
+export const fakeLogProb = (id: number): number => -(id - 99) / 8;
+
 /** A model that is neither decoupled nor an ensemble: one response per request. */
 export const unaryConfig: ModelConfig = {
   ...nobatchConfig,
@@ -128,6 +158,7 @@ export class FakeTriton {
     ['ensemble', ensembleConfig],
     ['nobatch', nobatchConfig],
     ['unary', unaryConfig],
+    ['vllm', vllmConfig],
   ]);
   /** Every request received on ModelStreamInfer calls, in order. */
   readonly streamRequests: ModelInferRequest__Output[] = [];
@@ -339,7 +370,9 @@ export class FakeTriton {
         return;
       }
       const prompt = scalar(inputs, 'text_input');
-      const maxTokens = Number(scalar(inputs, 'max_tokens') ?? 16);
+      const sampling = JSON.parse(String(scalar(inputs, 'sampling_parameters') ?? '{}')) as { max_tokens?: number };
+      const maxTokens = Number(scalar(inputs, 'max_tokens') ?? sampling.max_tokens ?? 16);
+      const flag = (name: string): boolean => scalar(inputs, name) === true;
       if (prompt === 'fail') {
         send({ error_message: "input 'text_input': the fake refuses this prompt", infer_response: { id } });
         return;
@@ -353,6 +386,19 @@ export class FakeTriton {
         if (words.length > 0 || ids.length > 0) {
           if (wants('text_output')) tensors.push({ name: 'text_output', datatype: 'BYTES', shape: [1, 1], data: [words.join('')] });
           if (declared.has('output_ids') && requested.has('output_ids')) tensors.push({ name: 'output_ids', datatype: 'INT32', shape: [1, 1, ids.length], data: ids });
+        }
+        // The vLLM backend's flagged outputs, on every response ("None" until the last, as vLLM says it).
+        const flagged = (name: string, output: string): boolean => flag(name) && declared.has(output) && wants(output);
+        if (flagged('return_finish_reason', 'finish_reason')) {
+          tensors.push({ name: 'finish_reason', datatype: 'BYTES', shape: [1], data: [isFinal ? (length === maxTokens ? 'length' : 'stop') : 'None'] });
+        }
+        if (flagged('return_num_input_tokens', 'num_input_tokens')) {
+          tensors.push({ name: 'num_input_tokens', datatype: 'UINT32', shape: [1], data: [String(prompt).split(' ').length] });
+        }
+        if (flagged('return_num_output_tokens', 'num_output_tokens')) tensors.push({ name: 'num_output_tokens', datatype: 'UINT32', shape: [1], data: [ids.length] });
+        if (flagged('return_logprobs', 'logprobs')) {
+          const positions = ids.map((tokenId, i) => ({ [tokenId]: { logprob: fakeLogProb(tokenId), rank: 1, decoded_token: words[i] } }));
+          tensors.push({ name: 'logprobs', datatype: 'BYTES', shape: [1], data: [JSON.stringify(positions)] });
         }
         return {
           infer_response: {

@@ -243,10 +243,48 @@ describe('TritonLlmClient against a fake Triton', () => {
     const before = fake.streamRequests.length;
     const ensemble = await rejection(client({ model: 'ensemble' }).generate({ prompt: 'Hey', returnLogProbs: true }));
     expect(ensemble.code).toBe(Status.INVALID_ARGUMENT);
-    expect(ensemble.message).toContain('returnLogProbs: model "ensemble" does not declare output output_log_probs');
+    expect(ensemble.message).toContain(
+      'returnLogProbs: model "ensemble" declares neither input return_log_probs with output output_log_probs (tensorrtllm_backend) ' +
+        'nor input return_logprobs with output logprobs (vLLM)',
+    );
     const nobatch = await rejection(client({ model: 'nobatch' }).generate({ prompt: 'Hey', returnLogProbs: true }));
-    expect(nobatch.message).toContain('does not declare input return_log_probs or output output_log_probs');
+    expect(nobatch.message).toContain('returnLogProbs: model "nobatch" declares neither');
     expect(fake.streamRequests.length).toBe(before);
+  });
+
+  it("speaks Triton's vLLM backend: options in sampling_parameters, usage, finish reason and log probabilities from its outputs", async () => {
+    const llm = client({ model: 'vllm' });
+    const result = await llm.generate({
+      prompt: 'two words', maxTokens: 3, temperature: 0, topK: 5, topP: 0.5, seed: 11n, stopWords: ['\n'], badWords: ['x'],
+      minTokens: 1, endId: 2, excludeInputInOutput: true, returnLogProbs: true,
+    });
+    expect(result.text).toBe('t0 t1 t2 ');
+    expect(result.finishReason).toBe('length');
+    expect(result.usage).toEqual({ promptTokens: 2, completionTokens: 3 });
+    expect(result.logProbs).toEqual([100, 101, 102].map((id) => expect.closeTo(-(id - 99) / 8, 6)));
+    const request = fake.streamRequests.at(-1)!;
+    expect(request.outputs.map((o) => o.name).sort()).toEqual(['finish_reason', 'logprobs', 'num_input_tokens', 'num_output_tokens', 'text_output']);
+    const inputs = describeInputs(request);
+    // No batch dimension (max_batch_size 0); options without an input of their own in the JSON.
+    expect(Object.keys(inputs).sort()).toEqual([
+      'exclude_input_in_output', 'return_finish_reason', 'return_logprobs', 'return_num_input_tokens', 'return_num_output_tokens',
+      'sampling_parameters', 'text_input',
+    ]);
+    expect(inputs['return_logprobs']).toEqual({ datatype: 'BOOL', shape: [1], values: [true] });
+    expect(JSON.parse(String(inputs['sampling_parameters']!.values[0]))).toEqual({
+      max_tokens: 3, temperature: 0, top_k: 5, top_p: 0.5, seed: 11, min_tokens: 1, stop_token_ids: [2], stop: ['\n'], bad_words: ['x'], logprobs: 0,
+    });
+
+    // Streamed: "None" until the last response, per-response token counts summed, no log probabilities unless asked.
+    const stream = llm.stream({ prompt: 'short one', maxTokens: 5 });
+    const chunks: GenerationChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    const streamed = await stream.result;
+    expect(chunks.map((c) => c.text)).toEqual(['t0 ', 't1 ']);
+    expect(streamed.finishReason).toBe('stop');
+    expect(streamed.usage).toEqual({ promptTokens: 2, completionTokens: 2 });
+    expect(streamed.logProbs).toBeUndefined();
+    expect(JSON.parse(String(describeInputs(fake.streamRequests.at(-1)!)['sampling_parameters']!.values[0]))).toEqual({ max_tokens: 5 });
   });
 
   it('iterates a stream once; its result works without iterating', async () => {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/engine.h"
@@ -106,9 +107,10 @@ class ResponseSender : public GenerationObserver {
     record_tokens(step.new_ids.size());
     const std::vector<float> log_probs(step.log_probs.begin(), step.log_probs.end());
     if (parsed_.stream) {
-      if (!step.new_ids.empty() || !step.text.empty()) {
+      // A last step without new tokens still answers with outputs when it must say why it ended.
+      if (!step.new_ids.empty() || !step.text.empty() || (final && parsed_.return_finish_reason)) {
         send_outputs(std::string(step.text), std::vector<int32_t>(step.new_ids.begin(), step.new_ids.end()), log_probs,
-                     final ? TRITONSERVER_RESPONSE_COMPLETE_FINAL : 0, step.finish);
+                     final ? TRITONSERVER_RESPONSE_COMPLETE_FINAL : 0, step.finish, step.new_ids.size());
       } else if (final) {
         send_flags(TRITONSERVER_RESPONSE_COMPLETE_FINAL);
       }
@@ -120,7 +122,8 @@ class ResponseSender : public GenerationObserver {
         std::string full_text = parsed_.exclude_input_in_output || !parsed_.text_style ? text_ : parsed_.prompt_text + text_;
         std::vector<int32_t> ids = output_ids_;
         if (!parsed_.exclude_input_in_output) ids.insert(ids.begin(), parsed_.generation.prompt_ids.begin(), parsed_.generation.prompt_ids.end());
-        send_outputs(std::move(full_text), std::move(ids), all_log_probs_, TRITONSERVER_RESPONSE_COMPLETE_FINAL, step.finish);
+        send_outputs(std::move(full_text), std::move(ids), all_log_probs_, TRITONSERVER_RESPONSE_COMPLETE_FINAL, step.finish,
+                     output_ids_.size());
       }
     }
     if (final) complete(true, LlmMetrics::Outcome::Completed);
@@ -155,9 +158,10 @@ class ResponseSender : public GenerationObserver {
 
   bool wants(const char* output) const { return requested_.empty() || requested_.count(output) != 0; }
 
-  // `finish`: set on the request's last response, which then says why it ended.
+  // `finish`: set on the request's last response, which then says why it ended; `new_tokens`: the
+  // tokens generated since the previous response (the prompt never counts).
   void send_outputs(std::string text, std::vector<int32_t> ids, const std::vector<float>& log_probs, uint32_t flags,
-                    FinishReason finish) {
+                    FinishReason finish, size_t new_tokens) {
     TRITONBACKEND_Response* response = nullptr;
     if (TRITONSERVER_Error* e = TRITONBACKEND_ResponseNewFromFactory(&response, factory_.get())) {
       log_failure(e, "creating a response");
@@ -170,13 +174,7 @@ class ResponseSender : public GenerationObserver {
       const bool text_out = parsed_.text_style ? wants("text_output") : requested_.count("text_output") != 0;
       const bool ids_out = parsed_.text_style ? requested_.count("output_ids") != 0 : wants("output_ids");
       const bool length_out = parsed_.text_style ? requested_.count("sequence_length") != 0 : wants("sequence_length");
-      if (text_out) {
-        std::string element(4, '\0');
-        const uint32_t size = static_cast<uint32_t>(text.size());
-        std::memcpy(element.data(), &size, 4);
-        element += text;
-        add_output(response, "text_output", TRITONSERVER_TYPE_BYTES, {1}, element.data(), element.size());
-      }
+      if (text_out) add_string_output(response, "text_output", {1}, text);
       const int64_t n = static_cast<int64_t>(ids.size());
       if (ids_out) add_output(response, "output_ids", TRITONSERVER_TYPE_INT32, {1, 1, n}, ids.data(), ids.size() * 4);
       if (length_out) {
@@ -196,19 +194,33 @@ class ResponseSender : public GenerationObserver {
         const int32_t index = 0;
         add_output(response, "batch_index", TRITONSERVER_TYPE_INT32, {1, 1}, &index, 4);
       }
-      // Usage and finish reason for OpenAI-style clients (the SDK reads them), as response
-      // parameters: clients that do not know them ignore them.
-      check(TRITONBACKEND_ResponseSetIntParameter(response, "prompt_tokens",
-                                                  static_cast<int64_t>(parsed_.generation.prompt_ids.size())),
-            "setting the prompt_tokens parameter");
-      if (finish != FinishReason::None) {
-        check(TRITONBACKEND_ResponseSetStringParameter(response, "finish_reason", finish_reason_name(finish)),
-              "setting the finish_reason parameter");
+      // Usage and finish reason, asked for by flag, with the names and types of Triton's vLLM backend:
+      // on every response, the finish reason empty until the last one.
+      if (parsed_.return_finish_reason && wants("finish_reason")) {
+        add_string_output(response, "finish_reason", {1, 1}, finish == FinishReason::None ? "" : finish_reason_name(finish));
+      }
+      if (parsed_.return_num_input_tokens && wants("num_input_tokens")) {
+        const auto count = static_cast<uint32_t>(parsed_.generation.prompt_ids.size());
+        add_output(response, "num_input_tokens", TRITONSERVER_TYPE_UINT32, {1, 1}, &count, 4);
+      }
+      if (parsed_.return_num_output_tokens && wants("num_output_tokens")) {
+        const auto count = static_cast<uint32_t>(new_tokens);
+        add_output(response, "num_output_tokens", TRITONSERVER_TYPE_UINT32, {1, 1}, &count, 4);
       }
     } catch (const std::exception& e) {
       error = new_error(TRITONSERVER_ERROR_INTERNAL, e.what());
     }
     send(response, flags, error);
+  }
+
+  // One BYTES element: its 4-byte little-endian length, then the bytes.
+  static void add_string_output(TRITONBACKEND_Response* response, const char* name, std::vector<int64_t> shape,
+                                std::string_view value) {
+    std::string element(4, '\0');
+    const auto size = static_cast<uint32_t>(value.size());
+    std::memcpy(element.data(), &size, 4);
+    element += value;
+    add_output(response, name, TRITONSERVER_TYPE_BYTES, std::move(shape), element.data(), element.size());
   }
 
   static void add_output(TRITONBACKEND_Response* response, const char* name, TRITONSERVER_DataType datatype,

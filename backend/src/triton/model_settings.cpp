@@ -131,11 +131,13 @@ void check_inputs_and_outputs(const json& config) {
          "reads it as text");
   expect(inputs, "input",
          {"stream", "streaming", "stop", "exclude_input_in_output", "return_log_probs", "return_context_logits",
-          "return_generation_logits", "early_stopping"},
+          "return_generation_logits", "early_stopping", "return_finish_reason", "return_num_input_tokens",
+          "return_num_output_tokens"},
          "TYPE_BOOL", "reads it as a boolean");
   expect(inputs, "input", {"input_ids", "input_lengths", "stop_words_list", "bad_words_list"}, "TYPE_INT*",
          "reads it as token ids");
-  expect(outputs, "output", {"text_output"}, "TYPE_STRING", "writes text to it");
+  expect(outputs, "output", {"text_output", "finish_reason"}, "TYPE_STRING", "writes text to it");
+  expect(outputs, "output", {"num_input_tokens", "num_output_tokens"}, "TYPE_UINT32", "writes UINT32 to it");
   expect(outputs, "output", {"output_ids", "sequence_length", "batch_index"}, "TYPE_INT32", "writes INT32 to it");
   expect(outputs, "output", {"cum_log_probs", "output_log_probs"}, "TYPE_FP32", "writes FP32 to it");
 

@@ -282,6 +282,9 @@ ParsedRequest parse_request(const RequestInputs& inputs, const RequestLimits& li
   if (in.find("pad_id")) in.integer("pad_id", -1, vocab_size - 1);
   if (in.find("beam_width")) in.integer("beam_width", 1, 1);  // one beam: sampling or greedy
   if (in.find("return_log_probs")) g.return_log_probs = in.boolean("return_log_probs");
+  if (in.find("return_finish_reason")) r.return_finish_reason = in.boolean("return_finish_reason");
+  if (in.find("return_num_input_tokens")) r.return_num_input_tokens = in.boolean("return_num_input_tokens");
+  if (in.find("return_num_output_tokens")) r.return_num_output_tokens = in.boolean("return_num_output_tokens");
   for (const char* name : {"return_context_logits", "return_generation_logits"}) {
     if (in.find(name) && in.boolean(name)) throw InvalidInput(name, "logits outputs are not served by this backend");
   }

@@ -41,6 +41,10 @@ struct ParsedRequest {
   bool stream = false;
   bool exclude_input_in_output = true;
   std::string prompt_text;       // text style: echoed when the input is included in the output
+  // Outputs the client asked for by flag, named as in Triton's vLLM backend.
+  bool return_finish_reason = false;      // finish_reason
+  bool return_num_input_tokens = false;   // num_input_tokens
+  bool return_num_output_tokens = false;  // num_output_tokens
   bool stop_request = false;     // `stop` = true: cancel the running request with this id
 };
 

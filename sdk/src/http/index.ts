@@ -11,14 +11,20 @@ import {
   llmModelConfigFromJson,
   llmModelInfo,
   maxBufferedChunks,
+  declaredUsageOutputs,
+  logProbsSource,
+  ReportedUsage,
+  samplingParameters,
   scalarInputs,
   scalarValues,
   stoppedReading,
-  type FinishReason,
+  vllmLogProbs,
   type GenerateOptions,
   type GenerateResult,
   type GenerationChunk,
+  type JsonValue,
   type LlmModelInfo,
+  type LogProbsSource,
   type Usage,
 } from '../generation.js';
 
@@ -59,7 +65,6 @@ export interface HttpRequestOptions {
 }
 
 /** A JSON value of the generate extension's bodies. */
-type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 
 /** tritonserver's HTTP status codes back to the gRPC codes the rest of the SDK uses. */
 function statusOf(httpStatus: number): Status {
@@ -207,11 +212,15 @@ export class TritonHttpLlmClient {
     return new GenerationStream(result, chunks, controller);
   }
 
-  private body(request: GenerateOptions, info: LlmModelInfo, model: string, streaming: boolean, call: string): string {
-    const body: Record<string, Json> = { text_input: request.prompt };
+  private body(request: GenerateOptions, info: LlmModelInfo, model: string, streaming: boolean, call: string,
+    logProbsFrom: LogProbsSource | undefined): string {
+    const body: Record<string, JsonValue> = { text_input: request.prompt };
     const declared = (names: readonly string[]): string | undefined => names.find((name) => name in info.inputs);
+    const sampling = samplingParameters(request, info, model, call, logProbsFrom !== undefined);
+    if (sampling) body['sampling_parameters'] = sampling.json;
     const values = scalarValues(request);
     for (const [field, names] of scalarInputs) {
+      if (sampling?.fields.has(field)) continue;
       let value = values[field];
       if (field === 'maxTokens' && value === undefined && declared(names)) value = defaultMaxTokens;
       if (value === undefined) continue;
@@ -224,27 +233,23 @@ export class TritonHttpLlmClient {
       body[name] = value;
     }
     const words = (list: readonly string[] | undefined, name: string, field: string): void => {
-      if (!list || list.length === 0) return;
+      if (!list || list.length === 0 || sampling?.fields.has(field)) return;
       if (!(name in info.inputs)) throw invalidArgument(`${field}: model "${model}" declares no input ${name}`, { call, model });
       body[name] = [...list];
     };
     words(request.stopWords, 'stop_words', 'stopWords');
     words(request.badWords, 'bad_words', 'badWords');
     if (streaming) body['stream'] = true;
-    if (request.returnLogProbs) {
-      if (!('return_log_probs' in info.inputs) || !info.outputs.includes('output_log_probs')) {
-        throw invalidArgument(`returnLogProbs: model "${model}" does not declare input return_log_probs and output output_log_probs`, { call, model });
-      }
-      body['return_log_probs'] = true;
-    }
+    if (logProbsFrom) body[logProbsFrom.flag] = true;
+    for (const [flag] of declaredUsageOutputs(info)) body[flag] = true;
     for (const tensor of request.inputs ?? []) {
       const data = tensor.data as unknown;
       const list = Array.isArray(data) ? data : ArrayBuffer.isView(data) && !(data instanceof DataView) ? Array.from(data as unknown as ArrayLike<unknown>) : undefined;
       if (!list) throw invalidArgument(`inputs: ${tensor.name} must give its data as an array or typed array for the HTTP transport`, { call, model });
-      body[tensor.name] = list.map((v) => (typeof v === 'bigint' ? Number(v) : v)) as Json;
+      body[tensor.name] = list.map((v) => (typeof v === 'bigint' ? Number(v) : v)) as JsonValue;
     }
     if (request.parameters) {
-      const parameters: Record<string, Json> = {};
+      const parameters: Record<string, JsonValue> = {};
       for (const [key, value] of Object.entries(request.parameters)) parameters[key] = typeof value === 'bigint' ? Number(value) : value;
       body['parameters'] = parameters;
     }
@@ -272,14 +277,15 @@ export class TritonHttpLlmClient {
     const ids: number[] = [];
     let idsSeen = false;
     const logProbs: number[] = [];
-    let promptTokens: number | undefined;
-    let reportedFinish: FinishReason | undefined;
+    const reported = new ReportedUsage();
+    let logProbsFrom: LogProbsSource | undefined;
     let answeringModel = model;
     let index = 0;
     const take = (event: Record<string, unknown>): void => {
       if (typeof event['model_name'] === 'string') answeringModel = event['model_name'];
-      if (typeof event['prompt_tokens'] === 'number') promptTokens = event['prompt_tokens'];
-      if (event['finish_reason'] === 'stop' || event['finish_reason'] === 'length') reportedFinish = event['finish_reason'];
+      if ('finish_reason' in event) reported.takeFinishReason(elements(event['finish_reason'])[0]);
+      if ('num_input_tokens' in event) reported.takePromptTokens(elements(event['num_input_tokens'])[0]);
+      if ('num_output_tokens' in event) reported.addCompletionTokens(elements(event['num_output_tokens'])[0]);
       const piece = elements(event['text_output']).filter((v): v is string => typeof v === 'string').join('');
       let pieceIds: number[] | undefined;
       if ('output_ids' in event) {
@@ -288,8 +294,9 @@ export class TritonHttpLlmClient {
         idsSeen = true;
       }
       let pieceLogProbs: number[] | undefined;
-      if (request.returnLogProbs && 'output_log_probs' in event) {
-        pieceLogProbs = numbers(event['output_log_probs']);
+      if (logProbsFrom && logProbsFrom.output in event) {
+        const value = event[logProbsFrom.output];
+        pieceLogProbs = logProbsFrom.output === 'logprobs' ? vllmLogProbs(String(elements(value)[0] ?? '')) : numbers(value);
         logProbs.push(...pieceLogProbs);
       }
       if (piece !== '') {
@@ -304,7 +311,8 @@ export class TritonHttpLlmClient {
     try {
       const info = await this.modelInfo(model, { signal });
       const streaming = streamed && info.streaming;
-      const body = this.body(request, info, model, streaming, call);
+      logProbsFrom = request.returnLogProbs ? logProbsSource(info, model, call) : undefined;
+      const body = this.body(request, info, model, streaming, call, logProbsFrom);
       const path = `${this.modelPath(model, version)}/${streamed ? 'generate_stream' : 'generate'}`;
       const { response, json } = await this.request('POST', path, body, signal, options.headers, context);
       if (!streamed) {
@@ -343,14 +351,15 @@ export class TritonHttpLlmClient {
       fail(error);
     }
     const finished = performance.now();
-    const completionTokens = idsSeen && request.excludeInputInOutput !== false ? ids.length : undefined;
+    const counted = idsSeen && request.excludeInputInOutput !== false ? ids.length : undefined;
+    const completionTokens = reported.completionTokens ?? counted;
     const usage: Usage = {};
-    if (promptTokens !== undefined) usage.promptTokens = promptTokens;
+    if (reported.promptTokens !== undefined) usage.promptTokens = reported.promptTokens;
     if (completionTokens !== undefined) usage.completionTokens = completionTokens;
     const maxTokens = request.maxTokens ?? defaultMaxTokens;
     const outcome: GenerateResult = {
       text,
-      finishReason: reportedFinish ?? (completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop'),
+      finishReason: reported.finishReason ?? (completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop'),
       usage,
       timings: { ttftMs: (firstAt ?? finished) - started, totalMs: finished - started },
       model: answeringModel,
