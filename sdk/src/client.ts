@@ -54,11 +54,13 @@ export interface KeepaliveOptions {
 
 /**
  * Retries of idempotent calls (health, metadata, config, repository index, statistics) with
- * exponential backoff and jitter. Inference calls (`infer`, `streamInfer`, `generate`, `stream`)
- * and load/unload are never retried.
+ * exponential backoff and jitter, by gRPC itself: the options become the `retryPolicy` of those
+ * methods in the channel's service config (gRFC A6), so a retry happens only while no response has
+ * started, and within the call's deadline. Inference calls (`infer`, `streamInfer`, `generate`,
+ * `stream`) and load/unload are never retried.
  */
 export interface RetryOptions {
-  /** Attempts in all, including the first (default 3; 1 disables retries). */
+  /** Attempts in all, including the first (default 3, at most 5 as gRPC allows; 1 disables retries). */
   maxAttempts?: number | undefined;
   /** Wait before the first retry, in milliseconds (default 100). */
   initialBackoffMs?: number | undefined;
@@ -228,6 +230,67 @@ const int32Max = 2 ** 31 - 1;
 /** Default deadline of health, metadata, config, index and statistics calls. */
 const controlCallTimeoutMs = 30_000;
 
+/** The calls that change nothing on the server: retried (service config) and given a default deadline. */
+const idempotentMethods: readonly string[] = [
+  'ServerLive', 'ServerReady', 'ServerMetadata', 'ModelReady', 'ModelMetadata', 'ModelConfig', 'RepositoryIndex', 'ModelStatistics',
+];
+
+/** gRPC's upper bound on `maxAttempts` (grpc-js clamps larger values to it). */
+const maxRetryAttempts = 5;
+
+type RetrySettings = { [K in keyof RetryOptions]-?: Exclude<RetryOptions[K], undefined> };
+
+/** The retry options with their defaults, checked (gRPC would refuse the whole service config). */
+function retrySettings(options: RetryOptions): RetrySettings {
+  const settings: RetrySettings = {
+    maxAttempts: options.maxAttempts ?? 3,
+    initialBackoffMs: options.initialBackoffMs ?? 100,
+    maxBackoffMs: options.maxBackoffMs ?? 2000,
+    backoffMultiplier: options.backoffMultiplier ?? 2,
+    retryOn: options.retryOn ?? [Status.UNAVAILABLE],
+  };
+  const refuse = (what: string): never => {
+    throw new TritonError({ code: Status.INVALID_ARGUMENT, details: `retry.${what}`, call: 'TritonClient', source: 'client' });
+  };
+  if (!Number.isInteger(settings.maxAttempts) || settings.maxAttempts < 1 || settings.maxAttempts > maxRetryAttempts) {
+    refuse(`maxAttempts must be an integer from 1 to ${maxRetryAttempts} (gRPC's limit), got ${settings.maxAttempts}`);
+  }
+  for (const key of ['initialBackoffMs', 'maxBackoffMs'] as const) {
+    if (!(settings[key] > 0) || !Number.isFinite(settings[key])) refuse(`${key} must be a number of milliseconds above 0, got ${settings[key]}`);
+  }
+  if (!(settings.backoffMultiplier > 0) || !Number.isFinite(settings.backoffMultiplier)) {
+    refuse(`backoffMultiplier must be a number above 0, got ${settings.backoffMultiplier}`);
+  }
+  if (settings.retryOn.length === 0 || settings.retryOn.some((code) => Status[code] === undefined || code === Status.OK)) {
+    refuse(`retryOn must list gRPC status codes other than OK, got [${settings.retryOn.join(', ')}]`);
+  }
+  return settings;
+}
+
+/** A duration as the service config writes it: seconds with up to 9 decimals. */
+function serviceConfigDuration(ms: number): string {
+  return `${(ms / 1000).toFixed(9).replace(/\.?0+$/, '')}s`;
+}
+
+/** The channel's service config: the load-balancing policy and the idempotent methods' retry policy. */
+function serviceConfig(loadBalancing: LoadBalancing | undefined, retry: RetrySettings | undefined): string | undefined {
+  const config: Record<string, unknown> = {};
+  if (loadBalancing !== undefined) config['loadBalancingConfig'] = [{ [loadBalancing]: {} }];
+  if (retry !== undefined && retry.maxAttempts >= 2) {
+    config['methodConfig'] = [{
+      name: idempotentMethods.map((method) => ({ service: 'inference.GRPCInferenceService', method })),
+      retryPolicy: {
+        maxAttempts: retry.maxAttempts,
+        initialBackoff: serviceConfigDuration(retry.initialBackoffMs),
+        maxBackoff: serviceConfigDuration(retry.maxBackoffMs),
+        backoffMultiplier: retry.backoffMultiplier,
+        retryableStatusCodes: retry.retryOn.map((code) => Status[code]),
+      },
+    }];
+  }
+  return Object.keys(config).length > 0 ? JSON.stringify(config) : undefined;
+}
+
 const loaderOptions: protoLoader.Options = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true };
 
 let serviceConstructor: ProtoGrpcType['inference']['GRPCInferenceService'] | undefined;
@@ -342,27 +405,11 @@ function toBuffer(value: string | Buffer | undefined): Buffer | null {
   return typeof value === 'string' ? Buffer.from(value) : value;
 }
 
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 type UnaryInvoker<T> = (metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<T>) => grpc.ClientUnaryCall;
 
 interface UnaryContext {
   model?: string | undefined;
   requestId?: string | undefined;
-  idempotent: boolean;
 }
 
 /**
@@ -383,7 +430,7 @@ export class TritonClient {
   private readonly headers: Headers | HeadersProvider | undefined;
   private readonly timeoutMs: number | undefined;
   private readonly connectTimeoutMs: number;
-  private readonly retry: { [K in keyof RetryOptions]-?: Exclude<RetryOptions[K], undefined> } | undefined;
+  private readonly retry: RetrySettings | undefined;
   private readonly active = new Set<{ cancel(): void }>();
   private closed = false;
   private readonly logger: Logger | undefined;
@@ -398,16 +445,7 @@ export class TritonClient {
     this.headers = options.headers;
     this.timeoutMs = options.timeoutMs;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
-    this.retry =
-      options.retry === false
-        ? undefined
-        : {
-            maxAttempts: options.retry?.maxAttempts ?? 3,
-            initialBackoffMs: options.retry?.initialBackoffMs ?? 100,
-            maxBackoffMs: options.retry?.maxBackoffMs ?? 2000,
-            backoffMultiplier: options.retry?.backoffMultiplier ?? 2,
-            retryOn: options.retry?.retryOn ?? [Status.UNAVAILABLE],
-          };
+    this.retry = options.retry === false ? undefined : retrySettings(options.retry ?? {});
 
     const tls = options.tls ?? urlTls ?? false;
     const channelOptions: grpc.ChannelOptions = {
@@ -426,9 +464,9 @@ export class TritonClient {
       if (loadBalancing !== 'pick_first' && loadBalancing !== 'round_robin') {
         throw new TritonError({ code: Status.INVALID_ARGUMENT, details: `loadBalancing must be "pick_first" or "round_robin", got "${String(loadBalancing)}"`, call: 'TritonClient', source: 'client' });
       }
-      // gRPC's service config selects the policy; the SDK's own retries stay as they are.
-      channelOptions['grpc.service_config'] = JSON.stringify({ loadBalancingConfig: [{ [loadBalancing]: {} }] });
     }
+    const config = serviceConfig(loadBalancing, this.retry);
+    if (config !== undefined) channelOptions['grpc.service_config'] = config;
     let credentials: grpc.ChannelCredentials;
     if (tls === false) {
       credentials = grpc.credentials.createInsecure();
@@ -465,33 +503,33 @@ export class TritonClient {
 
   /** Whether the server is live (`ServerLive`). Retried on `UNAVAILABLE`. */
   async serverLive(options: CallOptions = {}): Promise<boolean> {
-    const response = await this.unary<ServerLiveResponse__Output>('ServerLive', options, { idempotent: true }, (m, o, cb) => this.stub.ServerLive({}, m, o, cb));
+    const response = await this.unary<ServerLiveResponse__Output>('ServerLive', options, {}, (m, o, cb) => this.stub.ServerLive({}, m, o, cb));
     return response.live;
   }
 
   /** Whether the server is ready (`ServerReady`): live and all its models loaded. Retried on `UNAVAILABLE`. */
   async serverReady(options: CallOptions = {}): Promise<boolean> {
-    const response = await this.unary<ServerReadyResponse__Output>('ServerReady', options, { idempotent: true }, (m, o, cb) => this.stub.ServerReady({}, m, o, cb));
+    const response = await this.unary<ServerReadyResponse__Output>('ServerReady', options, {}, (m, o, cb) => this.stub.ServerReady({}, m, o, cb));
     return response.ready;
   }
 
   /** The server's name, version and protocol extensions (`ServerMetadata`). Retried on `UNAVAILABLE`. */
   async serverMetadata(options: CallOptions = {}): Promise<ServerMetadata> {
-    const r = await this.unary<ServerMetadataResponse__Output>('ServerMetadata', options, { idempotent: true }, (m, o, cb) => this.stub.ServerMetadata({}, m, o, cb));
+    const r = await this.unary<ServerMetadataResponse__Output>('ServerMetadata', options, {}, (m, o, cb) => this.stub.ServerMetadata({}, m, o, cb));
     return { name: r.name, version: r.version, extensions: [...r.extensions] };
   }
 
   /** Whether a model (version) is ready to serve (`ModelReady`). Retried on `UNAVAILABLE`. */
   async modelReady(model: string, options: ModelCallOptions = {}): Promise<boolean> {
     const request = { name: model, version: options.version ?? '' };
-    const r = await this.unary<ModelReadyResponse__Output>('ModelReady', options, { idempotent: true, model }, (m, o, cb) => this.stub.ModelReady(request, m, o, cb));
+    const r = await this.unary<ModelReadyResponse__Output>('ModelReady', options, { model }, (m, o, cb) => this.stub.ModelReady(request, m, o, cb));
     return r.ready;
   }
 
   /** A model's inputs, outputs, versions and platform (`ModelMetadata`). Retried on `UNAVAILABLE`. */
   async modelMetadata(model: string, options: ModelCallOptions = {}): Promise<ModelMetadata> {
     const request = { name: model, version: options.version ?? '' };
-    const r = await this.unary<ModelMetadataResponse__Output>('ModelMetadata', options, { idempotent: true, model }, (m, o, cb) => this.stub.ModelMetadata(request, m, o, cb));
+    const r = await this.unary<ModelMetadataResponse__Output>('ModelMetadata', options, { model }, (m, o, cb) => this.stub.ModelMetadata(request, m, o, cb));
     const tensor = (t: { name: string; datatype: string; shape: string[] }): TensorMetadata => ({
       name: t.name,
       datatype: t.datatype,
@@ -503,7 +541,7 @@ export class TritonClient {
   /** A model's configuration (`ModelConfig`), as the server completed it. Retried on `UNAVAILABLE`. */
   async modelConfig(model: string, options: ModelCallOptions = {}): Promise<ModelConfig> {
     const request = { name: model, version: options.version ?? '' };
-    const r = await this.unary<ModelConfigResponse__Output>('ModelConfig', options, { idempotent: true, model }, (m, o, cb) => this.camelCaseCall('ModelConfig', request, m, o, cb));
+    const r = await this.unary<ModelConfigResponse__Output>('ModelConfig', options, { model }, (m, o, cb) => this.camelCaseCall('ModelConfig', request, m, o, cb));
     if (!r.config) {
       throw new TritonError({ code: Status.INTERNAL, details: 'the server sent no config', call: 'ModelConfig', source: 'status', target: this.target, model });
     }
@@ -513,26 +551,26 @@ export class TritonClient {
   /** The models of the repository with their state (`RepositoryIndex`). Retried on `UNAVAILABLE`. */
   async repositoryIndex(options: RepositoryIndexOptions = {}): Promise<RepositoryModel[]> {
     const request = { repository_name: options.repositoryName ?? '', ready: options.ready ?? false };
-    const r = await this.unary<RepositoryIndexResponse__Output>('RepositoryIndex', options, { idempotent: true }, (m, o, cb) => this.stub.RepositoryIndex(request, m, o, cb));
+    const r = await this.unary<RepositoryIndexResponse__Output>('RepositoryIndex', options, {}, (m, o, cb) => this.stub.RepositoryIndex(request, m, o, cb));
     return r.models.map((model) => ({ name: model.name, version: model.version, state: model.state, reason: model.reason }));
   }
 
   /** Loads (or reloads) a model (`RepositoryModelLoad`; the server must run with `--model-control-mode explicit`). Not retried. */
   async loadModel(model: string, options: CallOptions = {}): Promise<void> {
     const request = { model_name: model, repository_name: '', parameters: {} };
-    await this.unary<RepositoryModelLoadResponse__Output>('RepositoryModelLoad', options, { idempotent: false, model }, (m, o, cb) => this.stub.RepositoryModelLoad(request, m, o, cb));
+    await this.unary<RepositoryModelLoadResponse__Output>('RepositoryModelLoad', options, { model }, (m, o, cb) => this.stub.RepositoryModelLoad(request, m, o, cb));
   }
 
   /** Unloads a model (`RepositoryModelUnload`). Not retried. */
   async unloadModel(model: string, options: CallOptions = {}): Promise<void> {
     const request = { model_name: model, repository_name: '', parameters: {} };
-    await this.unary<RepositoryModelUnloadResponse__Output>('RepositoryModelUnload', options, { idempotent: false, model }, (m, o, cb) => this.stub.RepositoryModelUnload(request, m, o, cb));
+    await this.unary<RepositoryModelUnloadResponse__Output>('RepositoryModelUnload', options, { model }, (m, o, cb) => this.stub.RepositoryModelUnload(request, m, o, cb));
   }
 
   /** Inference statistics of one model, or of every model when `model` is omitted (`ModelStatistics`). Retried on `UNAVAILABLE`. */
   async modelStatistics(model?: string, options: ModelCallOptions = {}): Promise<ModelStatistics[]> {
     const request = { name: model ?? '', version: options.version ?? '' };
-    const context = model === undefined ? { idempotent: true } : { idempotent: true, model };
+    const context = model === undefined ? {} : { model };
     const r = await this.unary<ModelStatisticsResponse__Output>('ModelStatistics', options, context, (m, o, cb) => this.camelCaseCall('ModelStatistics', request, m, o, cb));
     return r.modelStats;
   }
@@ -547,7 +585,7 @@ export class TritonClient {
    */
   async infer(request: InferRequest, options: CallOptions = {}): Promise<InferResult> {
     const message = buildInferRequest(request, 'infer');
-    const response = await this.unary<ModelInferResponse__Output>('ModelInfer', options, { idempotent: false, model: request.model, requestId: request.id }, (m, o, cb) =>
+    const response = await this.unary<ModelInferResponse__Output>('ModelInfer', options, { model: request.model, requestId: request.id }, (m, o, cb) =>
       this.stub.ModelInfer(message, m, o, cb),
     );
     return new InferResult(response, true);
@@ -710,48 +748,34 @@ export class TritonClient {
   private async unary<T>(call: string, options: CallOptions, ctx: UnaryContext, invoke: UnaryInvoker<T>): Promise<T> {
     const context = this.errorContext(call, ctx.model, ctx.requestId);
     this.assertOpen(context);
-    const deadline = absoluteDeadline(options, this.timeoutMs ?? (ctx.idempotent ? controlCallTimeoutMs : undefined));
+    const idempotent = idempotentMethods.includes(call);
+    const deadline = absoluteDeadline(options, this.timeoutMs ?? (idempotent ? controlCallTimeoutMs : undefined));
     const signal = options.signal;
     if (signal?.aborted) throw cancelledError(context, signal.reason);
     const metadata = await this.metadataFor(options.headers, context);
-    const retry = ctx.idempotent ? this.retry : undefined;
-    const attempts = Math.max(1, retry?.maxAttempts ?? 1);
-    let backoff = retry?.initialBackoffMs ?? 0;
     const started = performance.now();
     const fields = { call, model: ctx.model };
-    for (let attempt = 1; ; attempt += 1) {
-      let connected = false;
-      try {
-        await this.waitForConnection(deadline, signal, context);
-        connected = true;
-        const response = await this.unaryOnce(invoke, metadata.clone(), deadline, signal, context);
-        this.log('debug', `${call} ended`, { ...fields, code: 'OK', attempts: attempt, ms: Math.round(performance.now() - started) });
-        return response;
-      } catch (error) {
-        const failed = (): unknown => {
-          const code = error instanceof TritonError ? error.codeName : 'UNKNOWN';
-          this.log('debug', `${call} ended`, { ...fields, code, attempts: attempt, ms: Math.round(performance.now() - started) });
-          return error;
-        };
-        // Waiting connectTimeoutMs again for a server that did not answer would not be quick.
-        if (!connected || !(error instanceof TritonError) || !retry || attempt >= attempts) throw failed();
-        if (error.source === 'client' || !retry.retryOn.includes(error.code)) throw failed();
-        const wait = Math.min(backoff, retry.maxBackoffMs) * (0.8 + 0.4 * Math.random());
-        if (deadline !== undefined && Date.now() + wait >= deadline) throw failed();
-        this.log('warn', `${call} failed with ${error.codeName}; retrying in ${Math.round(wait)} ms (attempt ${attempt + 1} of ${attempts})`, {
-          ...fields,
-          code: error.codeName,
-          details: error.details,
-        });
-        if (!(await sleep(wait, signal))) throw cancelledError(context, signal?.reason);
-        backoff *= retry.backoffMultiplier;
+    await this.waitForConnection(deadline, signal, context);
+    try {
+      const { response, attempts } = await this.unaryOnce(invoke, metadata, deadline, signal, context);
+      if (attempts > 1) {
+        this.log('warn', `${call} succeeded at attempt ${attempts} of ${this.retry?.maxAttempts ?? attempts} (gRPC retried it)`, fields);
       }
+      this.log('debug', `${call} ended`, { ...fields, code: 'OK', attempts, ms: Math.round(performance.now() - started) });
+      return response;
+    } catch (error) {
+      const code = error instanceof TritonError ? error.codeName : 'UNKNOWN';
+      this.log('debug', `${call} ended`, { ...fields, code, ms: Math.round(performance.now() - started) });
+      throw error;
     }
   }
 
-  private unaryOnce<T>(invoke: UnaryInvoker<T>, metadata: grpc.Metadata, deadline: number | undefined, signal: AbortSignal | undefined, context: ErrorContext): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
+  /** One call, with gRPC's retries: `attempts` from the header grpc-js adds to a retried call's response. */
+  private unaryOnce<T>(invoke: UnaryInvoker<T>, metadata: grpc.Metadata, deadline: number | undefined, signal: AbortSignal | undefined,
+    context: ErrorContext): Promise<{ response: T; attempts: number }> {
+    return new Promise((resolve, reject) => {
       let cancelledByCaller = false;
+      let attempts = 1;
       const onAbort = (): void => {
         cancelledByCaller = true;
         call.cancel();
@@ -762,7 +786,11 @@ export class TritonClient {
         if (cancelledByCaller) reject(cancelledError(context, signal?.reason));
         else if (error) reject(this.closed ? cancelledError(context, undefined, 'the client was closed') : toTritonError(error, context));
         else if (response === undefined) reject(new TritonError({ ...context, code: Status.INTERNAL, details: 'empty response', source: 'status' }));
-        else resolve(response);
+        else resolve({ response, attempts });
+      });
+      call.on('metadata', (received: grpc.Metadata) => {
+        const previous = Number(received.get('grpc-previous-rpc-attempts')[0] ?? 0);
+        if (Number.isSafeInteger(previous) && previous > 0) attempts = previous + 1;
       });
       const handle = { cancel: (): void => call.cancel() };
       this.active.add(handle);

@@ -100,8 +100,8 @@ describe('TritonClient against a fake Triton', () => {
     fake.failures.set('ServerLive', { remaining: 1, code: grpc.status.UNAVAILABLE, details: 'warming up' });
     expect(await logged.serverLive()).toBe(true);
     expect(entries.find((e) => e.level === 'warn')).toMatchObject({
-      message: expect.stringMatching(/^ServerLive failed with UNAVAILABLE; retrying in \d+ ms \(attempt 2 of 3\)$/),
-      fields: { call: 'ServerLive', code: 'UNAVAILABLE', details: 'warming up', target: logged.target },
+      message: 'ServerLive succeeded at attempt 2 of 3 (gRPC retried it)',
+      fields: { call: 'ServerLive', target: logged.target },
     });
     expect(entries.find((e) => e.level === 'debug')).toMatchObject({ message: 'ServerLive ended', fields: { code: 'OK', attempts: 2 } });
     expect((await logged.serverMetadata()).extensions).toContain(`traceparent=${traceparent}`);
@@ -150,6 +150,28 @@ describe('TritonClient against a fake Triton', () => {
     fake.failures.set('RepositoryModelLoad', { remaining: 1, code: grpc.status.UNAVAILABLE, details: 'busy' });
     await rejection(client.loadModel('nobatch'));
     expect(fake.count('RepositoryModelLoad') - loadBefore).toBe(1);
+
+    // The policy is gRPC's own (service config): its codes and attempts are the options'.
+    const onInternal = new TritonClient({ url: fake.address, retry: { retryOn: [Status.INTERNAL], maxAttempts: 2, initialBackoffMs: 1 } });
+    fake.failures.set('ServerReady', { remaining: 1, code: grpc.status.INTERNAL, details: 'hiccup' });
+    expect(await onInternal.serverReady()).toBe(true);
+    fake.failures.set('ServerLive', { remaining: 1, code: grpc.status.UNAVAILABLE, details: 'not in retryOn' });
+    expect((await rejection(onInternal.serverLive())).details).toBe('not in retryOn');
+    onInternal.close();
+    const once = new TritonClient({ url: fake.address, retry: { maxAttempts: 1 } });
+    fake.failures.set('ServerLive', { remaining: 1, code: grpc.status.UNAVAILABLE, details: 'one attempt' });
+    expect((await rejection(once.serverLive())).details).toBe('one attempt');
+    once.close();
+    fake.failures.delete('ServerLive');
+    fake.failures.delete('ServerReady');
+    for (const [retry, message] of [
+      [{ maxAttempts: 6 }, 'retry.maxAttempts must be an integer from 1 to 5'],
+      [{ initialBackoffMs: 0 }, 'retry.initialBackoffMs must be a number of milliseconds above 0'],
+      [{ backoffMultiplier: -1 }, 'retry.backoffMultiplier must be a number above 0'],
+      [{ retryOn: [] }, 'retry.retryOn must list gRPC status codes other than OK'],
+    ] as const) {
+      expect(() => new TritonClient({ url: fake.address, retry })).toThrow(message);
+    }
   });
 
   it('sends raw or typed inputs and decodes raw or typed outputs to the same values', async () => {
