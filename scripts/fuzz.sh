@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of untrusted bytes (backend/fuzz: safetensors files, checkpoint config.json,
-# tokenizer.model, UTF-8 and the streaming detokenizer, Triton request tensors) with libFuzzer,
-# ASan and UBSan: builds the targets with clang in build-fuzz/ and runs each for SECONDS (default
-# 30) from its seed corpus in backend/fuzz/corpus/. Prints the executions per target; a crash
-# stops the script with the input saved as build-fuzz/crashes/<target>-crash-*.
+# tokenizer.model, UTF-8 and the streaming detokenizer, Triton request tensors; server/fuzz: the dev
+# server's config.pbtxt reader) with libFuzzer, ASan and UBSan: builds the targets with clang in
+# build-fuzz/ and runs each for SECONDS (default 30) from its seed corpus in
+# {backend,server}/fuzz/corpus/<target>/. Prints the executions per target; a crash stops the
+# script with the input saved as build-fuzz/crashes/<target>-crash-*.
 #   bash scripts/fuzz.sh [SECONDS]        (needs clang: apt-get install clang)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-30}"
-targets=(fuzz_safetensors fuzz_checkpoint_config fuzz_tokenizer_model fuzz_utf8 fuzz_request_parser)
+targets=(fuzz_safetensors fuzz_checkpoint_config fuzz_tokenizer_model fuzz_utf8 fuzz_request_parser fuzz_model_config)
 
 sudo=""
 [[ $(id -u) -ne 0 ]] && sudo="sudo"
@@ -44,8 +45,10 @@ for target in "${targets[@]}"; do
   corpus="build-fuzz/corpus/$target"  # grows with what the fuzzer finds; the seeds stay untouched
   mkdir -p "$corpus"
   log="build-fuzz/$target.log"
+  seeds="backend/fuzz/corpus/$target"
+  [[ -d $seeds ]] || seeds="server/fuzz/corpus/$target"
   if ! "build-fuzz/bin/$target" -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 \
-      -artifact_prefix="build-fuzz/crashes/$target-" "$corpus" "backend/fuzz/corpus/$target" >"$log" 2>&1; then
+      -artifact_prefix="build-fuzz/crashes/$target-" "$corpus" "$seeds" >"$log" 2>&1; then
     tail -n 40 "$log"
     echo "fuzz: $target crashed; the input is in build-fuzz/crashes/ (run build-fuzz/bin/$target on it to reproduce)"
     exit 1

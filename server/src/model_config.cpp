@@ -11,6 +11,7 @@
 
 #include "api_error.h"
 #include "datatypes.h"
+#include "utf8.h"
 
 namespace llm_server {
 namespace {
@@ -43,6 +44,38 @@ class FirstErrorCollector final : public google::protobuf::io::ErrorCollector {
 
 [[noreturn]] void invalid(const std::string& message) {
   throw ApiError(TRITONSERVER_ERROR_INVALID_ARG, message);
+}
+
+// The path (e.g. "parameters[0].key") of the first string field holding bytes that are not UTF-8,
+// or "". Text format accepts them ("\377" escapes), but protobuf strings must be UTF-8: strict
+// clients would refuse every ModelConfig answer, and backends get the config as JSON.
+std::string first_non_utf8_field(const google::protobuf::Message& message, const std::string& prefix = "") {
+  using google::protobuf::FieldDescriptor;
+  const auto* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  const auto valid = [](const std::string& text) { return valid_utf8(text) == text; };
+  for (const FieldDescriptor* field : fields) {
+    const bool text = field->type() == FieldDescriptor::TYPE_STRING;
+    const bool nested = field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE;
+    if (!text && !nested) continue;
+    const int count = field->is_repeated() ? reflection->FieldSize(message, field) : 1;
+    for (int i = 0; i < count; ++i) {
+      std::string path = prefix + field->name();
+      if (field->is_repeated()) path.append("[").append(std::to_string(i)).append("]");
+      if (text) {
+        const std::string value = field->is_repeated() ? reflection->GetRepeatedString(message, field, i)
+                                                       : reflection->GetString(message, field);
+        if (!valid(value)) return path;
+      } else {
+        const auto& inner = field->is_repeated() ? reflection->GetRepeatedMessage(message, field, i)
+                                                 : reflection->GetMessage(message, field);
+        std::string found = first_non_utf8_field(inner, path + ".");
+        if (!found.empty()) return found;
+      }
+    }
+  }
+  return "";
 }
 
 // Triton's ValidateIOShape, for one input or output.
@@ -154,17 +187,23 @@ inference::ModelConfig read_model_config(const std::filesystem::path& model_dir)
   }
   std::stringstream text;
   text << file.rdbuf();
+  return parse_model_config(text.str(), path.string(), model_dir.filename().string());
+}
 
+inference::ModelConfig parse_model_config(const std::string& text, const std::string& source,
+                                          const std::string& directory_name) {
   inference::ModelConfig config;
   FirstErrorCollector errors;
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text.str(), &config)) {
-    invalid("failed to read text proto from " +
-            (errors.has_error() ? errors.describe(path.string()) : path.string()));
+  if (!parser.ParseFromString(text, &config)) {
+    invalid("failed to read text proto from " + (errors.has_error() ? errors.describe(source) : source));
+  }
+  if (const std::string field = first_non_utf8_field(config); !field.empty()) {
+    invalid("failed to read text proto from " + source + ": " + field +
+            " is not valid UTF-8 (protobuf strings must be; check the file's encoding and \\ escapes)");
   }
 
-  const std::string directory_name = model_dir.filename().string();
   if (config.name().empty()) {
     config.set_name(directory_name);
   } else if (config.name() != directory_name) {

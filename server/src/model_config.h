@@ -13,6 +13,10 @@ namespace llm_server {
 // Parses <model_dir>/config.pbtxt. A config without a name takes the directory's name; a different
 // name is an error, as in Triton. Parse errors name the file, line and column. Throws ApiError.
 inference::ModelConfig read_model_config(const std::filesystem::path& model_dir);
+// The same for config text read elsewhere: `source` names it in errors, `directory_name` is the
+// model directory's name.
+inference::ModelConfig parse_model_config(const std::string& text, const std::string& source,
+                                          const std::string& directory_name);
 
 // Fills 'backend' from well-known platforms (onnxruntime_onnx -> onnxruntime, ...), as Triton's
 // server-side auto-complete does.
