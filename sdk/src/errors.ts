@@ -32,8 +32,9 @@ export enum Status {
  *   `INVALID_ARGUMENT`, `NOT_FOUND`) or produced by gRPC itself (`UNAVAILABLE` when the server
  *   cannot be reached, `DEADLINE_EXCEEDED`, `CANCELLED`).
  * - `in-band`: Triton reported the error inside a `ModelStreamInfer` stream as an
- *   `error_message`. Triton sends only the message there, no status code, so `code` is
- *   `UNKNOWN`; the stream itself stays open for other requests.
+ *   `error_message`. Triton sends only the message there, no status code, so `code` comes from
+ *   the message's documented shape ({@link inBandCode}; `UNKNOWN` when it has none); the
+ *   stream itself stays open for other requests.
  * - `client`: the SDK refused the call before sending it (a tensor that does not match its
  *   shape or datatype, a closed client) or the caller cancelled it (`AbortSignal`, leaving a
  *   `for await` loop early, a deadline on a shared stream).
@@ -58,8 +59,8 @@ export type TritonErrorSource = 'status' | 'in-band' | 'client';
  * | `conflict` | `ALREADY_EXISTS`, `ABORTED` | a concurrent change |
  * | `server` | `INTERNAL`, `DATA_LOSS`, `UNKNOWN` | the server failed |
  *
- * In-band errors (a model's refusal sent on a shared stream, without a code) are `bad-request`:
- * Triton sends them for requests the model could not run as given.
+ * In-band errors (a model's refusal sent on a shared stream, without a code) whose message has no
+ * known shape are `bad-request`: Triton sends them for requests the model could not run as given.
  */
 export type TritonErrorKind =
   | 'bad-request'
@@ -74,9 +75,31 @@ export type TritonErrorKind =
   | 'conflict'
   | 'server';
 
+/**
+ * Codes for the messages Triton sends in-band, by the shapes tritonserver's core and this
+ * project's backend give them (`[request id: ...]` and `in ensemble '...', ` prefixes allowed).
+ */
+const inBandMessageCodes: readonly (readonly [RegExp, Status])[] = [
+  [/^Request for unknown model\b|^unknown model\b/, Status.NOT_FOUND],
+  [/^(input '[^']*': |unexpected shape for input |inference input '[^']*' data-type |expected \d+ inputs? but got |input byte size mismatch |unexpected inference (input|output) )/, Status.INVALID_ARGUMENT],
+  [/^(Exceeds maximum queue size|the request queue is full\b|llm-server is shutting down)/, Status.UNAVAILABLE],
+  [/^(request cancelled$|request stopped by a `stop` request$)/, Status.CANCELLED],
+];
+
+/**
+ * The status code an in-band error message stands for: `NOT_FOUND` for an unknown model,
+ * `INVALID_ARGUMENT` for a refused input, `UNAVAILABLE` for a full queue or a server shutting
+ * down, `CANCELLED` for a request the server cancelled; `UNKNOWN` for any other message.
+ */
+export function inBandCode(message: string): Status {
+  const core = message.replace(/^\[request id: [^\]]*\] /, '').replace(/^in ensemble '[^']*', /, '');
+  for (const [pattern, code] of inBandMessageCodes) if (pattern.test(core)) return code;
+  return Status.UNKNOWN;
+}
+
 /** The {@link TritonErrorKind} of a code, given where the error came from. */
 export function errorKind(code: Status, source: TritonErrorSource): TritonErrorKind {
-  if (source === 'in-band') return 'bad-request';
+  if (source === 'in-band' && code === Status.UNKNOWN) return 'bad-request';
   switch (code) {
     case Status.INVALID_ARGUMENT:
     case Status.OUT_OF_RANGE:
@@ -142,7 +165,7 @@ export interface TritonErrorInit {
  */
 export class TritonError extends Error {
   override readonly name = 'TritonError';
-  /** gRPC status code ({@link Status}); `UNKNOWN` for errors Triton sends in-band on a stream. */
+  /** gRPC status code ({@link Status}); for errors Triton sends in-band on a stream, {@link inBandCode} of the message. */
   readonly code: Status;
   /** The status code's name, e.g. `"INVALID_ARGUMENT"`. */
   readonly codeName: string;

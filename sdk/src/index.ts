@@ -39,7 +39,7 @@ export {
   type Usage,
 } from './llm.js';
 export { InferResponseStream, InferStream, type CallOptions, type HeaderValue, type Headers } from './stream.js';
-export { errorKind, Status, statusName, TritonError, type TritonErrorInit, type TritonErrorKind, type TritonErrorSource } from './errors.js';
+export { errorKind, inBandCode, Status, statusName, TritonError, type TritonErrorInit, type TritonErrorKind, type TritonErrorSource } from './errors.js';
 export {
   dataTypes,
   decodeBytes,

@@ -2,7 +2,7 @@
 // by request id, each request ended by Triton's `triton_final_response` flag.
 import type * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { cancelledError, invalidArgument, Status, toTritonError, TritonError, type ErrorContext } from './errors.js';
+import { cancelledError, inBandCode, invalidArgument, Status, toTritonError, TritonError, type ErrorContext } from './errors.js';
 import type { ModelInferRequest } from './generated/inference/ModelInferRequest.js';
 import type { ModelStreamInferResponse__Output } from './generated/inference/ModelStreamInferResponse.js';
 import { buildInferRequest, InferResult, type InferRequestFields } from './tensors.js';
@@ -325,7 +325,7 @@ export class InferStream {
         this.finish(target);
         target.handlers.error(
           new TritonError({
-            code: Status.UNKNOWN,
+            code: inBandCode(message.error_message),
             details: message.error_message,
             call: target.options.call,
             source: 'in-band',

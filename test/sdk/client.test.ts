@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { Status, TritonClient, TritonError, type InferInput, type LogFields, type Logger, type LogLevel } from '../../sdk/src/index.js';
+import { inBandCode, Status, TritonClient, TritonError, type InferInput, type LogFields, type Logger, type LogLevel } from '../../sdk/src/index.js';
 import { toTritonError } from '../../sdk/src/errors.js';
 import { parseUrl } from '../../sdk/src/client.js';
 import { describeInputs, FakeTriton } from './fake-triton.js';
@@ -323,7 +323,7 @@ describe('TritonClient against a fake Triton', () => {
     const fine = collect(stream.infer(request('ok', 2)));
     const error = await rejection(failing);
     expect(error.source).toBe('in-band');
-    expect(error.code).toBe(Status.UNKNOWN);
+    expect(error.code).toBe(Status.INVALID_ARGUMENT);  // from the message's shape: in-band errors carry no code
     expect(error.details).toBe("input 'text_input': the fake refuses this prompt");
     expect(await fine).toBe('t0 t1 ');
     stream.close();
@@ -420,6 +420,24 @@ describe('URLs and error mapping', () => {
 
     const deadline = toTritonError(serviceError(grpc.status.DEADLINE_EXCEEDED, 'Deadline exceeded'), context);
     expect(deadline.codeName).toBe('DEADLINE_EXCEEDED');
+
+    // In-band messages by the shapes tritonserver and this project's backend give them.
+    const shapes: [string, Status][] = [
+      ["Request for unknown model: 'x' is not found", Status.NOT_FOUND],
+      ["in ensemble 'ensemble', Request for unknown model: 'pre' is not found", Status.NOT_FOUND],
+      ["[request id: 7] unexpected shape for input 'max_tokens' for model 'm'. Expected [1], got [2]", Status.INVALID_ARGUMENT],
+      ["[request id: <id_unknown>] expected 3 inputs but got 2 inputs for model 'm'", Status.INVALID_ARGUMENT],
+      ["inference input 'x' data-type is 'INT32', but model 'm' expects 'FP32'", Status.INVALID_ARGUMENT],
+      ["input 'max_tokens': must be an integer from 1 to 100", Status.INVALID_ARGUMENT],
+      ['Exceeds maximum queue size', Status.UNAVAILABLE],
+      ['the request queue is full (max_queue_size 4): retry later', Status.UNAVAILABLE],
+      ['request cancelled', Status.CANCELLED],
+      ['generation failed: the logits are NaN', Status.UNKNOWN],
+      ["something about input 'x': later in the text", Status.UNKNOWN],
+    ];
+    for (const [message, code] of shapes) expect([message, inBandCode(message)]).toEqual([message, code]);
+    expect(new TritonError({ code: inBandCode('Request for unknown model'), details: '', call: 'c', source: 'in-band' }).kind).toBe('not-found');
+    expect(new TritonError({ code: inBandCode('odd'), details: 'odd', call: 'c', source: 'in-band' }).kind).toBe('bad-request');
 
     const other = toTritonError(new Error('boom'), context);
     expect(other.code).toBe(Status.UNKNOWN);

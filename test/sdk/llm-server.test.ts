@@ -245,10 +245,10 @@ describe('SDK against the dev server', () => {
     );
     expect(streamed).toMatchObject({ code: Status.INVALID_ARGUMENT, call: 'stream' });
     expect(streamed.details).toContain('temperature');
-    // A shared stream cannot: the refusal stays in-band there, without a code.
+    // A shared stream cannot: the refusal stays in-band there, without a code; the SDK reads it from the message.
     const shared = new TritonLlmClient({ url: address, model: 'tiny', sharedStream: true });
     const inBand = await rejection(shared.generate({ prompt: 'hi', maxTokens: 0 }));
-    expect(inBand).toMatchObject({ code: Status.UNKNOWN, kind: 'bad-request', source: 'in-band', call: 'generate' });
+    expect(inBand).toMatchObject({ code: Status.INVALID_ARGUMENT, kind: 'bad-request', source: 'in-band', call: 'generate' });
     expect(inBand.details).toContain('max_tokens');
     expect((await shared.generate({ prompt: 'hi', maxTokens: 2 })).text.length).toBeGreaterThan(0);
     shared.close();

@@ -2,7 +2,7 @@
 // (POST /v2/models/{m}/generate and /generate_stream, Server-Sent Events) with fetch only — no
 // Node.js module, no gRPC — so the same calls run on Node, Deno, Bun, edge runtimes and browsers.
 import { AsyncQueue } from '../async-queue.js';
-import { cancelledError, invalidArgument, Status, TritonError, type ErrorContext } from '../errors.js';
+import { cancelledError, inBandCode, invalidArgument, Status, TritonError, type ErrorContext } from '../errors.js';
 import { readEvents } from './sse.js';
 import {
   defaultLlmModel,
@@ -342,7 +342,7 @@ export class TritonHttpLlmClient {
           const record = event as Record<string, unknown>;
           if (typeof record['error'] === 'string') {
             // Sent in-band once the response had started: the HTTP status says nothing.
-            throw new TritonError({ ...context, code: Status.UNKNOWN, details: record['error'], source: 'in-band' });
+            throw new TritonError({ ...context, code: inBandCode(record['error']), details: record['error'], source: 'in-band' });
           }
           take(record);
         }, () => paused?.promise);
