@@ -4,7 +4,10 @@
 // text must equal the one the same request gave alone before the soak. Every 10 s the server's
 // resident memory, open descriptors and request counters are sampled. Exits 1 on a changed text,
 // an unexpected error, or descriptors that do not return to their level before the soak.
-// Usage: npm run soak -- [--minutes 1] [--streams 8] [--repository model_repository] [--model llama_fp16]
+// --flood N first sends N requests with 200-byte prompts at once, over several connections, and samples
+// the server's RSS while they queue and run: what a burst of traffic costs, and that every request
+// is answered (or refused with UNAVAILABLE when the model sets max_queue_size) and memory comes back.
+// Usage: npm run soak -- [--minutes 1] [--streams 8] [--flood N] [--repository model_repository] [--model llama_fp16]
 // (loopback only: it starts its own server; LLM_BUILD_DIR picks the build, e.g. build-asan).
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -14,12 +17,13 @@ import { repoRoot, startServer } from './run.js';
 interface Options {
   minutes: number;
   streams: number;
+  flood: number;
   repository: string;
   model: string;
 }
 
 function parseArgs(argv: string[]): Options {
-  const options: Options = { minutes: 1, streams: 8, repository: resolve(repoRoot, 'model_repository'), model: 'llama_fp16' };
+  const options: Options = { minutes: 1, streams: 8, flood: 0, repository: resolve(repoRoot, 'model_repository'), model: 'llama_fp16' };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i];
     const value = argv[++i];
@@ -31,13 +35,14 @@ function parseArgs(argv: string[]): Options {
     switch (name) {
       case '--minutes': options.minutes = positive(); break;
       case '--streams': options.streams = Math.ceil(positive()); break;
+      case '--flood': options.flood = Math.ceil(positive()); break;
       case '--repository': options.repository = resolve(value ?? ''); break;
       case '--model':
         if (!value) throw new Error('--model needs a name');
         options.model = value;
         break;
       default:
-        throw new Error(`unknown option '${name ?? ''}' (usage: npm run soak -- [--minutes 1] [--streams 8] [--repository DIR] [--model NAME])`);
+        throw new Error(`unknown option '${name ?? ''}' (usage: npm run soak -- [--minutes 1] [--streams 8] [--flood N] [--repository DIR] [--model NAME])`);
     }
   }
   return options;
@@ -69,6 +74,45 @@ function rssMiB(pid: number): number {
 function openDescriptors(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
+/** Connections the flood spreads over: each carries at most llm-server's 1,024 concurrent streams. */
+const floodConnections = 8;
+
+/**
+ * N requests with 200-byte prompts sent at once; RSS sampled every 100 ms until all have ended. Every
+ * request must complete, or be refused with UNAVAILABLE (a full queue); anything else is a problem.
+ */
+async function flood(address: string, model: string, count: number, pid: number, failures: string[]): Promise<void> {
+  // Distinct channel options: grpc-js would otherwise share one connection among the clients.
+  const clients = Array.from({ length: floodConnections }, (_, i) =>
+    new TritonLlmClient({ url: address, model, channelOptions: { 'triton-llm.soak-connection': i } }));
+  const rssBefore = rssMiB(pid);
+  let peak = rssBefore;
+  const sampler = setInterval(() => { peak = Math.max(peak, rssMiB(pid)); }, 100);
+  const started = performance.now();
+  let completed = 0;
+  let refused = 0;
+  try {
+    const prompt = (i: number): string => `Request ${i}: ${'the quick brown fox jumps over the lazy dog '.repeat(4)}`;
+    await Promise.all(Array.from({ length: count }, async (_, i) => {
+      try {
+        await clients[i % floodConnections]!.generate({ prompt: prompt(i), maxTokens: 4 });
+        completed++;
+      } catch (error) {
+        if (error instanceof TritonError && error.code === Status.UNAVAILABLE) refused++;
+        else failures.push(`flood: unexpected error: ${errorText(error)}`);
+      }
+    }));
+  } finally {
+    clearInterval(sampler);
+    clients.forEach((c) => c.close());
+  }
+  peak = Math.max(peak, rssMiB(pid));
+  await new Promise((r) => setTimeout(r, 2000));
+  console.log(`flood: ${count} requests (200-byte prompts, 4 new tokens) at once over ${floodConnections} connections: ` +
+    `${completed} completed, ${refused} refused (UNAVAILABLE) in ${((performance.now() - started) / 1000).toFixed(1)} s; ` +
+    `RSS ${rssBefore.toFixed(0)} -> peak ${peak.toFixed(0)} -> ${rssMiB(pid).toFixed(0)} MiB 2 s after`);
+}
+
 function pick<T>(values: readonly T[]): T {
   return values[Math.floor(Math.random() * values.length)]!;
 }
@@ -102,6 +146,7 @@ async function main(): Promise<number> {
         failed: inference?.fail?.count ?? 0,
       };
     };
+    if (options.flood > 0) await flood(server.address, options.model, options.flood, server.pid, failures);
     samples.push(await sample());
     const fdsBefore = samples[0]!.fds;
     const sampler = setInterval(() => void sample().then((s) => samples.push(s), () => {}), 10_000);

@@ -1,6 +1,9 @@
 #include "engine/cpu_engine.h"
 
 #include <unistd.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <algorithm>
 
@@ -41,6 +44,17 @@ size_t physical_memory_bytes() {
   return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{8} << 30;
 }
 
+// How long the engine waits without work before returning freed memory.
+constexpr std::chrono::milliseconds kIdleBeforeTrim{1000};
+
+// Hands the heap's free pages back to the system (glibc keeps them after a peak otherwise: 5,000
+// queued requests left the server 116 MiB above its idle size). Elsewhere, a no-op.
+void return_freed_memory() {
+#if defined(__GLIBC__)
+  ::malloc_trim(0);
+#endif
+}
+
 }  // namespace
 
 CpuEngine::CpuEngine(const CpuEngineOptions& options, const Tokenizer& tokenizer, EngineLog log)
@@ -59,7 +73,18 @@ CpuEngine::~CpuEngine() {
 void CpuEngine::run() {
   auto next_log = std::chrono::steady_clock::now();
   bool unreported = false;
-  while (scheduler_->wait_for_work()) {
+  bool worked = false;
+  while (true) {
+    // After a second without work, the memory that served the last requests goes back to the
+    // system once: a burst of traffic does not keep the process at its peak for good.
+    const Scheduler::Wake wake = scheduler_->wait_for_work(worked ? std::optional(kIdleBeforeTrim) : std::nullopt);
+    if (wake == Scheduler::Wake::Shutdown) break;
+    if (wake == Scheduler::Wake::Idle) {
+      return_freed_memory();
+      worked = false;
+      continue;
+    }
+    worked = true;
     // A request the scheduler cannot start yet waits for a running one to end: there is always
     // a running one then, so this loop never spins without work.
     unreported = scheduler_->run_iteration() || unreported;

@@ -72,10 +72,15 @@ void Scheduler::submit(GenerationRequest request, std::shared_ptr<GenerationObse
   work_available_.notify_one();
 }
 
-bool Scheduler::wait_for_work() {
+Scheduler::Wake Scheduler::wait_for_work(std::optional<std::chrono::milliseconds> idle_for) {
   std::unique_lock lock(mutex_);
-  work_available_.wait(lock, [&] { return shutdown_ || !submitted_.empty() || !running_.empty() || !waiting_.empty(); });
-  return !shutdown_;
+  const auto ready = [&] { return shutdown_ || !submitted_.empty() || !running_.empty() || !waiting_.empty(); };
+  if (idle_for) {
+    if (!work_available_.wait_for(lock, *idle_for, ready)) return Wake::Idle;
+  } else {
+    work_available_.wait(lock, ready);
+  }
+  return shutdown_ ? Wake::Shutdown : Wake::Work;
 }
 
 void Scheduler::shutdown() {

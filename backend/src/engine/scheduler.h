@@ -8,11 +8,13 @@
 //
 // The scheduler has no thread of its own: CpuEngine drives run_iteration() from its engine thread;
 // the CLI drives it on the calling thread. submit() and stats() may be called from any thread.
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,9 +70,10 @@ class Scheduler {
   // One iteration: drops cancelled sequences, forms the batch, runs the forward pass, samples and
   // notifies the observers. Returns false when there was nothing to run. One thread at a time.
   bool run_iteration();
-  // Blocks until there is work for run_iteration() or shutdown() was called; false after shutdown.
-  // Called by the thread that drives run_iteration().
-  bool wait_for_work();
+  // Blocks until there is work for run_iteration() or shutdown() was called, or `idle_for` has
+  // passed without work (when given). Called by the thread that drives run_iteration().
+  enum class Wake { Work, Idle, Shutdown };
+  Wake wait_for_work(std::optional<std::chrono::milliseconds> idle_for = std::nullopt);
   // Wakes wait_for_work() for good.
   void shutdown();
 
