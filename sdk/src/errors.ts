@@ -149,6 +149,8 @@ export interface TritonErrorInit {
   cause?: unknown | undefined;
   /** Replaces the default message built from the other fields. */
   message?: string | undefined;
+  /** The text a generation had produced before it failed. */
+  partialText?: string | undefined;
 }
 
 /**
@@ -183,6 +185,11 @@ export class TritonError extends Error {
   readonly model: string | undefined;
   /** The request id, for inference calls. */
   readonly requestId: string | undefined;
+  /**
+   * For `generate()` / `stream()`: the text received before the request failed or was cancelled
+   * (chunks concatenated), when there was any, so a caller can keep what was produced.
+   */
+  readonly partialText: string | undefined;
 
   /** Builds an error; SDK users normally only catch these. */
   constructor(init: TritonErrorInit) {
@@ -196,6 +203,16 @@ export class TritonError extends Error {
     this.target = init.target;
     this.model = init.model;
     this.requestId = init.requestId;
+    this.partialText = init.partialText;
+  }
+
+  /** This error with `partialText` set (the same error when there is no text). */
+  withPartialText(text: string): TritonError {
+    if (text === '') return this;
+    return new TritonError({
+      code: this.code, details: this.details, call: this.call, source: this.source, target: this.target, model: this.model,
+      requestId: this.requestId, cause: this.cause, message: this.message, partialText: text,
+    });
   }
 
   /** True when the caller cancelled the call (abort signal, early `break`, `close()`). */

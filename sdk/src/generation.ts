@@ -444,6 +444,47 @@ export class GenerationStream implements AsyncIterable<GenerationChunk> {
     return this.chunks.size;
   }
 
+  /**
+   * The chunks as a WHATWG `ReadableStream`, for web APIs that take one. It reads the same queue
+   * as `for await` (so a slow reader pauses the server the same way), and cancelling it cancels
+   * the request. Use one way of reading a stream, once.
+   */
+  toReadableStream(): ReadableStream<GenerationChunk> {
+    return this.webStream((chunk) => chunk);
+  }
+
+  /**
+   * The generated text as a stream of UTF-8 bytes, ready to be a response body:
+   * `return new Response(llm.stream(prompt).toTextStream(), { headers: { 'content-type': 'text/plain; charset=utf-8' } })`.
+   * A request that fails mid-way errors the stream (the body ends abruptly).
+   */
+  toTextStream(): ReadableStream<Uint8Array> {
+    const encoder = new TextEncoder();
+    return this.webStream((chunk) => encoder.encode(chunk.text));
+  }
+
+  private webStream<T>(convert: (chunk: GenerationChunk) => T): ReadableStream<T> {
+    const iterator = this[Symbol.asyncIterator]();
+    return new ReadableStream<T>(
+      {
+        async pull(controller) {
+          try {
+            const next = await iterator.next();
+            if (next.done) controller.close();
+            else controller.enqueue(convert(next.value));
+          } catch (error) {
+            controller.error(error);
+          }
+        },
+        async cancel() {
+          await iterator.return?.();
+        },
+      },
+      // Nothing read ahead: chunks stay in the queue, where backpressure sees them.
+      { highWaterMark: 0 },
+    );
+  }
+
   /** Iterates the chunks once. */
   [Symbol.asyncIterator](): AsyncIterator<GenerationChunk, undefined> {
     if (this.iterated) throw invalidArgument('a generation stream can be iterated once', { call: 'stream' });

@@ -361,7 +361,8 @@ export class TritonLlmClient extends TritonClient {
             if (request.returnLogProbs) outcome.logProbs = logProbs;
             resolve(outcome);
           },
-          error: (error) => reject(error.cancelled && signal.reason === stoppedReading ? cancelledError(context, undefined, 'the reader stopped the stream') : error),
+          error: (error) =>
+            reject((error.cancelled && signal.reason === stoppedReading ? cancelledError(context, undefined, 'the reader stopped the stream') : error).withPartialText(text)),
         },
         {
           call,

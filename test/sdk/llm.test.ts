@@ -172,6 +172,7 @@ describe('TritonLlmClient against a fake Triton', () => {
     expect(received).toBe(3);
     expect(error.cancelled).toBe(true);
     expect(error.cause).toEqual(new Error('user gave up'));
+    expect(error.partialText).toMatch(/^t0 t1 t2 /);  // what arrived before the abort is kept
     expect((await rejection(stream.result)).cancelled).toBe(true);
     await waitFor(() => fake.streamsCancelled === cancelledBefore + 1, 'the server to see the cancellation');
 
@@ -183,6 +184,7 @@ describe('TritonLlmClient against a fake Triton', () => {
 
     const late = await rejection(llm.generate({ prompt: 'long', maxTokens: 100_000 }, { timeoutMs: 200 }));
     expect(late.code).toBe(Status.DEADLINE_EXCEEDED);
+    expect(late.partialText).toBeUndefined();  // not streamed: no text came
     await waitFor(() => fake.streamsCancelled === cancelledBefore + 3, 'the server to see the deadline');
 
     const already = await rejection(llm.generate('x', { signal: AbortSignal.abort() }));
@@ -285,6 +287,31 @@ describe('TritonLlmClient against a fake Triton', () => {
     expect(streamed.usage).toEqual({ promptTokens: 2, completionTokens: 2 });
     expect(streamed.logProbs).toBeUndefined();
     expect(JSON.parse(String(describeInputs(fake.streamRequests.at(-1)!)['sampling_parameters']!.values[0]))).toEqual({ max_tokens: 5 });
+  });
+
+  it('gives a stream as a WHATWG ReadableStream of chunks or of UTF-8 text; cancelling it cancels the request', async () => {
+    const llm = client({ model: 'nobatch' });
+    const body = new Response(llm.stream({ prompt: 'p', maxTokens: 3 }).toTextStream());
+    expect(await body.text()).toBe('t0 t1 t2 ');
+
+    const chunks: string[] = [];
+    const reader = llm.stream({ prompt: 'p', maxTokens: 2 }).toReadableStream().getReader();
+    for (let next = await reader.read(); !next.done; next = await reader.read()) chunks.push(`${next.value.index}:${next.value.text}`);
+    expect(chunks).toEqual(['0:t0 ', '1:t1 ']);
+
+    fake.tokenDelayMs = 5;
+    const cancelledBefore = fake.streamsCancelled;
+    const long = llm.stream({ prompt: 'long', maxTokens: 100_000 });
+    const web = long.toReadableStream().getReader();
+    await web.read();
+    await web.cancel();
+    expect((await rejection(long.result)).cancelled).toBe(true);
+    await waitFor(() => fake.streamsCancelled === cancelledBefore + 1, 'the server to see the cancellation');
+
+    // A failure errors the web stream with the TritonError.
+    const failing = llm.stream('fail').toReadableStream().getReader();
+    const error = await rejection(failing.read());
+    expect(error.code).toBe(Status.INVALID_ARGUMENT);
   });
 
   it('iterates a stream once; its result works without iterating', async () => {

@@ -263,12 +263,15 @@ export class TritonHttpLlmClient {
     const model = request.model ?? this.model;
     const version = request.modelVersion ?? this.modelVersion;
     const context: ErrorContext = { call, target: this.url, model, requestId: request.id };
+    // The text received so far goes with the error (`text` is declared below; fail() runs later).
     const fail = (error: unknown): never => {
+      let failure = error;
       if (signal.aborted) {
-        if (signal.reason === deadlineExceeded) throw new TritonError({ ...context, code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded', source: 'client' });
-        throw cancelledError(context, signal.reason, signal.reason === stoppedReading ? 'the reader stopped the stream' : undefined);
+        failure = signal.reason === deadlineExceeded
+          ? new TritonError({ ...context, code: Status.DEADLINE_EXCEEDED, details: 'deadline exceeded', source: 'client' })
+          : cancelledError(context, signal.reason, signal.reason === stoppedReading ? 'the reader stopped the stream' : undefined);
       }
-      throw error;
+      throw failure instanceof TritonError ? failure.withPartialText(text) : failure;
     };
     if (typeof request.prompt !== 'string') throw invalidArgument('prompt must be a string', context);
     const started = performance.now();
