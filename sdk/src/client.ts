@@ -755,8 +755,8 @@ export class TritonClient {
     const metadata = await this.metadataFor(options.headers, context);
     const started = performance.now();
     const fields = { call, model: ctx.model };
-    await this.waitForConnection(deadline, signal, context);
     try {
+      await this.waitForConnection(deadline, signal, context);
       const { response, attempts } = await this.unaryOnce(invoke, metadata, deadline, signal, context);
       if (attempts > 1) {
         this.log('warn', `${call} succeeded at attempt ${attempts} of ${this.retry?.maxAttempts ?? attempts} (gRPC retried it)`, fields);
