@@ -81,7 +81,7 @@ export type TritonErrorKind =
  */
 const inBandMessageCodes: readonly (readonly [RegExp, Status])[] = [
   [/^Request for unknown model\b|^unknown model\b/, Status.NOT_FOUND],
-  [/^(input '[^']*': |unexpected shape for input |inference input '[^']*' data-type |expected \d+ inputs? but got |input byte size mismatch |unexpected inference (input|output) )/, Status.INVALID_ARGUMENT],
+  [/^(input '[^']*': |unexpected shape for input |inference input '[^']*' data-type |expected \d+ inputs? but got |expected number of inputs between |All input dimensions should be specified |input byte size mismatch |unexpected inference (input|output) )/, Status.INVALID_ARGUMENT],
   [/^(Exceeds maximum queue size|the request queue is full\b|llm-server is shutting down)/, Status.UNAVAILABLE],
   [/^(request cancelled$|request stopped by a `stop` request$)/, Status.CANCELLED],
 ];

@@ -427,6 +427,8 @@ describe('URLs and error mapping', () => {
       ["in ensemble 'ensemble', Request for unknown model: 'pre' is not found", Status.NOT_FOUND],
       ["[request id: 7] unexpected shape for input 'max_tokens' for model 'm'. Expected [1], got [2]", Status.INVALID_ARGUMENT],
       ["[request id: <id_unknown>] expected 3 inputs but got 2 inputs for model 'm'", Status.INVALID_ARGUMENT],
+      ["[request id: r1] expected number of inputs between 2 and 9 but got 1 inputs for model 'm'", Status.INVALID_ARGUMENT],
+      ["All input dimensions should be specified for input 'text_input' for model 'm', got [-1,1]", Status.INVALID_ARGUMENT],
       ["inference input 'x' data-type is 'INT32', but model 'm' expects 'FP32'", Status.INVALID_ARGUMENT],
       ["input 'max_tokens': must be an integer from 1 to 100", Status.INVALID_ARGUMENT],
       ['Exceeds maximum queue size', Status.UNAVAILABLE],
