@@ -116,7 +116,8 @@ void fill_infer_response(InferResult& result, inference::ModelInferResponse& res
 
 class UnaryInferCall final : public ResponseSink {
  public:
-  UnaryInferCall(grpc::ServerUnaryReactor* reactor, inference::ModelInferResponse* response)
+  // `response`: where the serialized answer goes (gRPC's buffer, alive until Finish).
+  UnaryInferCall(grpc::ServerUnaryReactor* reactor, grpc::ByteBuffer* response)
       : reactor_(reactor), response_(response), cancellation_(std::make_shared<CancellationFlag>()) {}
 
   const std::shared_ptr<CancellationFlag>& cancellation() const { return cancellation_; }
@@ -138,7 +139,10 @@ class UnaryInferCall final : public ResponseSink {
     } else if (!result.has_response) {
       status = grpc::Status(grpc::StatusCode::INTERNAL, "the model sent no response");
     } else {
-      fill_infer_response(result, *response_);
+      inference::ModelInferResponse response;
+      fill_infer_response(result, response);
+      bool own_buffer = false;
+      status = grpc::SerializationTraits<inference::ModelInferResponse>::Serialize(response, response_, &own_buffer);
     }
     reactor->Finish(status);
   }
@@ -165,13 +169,13 @@ class UnaryInferCall final : public ResponseSink {
   std::mutex mutex_;
   bool finished_ = false;
   grpc::ServerUnaryReactor* reactor_;
-  inference::ModelInferResponse* response_;
+  grpc::ByteBuffer* response_;
   std::shared_ptr<CancellationFlag> cancellation_;
 };
 
 class UnaryInferReactor final : public grpc::ServerUnaryReactor {
  public:
-  UnaryInferReactor(inference::ModelInferResponse* response, InflightCounter& active_calls)
+  UnaryInferReactor(grpc::ByteBuffer* response, InflightCounter& active_calls)
       : active_(active_calls.acquire()), call_(std::make_shared<UnaryInferCall>(this, response)) {}
   const std::shared_ptr<UnaryInferCall>& call() const { return call_; }
 
@@ -646,25 +650,30 @@ grpc::ServerUnaryReactor* InferenceService::ModelMetadata(
   return respond(context, [&] { fill_model_metadata(repository_, request->name(), request->version(), *response); });
 }
 
-grpc::ServerUnaryReactor* InferenceService::ModelInfer(Context* context,
-                                                       const inference::ModelInferRequest* request,
-                                                       inference::ModelInferResponse* response) {
+grpc::ServerUnaryReactor* InferenceService::ModelInfer(Context* context, const grpc::ByteBuffer* request_bytes,
+                                                       grpc::ByteBuffer* response) {
   if (auto refused = refusal(context, ApiCategory::kInference)) return finished(context, *refused);
+  // Deserialize consumes its buffer; the copy shares gRPC's slices. The parsed request is ours, so
+  // the builder may move tensor data out of it.
+  grpc::ByteBuffer bytes(*request_bytes);
+  inference::ModelInferRequest request;
+  if (!grpc::SerializationTraits<inference::ModelInferRequest>::Deserialize(&bytes, &request).ok()) {
+    return finished(context, grpc::Status(grpc::StatusCode::INTERNAL, "Unable to parse request"));
+  }
   auto* reactor = new UnaryInferReactor(response, active_calls_);
   std::shared_ptr<UnaryInferCall> call = reactor->call();
   try {
     if (shutting_down_.load()) {
       throw ApiError(TRITONSERVER_ERROR_UNAVAILABLE, "llm-server is shutting down");
     }
-    const int64_t version = parse_model_version(request->model_version());
-    std::shared_ptr<ModelVersion> model = repository_.get_model(request->model_name(), version);
+    const int64_t version = parse_model_version(request.model_version());
+    std::shared_ptr<ModelVersion> model = repository_.get_model(request.model_name(), version);
     if (model->decoupled()) {
       throw ApiError(TRITONSERVER_ERROR_UNSUPPORTED,
                      "ModelInfer RPC doesn't support models with decoupled transaction policy");
     }
-    inference::ModelInferRequest copy = *request;  // the builder moves tensor data out of it
     std::unique_ptr<InferenceRequest> inference =
-        build_inference_request(copy, RequestTarget{model, call, call->cancellation()});
+        build_inference_request(request, RequestTarget{model, call, call->cancellation()});
     if (context->IsCancelled()) {
       call->cancellation()->cancel();
     }

@@ -33,7 +33,12 @@ struct ServerIdentity {
   std::vector<std::string> extensions;
 };
 
-class InferenceService final : public inference::GRPCInferenceService::CallbackService {
+// ModelInfer takes its request as bytes and parses it itself: gRPC's callback API would answer an
+// unparseable message with UNIMPLEMENTED and no text, where tritonserver (gRPC's async API) says
+// INTERNAL "Unable to parse request".
+class InferenceService final
+    : public inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
+          inference::GRPCInferenceService::CallbackService> {
  public:
   // max_pending_response_bytes: responses of one stream waiting for its client to read them; a
   // stream beyond it is cancelled (RESOURCE_EXHAUSTED), so a client that stops reading cannot make
@@ -71,8 +76,7 @@ class InferenceService final : public inference::GRPCInferenceService::CallbackS
                                inference::ServerMetadataResponse*) override;
   UnaryReactor* ModelMetadata(Context*, const inference::ModelMetadataRequest*,
                               inference::ModelMetadataResponse*) override;
-  UnaryReactor* ModelInfer(Context*, const inference::ModelInferRequest*,
-                           inference::ModelInferResponse*) override;
+  UnaryReactor* ModelInfer(Context*, const grpc::ByteBuffer*, grpc::ByteBuffer*) override;
   grpc::ServerBidiReactor<inference::ModelInferRequest, inference::ModelStreamInferResponse>*
   ModelStreamInfer(Context*) override;
   UnaryReactor* ModelConfig(Context*, const inference::ModelConfigRequest*,

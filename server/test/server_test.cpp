@@ -5,12 +5,14 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
 #include <array>
 #include <chrono>
+#include <future>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -689,6 +691,23 @@ TEST_F(ServerTest, UnimplementedRpcsSaySo) {
   EXPECT_STATUS(stub_->SystemSharedMemoryStatus(&context, {}, &response),
                 grpc::StatusCode::UNIMPLEMENTED,
                 "llm-server does not implement SystemSharedMemoryStatus");
+}
+
+TEST_F(ServerTest, AnUnparseableInferRequestIsInternalAsInTritonserver) {
+  // Bytes that are no ModelInferRequest (field 1, a string, claims 100 bytes and has 1): gRPC's
+  // callback API would answer UNIMPLEMENTED without a message; tritonserver says this.
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()), grpc::InsecureChannelCredentials());
+  grpc::GenericStub generic(channel);
+  const char garbage[] = {0x0a, 0x64, 0x41};
+  grpc::Slice slice(garbage, sizeof(garbage));
+  const grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  context.set_deadline(call_deadline());
+  std::promise<grpc::Status> done;
+  generic.UnaryCall(&context, "/inference.GRPCInferenceService/ModelInfer", grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status status) { done.set_value(std::move(status)); });
+  EXPECT_STATUS(done.get_future().get(), grpc::StatusCode::INTERNAL, "Unable to parse request");
 }
 
 TEST_F(ServerTest, RepositoryLoadRefusedWithoutExplicitMode) {
