@@ -6,24 +6,24 @@ import { cancelledError, invalidArgument, Status, TritonError, type ErrorContext
 import type { ModelInferRequest } from './generated/inference/ModelInferRequest.js';
 import { AsyncQueue } from './async-queue.js';
 import {
+  declaredUsageOutputs,
   defaultLlmModel,
   defaultMaxTokens,
   GenerationStream,
   llmModelInfo,
-  maxBufferedChunks,
-  declaredUsageOutputs,
   logProbsSource,
+  maxBufferedChunks,
   ReportedUsage,
   samplingParameters,
   scalarInputs,
   scalarValues,
   stoppedReading,
   vllmLogProbs,
-  type LogProbsSource,
   type GenerateOptions,
   type GenerateResult,
   type GenerationChunk,
   type LlmModelInfo,
+  type LogProbsSource,
   type Usage,
 } from './generation.js';
 import { InferStream, type CallOptions } from './stream.js';

@@ -5,14 +5,14 @@ import { AsyncQueue } from '../async-queue.js';
 import { cancelledError, inBandCode, invalidArgument, Status, TritonError, type ErrorContext } from '../errors.js';
 import { readEvents } from './sse.js';
 import {
+  declaredUsageOutputs,
   defaultLlmModel,
   defaultMaxTokens,
   GenerationStream,
   llmModelConfigFromJson,
   llmModelInfo,
-  maxBufferedChunks,
-  declaredUsageOutputs,
   logProbsSource,
+  maxBufferedChunks,
   ReportedUsage,
   samplingParameters,
   scalarInputs,
@@ -63,8 +63,6 @@ export interface HttpRequestOptions {
   /** Headers for this call, added to the client's. */
   headers?: Readonly<Record<string, string>> | undefined;
 }
-
-/** A JSON value of the generate extension's bodies. */
 
 /** tritonserver's HTTP status codes back to the gRPC codes the rest of the SDK uses. */
 function statusOf(httpStatus: number): Status {
