@@ -170,7 +170,7 @@ export const configDataTypes: Readonly<Record<string, DataType>> = {
 export type ScalarField = 'maxTokens' | 'temperature' | 'topK' | 'topP' | 'seed' | 'repetitionPenalty' | 'presencePenalty' | 'frequencyPenalty' | 'minTokens' | 'lengthPenalty' | 'beamWidth' | 'endId' | 'padId' | 'excludeInputInOutput';
 
 /** Option -> input names (first declared one wins) and the datatype when the config does not say. */
-export const scalarInputs: readonly (readonly [ScalarField, readonly string[], DataType])[] = [
+const scalarInputs: readonly (readonly [ScalarField, readonly string[], DataType])[] = [
   ['maxTokens', ['max_tokens'], 'INT32'],
   ['temperature', ['temperature'], 'FP32'],
   ['topK', ['top_k'], 'INT32'],
@@ -188,7 +188,7 @@ export const scalarInputs: readonly (readonly [ScalarField, readonly string[], D
 ];
 
 /** The request's value for each scalar option (undefined where it gives none; no defaults applied). */
-export function scalarValues(request: GenerateOptions): Record<ScalarField, number | bigint | boolean | undefined> {
+function scalarValues(request: GenerateOptions): Record<ScalarField, number | bigint | boolean | undefined> {
   return {
     maxTokens: request.maxTokens,
     temperature: request.temperature,
@@ -281,42 +281,78 @@ const samplingParameterNames: Partial<Record<ScalarField, string>> = {
 /** JSON the SDK sends. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
 
-/**
- * For a model that takes its sampling options as one JSON text (`sampling_parameters`, Triton's
- * vLLM backend) and does not declare `max_tokens`: that JSON, with every option whose own input
- * the model does not declare, and the options it holds. `undefined` for other models.
- */
-export function samplingParameters(request: GenerateOptions, info: LlmModelInfo, model: string, call: string,
-                                   logProbs: boolean): { json: string; fields: Set<string> } | undefined {
-  if (!('sampling_parameters' in info.inputs) || 'max_tokens' in info.inputs) return undefined;
+/** An option sent as an input of its own. */
+export interface ScalarInput {
+  field: ScalarField;
+  /** The names its input goes by (tensorrtllm_backend's first). */
+  names: readonly string[];
+  /** The one the model declares, else the first. */
+  input: string;
+  declared: boolean;
+  /** The declared datatype, else the usual one. */
+  datatype: DataType;
+  value: number | bigint | boolean;
+  /** Not given by the request: `defaultMaxTokens`. */
+  defaulted: boolean;
+}
+
+/** A word list sent as an input of its own. */
+export interface WordsInput {
+  field: 'stopWords' | 'badWords';
+  input: 'stop_words' | 'bad_words';
+  declared: boolean;
+  list: readonly string[];
+}
+
+/** What a request sends besides its prompt, flags and extra inputs: decided once, for either transport. */
+export interface RequestPlan {
+  /**
+   * For a model that takes its sampling options as one JSON text (`sampling_parameters`, Triton's
+   * vLLM backend) and does not declare `max_tokens`: that JSON, holding every option whose own
+   * input the model does not declare (and `logprobs: 0` when log probabilities are asked for).
+   */
+  samplingParameters: string | undefined;
+  scalars: ScalarInput[];
+  words: WordsInput[];
+}
+
+export function planRequest(request: GenerateOptions, info: LlmModelInfo, model: string, call: string, logProbs: boolean): RequestPlan {
   const values = scalarValues(request);
+  const defaulted = values.maxTokens === undefined;
   values.maxTokens ??= defaultMaxTokens;
+  const vllm = 'sampling_parameters' in info.inputs && !('max_tokens' in info.inputs);
   const json: Record<string, JsonValue> = {};
-  const fields = new Set<string>();
-  for (const [field, names] of scalarInputs) {
+  const plan: RequestPlan = { samplingParameters: undefined, scalars: [], words: [] };
+  for (const [field, names, fallback] of scalarInputs) {
     const value = values[field];
-    const name = samplingParameterNames[field];
-    if (value === undefined || name === undefined || names.some((input) => input in info.inputs)) continue;
-    if (typeof value === 'bigint' && value > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw invalidArgument(`${field}: ${value} is too large to send in sampling_parameters`, { call, model });
+    if (value === undefined) continue;
+    const declared = names.find((input) => input in info.inputs);
+    const jsonName = samplingParameterNames[field];
+    if (vllm && declared === undefined && jsonName !== undefined) {
+      if (typeof value === 'bigint' && value > BigInt(Number.MAX_SAFE_INTEGER)) {
+        throw invalidArgument(`${field}: ${value} is too large to send in sampling_parameters`, { call, model });
+      }
+      json[jsonName] = typeof value === 'bigint' ? Number(value) : value;
+    } else if (vllm && field === 'endId' && declared === undefined) {
+      json['stop_token_ids'] = [Number(value)];
+    } else {
+      const input = declared ?? names[0]!;
+      plan.scalars.push({ field, names, input, declared: declared !== undefined, datatype: info.inputs[input] ?? fallback, value,
+                          defaulted: field === 'maxTokens' && defaulted });
     }
-    json[name] = typeof value === 'bigint' ? Number(value) : value;
-    fields.add(field);
-  }
-  if (request.endId !== undefined && !('end_id' in info.inputs)) {
-    json['stop_token_ids'] = [request.endId];
-    fields.add('endId');
   }
   const words = [['stopWords', request.stopWords, 'stop_words', 'stop'], ['badWords', request.badWords, 'bad_words', 'bad_words']] as const;
-  for (const [field, list, input, name] of words) {
-    if (list && list.length > 0 && !(input in info.inputs)) {
-      json[name] = [...list];
-      fields.add(field);
-    }
+  for (const [field, list, input, jsonName] of words) {
+    if (!list || list.length === 0) continue;
+    if (vllm && !(input in info.inputs)) json[jsonName] = [...list];
+    else plan.words.push({ field, input, declared: input in info.inputs, list });
   }
-  // 0: the sampled token's log probability only, no alternatives.
-  if (logProbs) json['logprobs'] = 0;
-  return { json: JSON.stringify(json), fields };
+  if (vllm) {
+    // 0: the sampled token's log probability only, no alternatives.
+    if (logProbs) json['logprobs'] = 0;
+    plan.samplingParameters = JSON.stringify(json);
+  }
+  return plan;
 }
 
 /** Usage and finish reason as a model reports them over a request's responses. */
@@ -340,6 +376,19 @@ export class ReportedUsage {
   addCompletionTokens(value: unknown): void {
     const count = Number(value);
     if (Number.isSafeInteger(count) && count >= 0) this.completionTokens = (this.completionTokens ?? 0) + count;
+  }
+
+  /**
+   * The request's usage and finish reason once it has ended: what the model reported, else what the
+   * client counted (`countedTokens`: new token ids received, undefined when it could not count them).
+   */
+  summary(countedTokens: number | undefined, maxTokens: number): { usage: Usage; finishReason: FinishReason } {
+    const completionTokens = this.completionTokens ?? countedTokens;
+    const usage: Usage = {};
+    if (this.promptTokens !== undefined) usage.promptTokens = this.promptTokens;
+    if (completionTokens !== undefined) usage.completionTokens = completionTokens;
+    const finishReason = this.finishReason ?? (completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop');
+    return { usage, finishReason };
   }
 }
 

@@ -13,10 +13,8 @@ import {
   llmModelInfo,
   logProbsSource,
   maxBufferedChunks,
+  planRequest,
   ReportedUsage,
-  samplingParameters,
-  scalarInputs,
-  scalarValues,
   stoppedReading,
   vllmLogProbs,
   type GenerateOptions,
@@ -24,7 +22,6 @@ import {
   type GenerationChunk,
   type LlmModelInfo,
   type LogProbsSource,
-  type Usage,
 } from './generation.js';
 import { InferStream, type CallOptions } from './stream.js';
 import { buildInferRequest, type DataType, type InferInput, type InferResult } from './tensors.js';
@@ -345,14 +342,9 @@ export class TritonLlmClient extends TritonClient {
           end: () => {
             const finished = performance.now();
             const counted = idsSeen && request.excludeInputInOutput !== false ? ids.length : undefined;
-            const completionTokens = reported.completionTokens ?? counted;
-            const usage: Usage = {};
-            if (reported.promptTokens !== undefined) usage.promptTokens = reported.promptTokens;
-            if (completionTokens !== undefined) usage.completionTokens = completionTokens;
             const outcome: GenerateResult = {
               text,
-              finishReason: reported.finishReason ?? (completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop'),
-              usage,
+              ...reported.summary(counted, maxTokens),
               timings: { ttftMs: (firstAt ?? finished) - started, totalMs: finished - started },
               model: answeringModel,
               id,
@@ -390,21 +382,15 @@ export class TritonLlmClient extends TritonClient {
     logProbsFrom: LogProbsSource | undefined): ModelInferRequest {
     const batch = info.maxBatchSize > 0;
     const shapeOf = (count: number): number[] => (batch ? [1, count] : [count]);
-    const pick = (names: readonly string[]): string => names.find((name) => name in info.inputs) ?? names[0]!;
     const tensor = (name: string, fallback: DataType, data: readonly unknown[]): InferInput =>
       ({ name, datatype: info.inputs[name] ?? fallback, shape: shapeOf(data.length), data }) as InferInput;
 
+    // Options the model does not declare are sent all the same: the server's error names them.
+    const plan = planRequest(request, info, model, call, logProbsFrom !== undefined);
     const inputs: InferInput[] = [tensor('text_input', 'BYTES', [request.prompt])];
-    const sampling = samplingParameters(request, info, model, call, logProbsFrom !== undefined);
-    if (sampling) inputs.push(tensor('sampling_parameters', 'BYTES', [sampling.json]));
-    const values = scalarValues(request);
-    values.maxTokens ??= defaultMaxTokens;
-    for (const [field, names, fallback] of scalarInputs) {
-      const value = values[field];
-      if (value !== undefined && !sampling?.fields.has(field)) inputs.push(tensor(pick(names), fallback, [value]));
-    }
-    if (request.stopWords && request.stopWords.length > 0 && !sampling?.fields.has('stopWords')) inputs.push(tensor('stop_words', 'BYTES', request.stopWords));
-    if (request.badWords && request.badWords.length > 0 && !sampling?.fields.has('badWords')) inputs.push(tensor('bad_words', 'BYTES', request.badWords));
+    if (plan.samplingParameters !== undefined) inputs.push(tensor('sampling_parameters', 'BYTES', [plan.samplingParameters]));
+    for (const scalar of plan.scalars) inputs.push(tensor(scalar.input, scalar.datatype, [scalar.value]));
+    for (const words of plan.words) inputs.push(tensor(words.input, 'BYTES', words.list));
     if (streaming) inputs.push(tensor('stream', 'BOOL', [true]));
     if (logProbsFrom) inputs.push(tensor(logProbsFrom.flag, 'BOOL', [true]));
     const usage = declaredUsageOutputs(info);

@@ -13,10 +13,8 @@ import {
   llmModelInfo,
   logProbsSource,
   maxBufferedChunks,
+  planRequest,
   ReportedUsage,
-  samplingParameters,
-  scalarInputs,
-  scalarValues,
   stoppedReading,
   vllmLogProbs,
   type GenerateOptions,
@@ -25,7 +23,6 @@ import {
   type JsonValue,
   type LlmModelInfo,
   type LogProbsSource,
-  type Usage,
 } from '../generation.js';
 
 export {
@@ -213,30 +210,19 @@ export class TritonHttpLlmClient {
   private body(request: GenerateOptions, info: LlmModelInfo, model: string, streaming: boolean, call: string,
     logProbsFrom: LogProbsSource | undefined): string {
     const body: Record<string, JsonValue> = { text_input: request.prompt };
-    const declared = (names: readonly string[]): string | undefined => names.find((name) => name in info.inputs);
-    const sampling = samplingParameters(request, info, model, call, logProbsFrom !== undefined);
-    if (sampling) body['sampling_parameters'] = sampling.json;
-    const values = scalarValues(request);
-    for (const [field, names] of scalarInputs) {
-      if (sampling?.fields.has(field)) continue;
-      let value = values[field];
-      if (field === 'maxTokens' && value === undefined && declared(names)) value = defaultMaxTokens;
-      if (value === undefined) continue;
-      const name = declared(names);
-      if (!name) throw invalidArgument(`${field}: model "${model}" declares no input ${names.join(' or ')}`, { call, model });
-      if (typeof value === 'bigint') {
-        if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`${field}: ${value} is too large to send as JSON`, { call, model });
-        value = Number(value);
-      }
-      body[name] = value;
+    // JSON keys the model does not declare would be ignored or refused without naming the option: refused here.
+    const plan = planRequest(request, info, model, call, logProbsFrom !== undefined);
+    if (plan.samplingParameters !== undefined) body['sampling_parameters'] = plan.samplingParameters;
+    for (const { field, names, input, declared, value, defaulted } of plan.scalars) {
+      if (!declared && defaulted) continue;
+      if (!declared) throw invalidArgument(`${field}: model "${model}" declares no input ${names.join(' or ')}`, { call, model });
+      if (typeof value === 'bigint' && value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`${field}: ${value} is too large to send as JSON`, { call, model });
+      body[input] = typeof value === 'bigint' ? Number(value) : value;
     }
-    const words = (list: readonly string[] | undefined, name: string, field: string): void => {
-      if (!list || list.length === 0 || sampling?.fields.has(field)) return;
-      if (!(name in info.inputs)) throw invalidArgument(`${field}: model "${model}" declares no input ${name}`, { call, model });
-      body[name] = [...list];
-    };
-    words(request.stopWords, 'stop_words', 'stopWords');
-    words(request.badWords, 'bad_words', 'badWords');
+    for (const { field, input, declared, list } of plan.words) {
+      if (!declared) throw invalidArgument(`${field}: model "${model}" declares no input ${input}`, { call, model });
+      body[input] = [...list];
+    }
     if (streaming) body['stream'] = true;
     if (logProbsFrom) body[logProbsFrom.flag] = true;
     for (const [flag] of declaredUsageOutputs(info)) body[flag] = true;
@@ -353,15 +339,9 @@ export class TritonHttpLlmClient {
     }
     const finished = performance.now();
     const counted = idsSeen && request.excludeInputInOutput !== false ? ids.length : undefined;
-    const completionTokens = reported.completionTokens ?? counted;
-    const usage: Usage = {};
-    if (reported.promptTokens !== undefined) usage.promptTokens = reported.promptTokens;
-    if (completionTokens !== undefined) usage.completionTokens = completionTokens;
-    const maxTokens = request.maxTokens ?? defaultMaxTokens;
     const outcome: GenerateResult = {
       text,
-      finishReason: reported.finishReason ?? (completionTokens === undefined ? 'unknown' : completionTokens >= maxTokens ? 'length' : 'stop'),
-      usage,
+      ...reported.summary(counted, request.maxTokens ?? defaultMaxTokens),
       timings: { ttftMs: (firstAt ?? finished) - started, totalMs: finished - started },
       model: answeringModel,
       id: request.id ?? '',
