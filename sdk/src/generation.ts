@@ -292,8 +292,6 @@ export interface ScalarInput {
   /** The declared datatype, else the usual one. */
   datatype: DataType;
   value: number | bigint | boolean;
-  /** Not given by the request: `defaultMaxTokens`. */
-  defaulted: boolean;
 }
 
 /** A word list sent as an input of its own. */
@@ -335,10 +333,10 @@ export function planRequest(request: GenerateOptions, info: LlmModelInfo, model:
       json[jsonName] = typeof value === 'bigint' ? Number(value) : value;
     } else if (vllm && field === 'endId' && declared === undefined) {
       json['stop_token_ids'] = [Number(value)];
-    } else {
+    } else if (declared !== undefined || !(field === 'maxTokens' && defaulted)) {
+      // (the default max_tokens goes only to a model that takes it)
       const input = declared ?? names[0]!;
-      plan.scalars.push({ field, names, input, declared: declared !== undefined, datatype: info.inputs[input] ?? fallback, value,
-                          defaulted: field === 'maxTokens' && defaulted });
+      plan.scalars.push({ field, names, input, declared: declared !== undefined, datatype: info.inputs[input] ?? fallback, value });
     }
   }
   const words = [['stopWords', request.stopWords, 'stop_words', 'stop'], ['badWords', request.badWords, 'bad_words', 'bad_words']] as const;

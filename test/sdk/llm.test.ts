@@ -2,7 +2,7 @@
 // dimension, datatypes, input names), streaming, finish reasons, shared streams, cancellation.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Status, TritonError, TritonLlmClient, type GenerationChunk } from '../../sdk/src/index.js';
-import { describeInputs, FakeTriton } from './fake-triton.js';
+import { describeInputs, FakeTriton, nobatchConfig } from './fake-triton.js';
 
 async function rejection(promise: Promise<unknown>): Promise<TritonError> {
   try {
@@ -287,6 +287,16 @@ describe('TritonLlmClient against a fake Triton', () => {
     expect(streamed.usage).toEqual({ promptTokens: 2, completionTokens: 2 });
     expect(streamed.logProbs).toBeUndefined();
     expect(JSON.parse(String(describeInputs(fake.streamRequests.at(-1)!)['sampling_parameters']!.values[0]))).toEqual({ max_tokens: 5 });
+  });
+
+  it('sends the default max_tokens only to a model that takes it; an explicit one always', async () => {
+    fake.models.set('textonly', { ...nobatchConfig, name: 'textonly', input: nobatchConfig.input!.filter((i) => i.name !== 'max_tokens') });
+    const llm = client({ model: 'textonly' });
+    await llm.generate({ prompt: 'p' });
+    expect(Object.keys(describeInputs(fake.streamRequests.at(-1)!))).not.toContain('max_tokens');
+    await llm.generate({ prompt: 'p', maxTokens: 2 });
+    expect(describeInputs(fake.streamRequests.at(-1)!)['max_tokens']).toEqual({ datatype: 'INT32', shape: [1], values: [2] });
+    fake.models.delete('textonly');
   });
 
   it('gives a stream as a WHATWG ReadableStream of chunks or of UTF-8 text; cancelling it cancels the request', async () => {

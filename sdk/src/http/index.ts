@@ -213,8 +213,7 @@ export class TritonHttpLlmClient {
     // JSON keys the model does not declare would be ignored or refused without naming the option: refused here.
     const plan = planRequest(request, info, model, call, logProbsFrom !== undefined);
     if (plan.samplingParameters !== undefined) body['sampling_parameters'] = plan.samplingParameters;
-    for (const { field, names, input, declared, value, defaulted } of plan.scalars) {
-      if (!declared && defaulted) continue;
+    for (const { field, names, input, declared, value } of plan.scalars) {
       if (!declared) throw invalidArgument(`${field}: model "${model}" declares no input ${names.join(' or ')}`, { call, model });
       if (typeof value === 'bigint' && value > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidArgument(`${field}: ${value} is too large to send as JSON`, { call, model });
       body[input] = typeof value === 'bigint' ? Number(value) : value;
