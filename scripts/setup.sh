@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(
   cmake ninja-build g++ pkg-config git
   libsentencepiece-dev nlohmann-json3-dev libgtest-dev libbenchmark-dev
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libboost-dev curl openssl
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev libboost-dev libssl-dev curl openssl
   nodejs npm
 )
 missing=()

@@ -816,7 +816,7 @@ grpc::ServerUnaryReactor* InferenceService::LogSettings(Context* context,
 // GrpcServer
 
 GrpcServer::GrpcServer(InferenceService& service, const std::string& address, int port, int max_message_bytes,
-                       int max_concurrent_streams, const GrpcTls& tls) {
+                       int max_concurrent_streams, const TlsSettings& tls) {
   const bool ipv6 = address.find(':') != std::string::npos && address.front() != '[';
   const std::string endpoint =
       (ipv6 ? "[" + address + "]" : address) + ":" + std::to_string(port);

@@ -146,7 +146,7 @@ class GrpcServer {
   // With tls.enabled, serves over TLS (and with tls.mutual, only to clients whose certificate
   // tls.root_cert signed).
   GrpcServer(InferenceService& service, const std::string& address, int port, int max_message_bytes,
-             int max_concurrent_streams, const GrpcTls& tls);
+             int max_concurrent_streams, const TlsSettings& tls);
   ~GrpcServer();
   int port() const noexcept { return port_; }
   // Cancels the calls still running, closes all connections and waits until every call has

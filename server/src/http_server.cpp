@@ -1,11 +1,16 @@
 #include "http_server.h"
 
+#include <fcntl.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -15,6 +20,7 @@
 
 #include "api_error.h"
 #include "logging.h"
+#include "options.h"
 
 namespace llm_server {
 
@@ -26,6 +32,52 @@ namespace {
 
 // How long a kept-alive connection may sit idle before the server closes it.
 constexpr int kIdleTimeoutMs = 120'000;
+// How long a client may take over the TLS handshake.
+constexpr int kHandshakeTimeoutMs = 10'000;
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* context) const { SSL_CTX_free(context); }
+};
+struct SslFree {
+  void operator()(SSL* connection) const { SSL_free(connection); }
+};
+struct BioFree {
+  void operator()(BIO* bio) const { BIO_free(bio); }
+};
+struct X509Free {
+  void operator()(X509* certificate) const { X509_free(certificate); }
+};
+struct PkeyFree {
+  void operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
+};
+using Certificate = std::unique_ptr<X509, X509Free>;
+
+// This thread's queued OpenSSL errors as one line (and the queue emptied).
+std::string openssl_errors() {
+  std::string text;
+  while (const unsigned long code = ERR_get_error()) {
+    char buffer[256];
+    ERR_error_string_n(code, buffer, sizeof(buffer));
+    if (!text.empty()) text += "; ";
+    text += buffer;
+  }
+  return text.empty() ? "OpenSSL gave no detail" : text;
+}
+
+std::unique_ptr<BIO, BioFree> memory_bio(const std::string& text) {
+  return std::unique_ptr<BIO, BioFree>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+}
+
+// Every certificate of a PEM text, in order.
+std::vector<Certificate> read_certificates(const std::string& pem) {
+  std::vector<Certificate> certificates;
+  const auto bio = memory_bio(pem);
+  while (X509* certificate = bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr) {
+    certificates.emplace_back(certificate);
+  }
+  ERR_clear_error();  // reading past the last certificate queues an error
+  return certificates;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -58,15 +110,27 @@ std::string percent_decode(std::string_view text) {
 
 // Beast's synchronous stream concepts over a connected socket: reads wait at most the idle
 // timeout, writes at most the write timeout, so no client can hold a thread forever.
+// Over TLS (tls non-null; the socket then non-blocking) the same bounds hold for OpenSSL's reads
+// and writes, which may each need the other direction of the socket.
 class SocketStream {
  public:
-  SocketStream(int fd, std::chrono::milliseconds write_timeout) : fd_(fd), write_timeout_(write_timeout) {}
+  SocketStream(int fd, SSL* tls, std::chrono::milliseconds write_timeout)
+      : fd_(fd), tls_(tls), write_timeout_(write_timeout) {}
+
+  // The server's side of the TLS handshake.
+  void handshake(error_code& ec) {
+    tls_call([this] { return SSL_accept(tls_); }, kHandshakeTimeoutMs, ec);
+  }
 
   template <class MutableBuffers>
   size_t read_some(const MutableBuffers& buffers, error_code& ec) {
     for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
       const net::mutable_buffer buffer = *it;
       if (buffer.size() == 0) continue;
+      if (tls_ != nullptr) {
+        const int size = static_cast<int>(std::min<size_t>(buffer.size(), INT32_MAX));
+        return tls_call([&] { return SSL_read(tls_, buffer.data(), size); }, kIdleTimeoutMs, ec);
+      }
       pollfd waiting{fd_, POLLIN, 0};
       const int ready = poll(&waiting, 1, kIdleTimeoutMs);
       if (ready == 0) {
@@ -101,6 +165,10 @@ class SocketStream {
     for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
       const net::const_buffer buffer = *it;
       if (buffer.size() == 0) continue;
+      if (tls_ != nullptr) {
+        const int size = static_cast<int>(std::min<size_t>(buffer.size(), INT32_MAX));
+        return tls_call([&] { return SSL_write(tls_, buffer.data(), size); }, static_cast<int>(write_timeout_.count()), ec);
+      }
       pollfd waiting{fd_, POLLOUT, 0};
       const int ready = poll(&waiting, 1, static_cast<int>(write_timeout_.count()));
       if (ready == 0) {
@@ -127,7 +195,48 @@ class SocketStream {
   }
 
  private:
+  // Calls an OpenSSL function until it succeeds, waiting up to timeout_ms each time it needs the
+  // socket readable or writable; its positive result, or 0 with ec set.
+  template <class Call>
+  size_t tls_call(Call call, int timeout_ms, error_code& ec) {
+    for (;;) {
+      ERR_clear_error();
+      const int result = call();
+      if (result > 0) {
+        ec = {};
+        return static_cast<size_t>(result);
+      }
+      const int reason = SSL_get_error(tls_, result);
+      short wanted = 0;
+      if (reason == SSL_ERROR_WANT_READ) {
+        wanted = POLLIN;
+      } else if (reason == SSL_ERROR_WANT_WRITE) {
+        wanted = POLLOUT;
+      } else if (reason == SSL_ERROR_SYSCALL && errno != 0) {
+        ec = error_code(errno, boost::system::system_category());
+        return 0;
+      } else {
+        // The peer closed (cleanly or not) or broke the protocol: the connection is over.
+        if (reason == SSL_ERROR_SSL) log_verbose(1, "TLS: " + openssl_errors());
+        ERR_clear_error();
+        ec = net::error::eof;
+        return 0;
+      }
+      pollfd waiting{fd_, wanted, 0};
+      const int ready = poll(&waiting, 1, timeout_ms);
+      if (ready == 0) {
+        ec = net::error::timed_out;
+        return 0;
+      }
+      if (ready < 0 && errno != EINTR) {
+        ec = error_code(errno, boost::system::system_category());
+        return 0;
+      }
+    }
+  }
+
   int fd_;
+  SSL* tls_;
   std::chrono::milliseconds write_timeout_;
 };
 
@@ -227,6 +336,47 @@ const std::string* HttpRequest::header(std::string_view name) const {
   return nullptr;
 }
 
+struct HttpServer::TlsContext {
+  std::unique_ptr<SSL_CTX, SslCtxFree> context;
+
+  // Errors name the --http-* flags: only the HTTP endpoint has TLS.
+  TlsContext(const std::string& name, const TlsSettings& settings) {
+    const std::string flags = "--http";
+    const auto fail = [&](const std::string& what) {
+      throw ApiError(TRITONSERVER_ERROR_INVALID_ARG, name + " with TLS: " + what + " (" + openssl_errors() + ")");
+    };
+    context.reset(SSL_CTX_new(TLS_server_method()));
+    if (!context) fail("cannot create a TLS context");
+    SSL_CTX_set_min_proto_version(context.get(), TLS1_2_VERSION);
+    SSL_CTX_set_mode(context.get(), SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    std::vector<Certificate> chain = read_certificates(settings.server_cert);
+    const std::string pair = "check that " + flags + "-server-cert and " + flags +
+                             "-server-key are a certificate and its private key";
+    if (chain.empty() || SSL_CTX_use_certificate(context.get(), chain.front().get()) != 1) fail(pair);
+    for (size_t i = 1; i < chain.size(); ++i) {
+      if (SSL_CTX_add_extra_chain_cert(context.get(), chain[i].get()) != 1) fail(pair);
+      static_cast<void>(chain[i].release());  // the context owns it now
+    }
+    const auto key_bio = memory_bio(settings.server_key);
+    const std::unique_ptr<EVP_PKEY, PkeyFree> key(
+        key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr) : nullptr);
+    if (!key || SSL_CTX_use_PrivateKey(context.get(), key.get()) != 1 || SSL_CTX_check_private_key(context.get()) != 1) {
+      fail(pair);
+    }
+    if (settings.mutual) {
+      const std::vector<Certificate> roots = read_certificates(settings.root_cert);
+      if (roots.empty()) fail(flags + "-root-cert holds no certificate");
+      for (const Certificate& root : roots) {
+        if (X509_STORE_add_cert(SSL_CTX_get_cert_store(context.get()), root.get()) != 1 ||
+            SSL_CTX_add_client_CA(context.get(), root.get()) != 1) {
+          fail("cannot use " + flags + "-root-cert");
+        }
+      }
+      SSL_CTX_set_verify(context.get(), SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    }
+  }
+};
+
 struct HttpServer::Connection {
   std::mutex mutex;
   int fd = -1;  // -1 once closed (under mutex: stop() must never shut down a reused descriptor)
@@ -235,8 +385,9 @@ struct HttpServer::Connection {
 };
 
 HttpServer::HttpServer(std::string name, const std::string& address, int port, HttpServerLimits limits,
-                       HttpHandler handler)
+                       HttpHandler handler, const TlsSettings* tls)
     : name_(std::move(name)), limits_(limits), handler_(std::move(handler)) {
+  if (tls != nullptr && tls->enabled) tls_ = std::make_unique<TlsContext>(name_, *tls);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -340,6 +491,10 @@ void HttpServer::accept_loop() {
     }
     std::lock_guard<std::mutex> lock(mutex_);
     reap_finished_locked();
+    if (connections_.size() >= limits_.max_connections && tls_) {
+      close(fd);  // no plain-text answer on a TLS port; the client sees the connection closed
+      continue;
+    }
     if (connections_.size() >= limits_.max_connections) {
       const std::string body = error_json(name_ + " connection limit reached (" +
                                           std::to_string(limits_.max_connections) + " open connections)");
@@ -361,10 +516,26 @@ void HttpServer::accept_loop() {
 
 void HttpServer::serve(const std::shared_ptr<Connection>& connection) {
   const int fd = connection->fd;
-  SocketStream stream(fd, limits_.write_timeout);
+  std::unique_ptr<SSL, SslFree> tls;
+  if (tls_) {
+    tls.reset(SSL_new(tls_->context.get()));
+    if (!tls || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0 || SSL_set_fd(tls.get(), fd) != 1) {
+      log_error(name_ + ": cannot start TLS on a connection: " + openssl_errors());
+      tls.reset();
+    }
+  }
+  SocketStream stream(fd, tls.get(), limits_.write_timeout);
   boost::beast::flat_buffer buffer;
   try {
-    while (!stopping_.load()) {
+    bool usable = true;
+    if (tls_) {
+      // A client that fails the handshake (plain HTTP, no or an unknown certificate) only loses
+      // its connection.
+      error_code handshake;
+      if (tls) stream.handshake(handshake);
+      usable = tls && !handshake;
+    }
+    while (usable && !stopping_.load()) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(limits_.max_body_bytes);
       error_code ec;
@@ -418,6 +589,7 @@ void HttpServer::serve(const std::shared_ptr<Connection>& connection) {
   } catch (const std::exception& e) {
     log_error(name_ + ": connection failed: " + e.what());
   }
+  if (tls) SSL_shutdown(tls.get());  // close_notify, best effort: the socket closes next either way
   {
     std::lock_guard<std::mutex> lock(connection->mutex);
     close(connection->fd);

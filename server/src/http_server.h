@@ -1,6 +1,7 @@
 #pragma once
 // A small HTTP/1.1 server on Boost.Beast (parsing and serialization are Beast's): one thread per
-// connection, bounded in number, for the KServe REST endpoint and the metrics endpoint.
+// connection, bounded in number, for the KServe REST endpoint and the metrics endpoint; optionally
+// over TLS (OpenSSL), with or without client certificates.
 //
 // Why threads and blocking reads: a handler waits for the model's result on its connection's
 // thread and meanwhile watches the socket, so a client that goes away is noticed at once
@@ -19,6 +20,8 @@
 #include <vector>
 
 namespace llm_server {
+
+struct TlsSettings;
 
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
@@ -59,9 +62,11 @@ struct HttpServerLimits {
 
 class HttpServer {
  public:
-  // Listens on address:port (port 0: a free port). Throws ApiError when it cannot bind.
-  // `name` is for log lines ("HTTP", "metrics").
-  HttpServer(std::string name, const std::string& address, int port, HttpServerLimits limits, HttpHandler handler);
+  // Listens on address:port (port 0: a free port), over TLS when `tls` is given and enabled.
+  // Throws ApiError when it cannot bind or the TLS settings do not work (key not the
+  // certificate's, ...). `name` is for log lines ("HTTP", "metrics").
+  HttpServer(std::string name, const std::string& address, int port, HttpServerLimits limits, HttpHandler handler,
+             const TlsSettings* tls = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -73,6 +78,7 @@ class HttpServer {
 
  private:
   struct Connection;
+  struct TlsContext;
   void accept_loop();
   void serve(const std::shared_ptr<Connection>& connection);
   void reap_finished_locked();
@@ -80,6 +86,7 @@ class HttpServer {
   std::string name_;
   HttpServerLimits limits_;
   HttpHandler handler_;
+  std::unique_ptr<TlsContext> tls_;  // null: plain HTTP
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // an eventfd: stop() wakes the accepting thread through it
   int port_ = 0;

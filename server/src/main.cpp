@@ -114,7 +114,8 @@ int run(const ServerOptions& options) {
       limits.max_body_bytes = static_cast<size_t>(options.http_max_input_size);
       http_server = std::make_unique<HttpServer>(
           "HTTP", options.http_address, options.http_port, limits,
-          [&http_service](const HttpRequest& request, HttpExchange& exchange) { http_service.handle(request, exchange); });
+          [&http_service](const HttpRequest& request, HttpExchange& exchange) { http_service.handle(request, exchange); },
+          &options.http_tls);
     }
     if (options.allow_metrics) {
       metrics_server = std::make_unique<HttpServer>(
@@ -141,6 +142,9 @@ int run(const ServerOptions& options) {
   if (http_server) std::printf("llm-server: serving HTTP on %s:%d\n", options.http_address.c_str(), http_server->port());
   if (metrics_server) {
     std::printf("llm-server: serving metrics on %s:%d\n", options.metrics_address.c_str(), metrics_server->port());
+  }
+  if (http_server && options.http_tls.enabled) {
+    std::printf("llm-server: HTTP uses TLS%s\n", options.http_tls.mutual ? ", clients need a certificate --http-root-cert signed" : "");
   }
   if (server && options.grpc_tls.enabled) {
     std::printf("llm-server: gRPC uses TLS%s\n", options.grpc_tls.mutual ? ", clients need a certificate --grpc-root-cert signed" : "");

@@ -92,6 +92,14 @@ Options:
   --http-address ADDRESS       Address the HTTP endpoint listens on (default 127.0.0.1).
   --allow-http BOOL            Serve HTTP/REST (default true).
   --http-max-input-size N      Largest HTTP request body (default 67108864, 64 MiB); larger: 413.
+  --http-use-ssl BOOL          Serve HTTP/REST over TLS (HTTPS; default false); needs
+                               --http-server-cert and --http-server-key. (tritonserver has no
+                               such flags; these mirror its --grpc-* ones.) Metrics stay plain.
+  --http-use-ssl-mutual BOOL   Mutual TLS: clients must present a certificate signed by
+                               --http-root-cert (default false; implies --http-use-ssl).
+  --http-server-cert FILE      The server's certificate chain (PEM).
+  --http-server-key FILE       Its private key (PEM).
+  --http-root-cert FILE        The CA certificates that sign clients' certificates (PEM).
   --http-restricted-api CATEGORY,...:KEY=VALUE
                                HTTP requests of these categories need header 'KEY: VALUE', else
                                403 (categories as above). Repeatable. /metrics is not restricted.
@@ -121,7 +129,7 @@ last (with --allow-grpc false: "llm-server: serving gRPC on none").
 
 namespace {
 
-struct GrpcTlsFiles {
+struct TlsFiles {
   std::string server_cert;
   std::string server_key;
   std::string root_cert;
@@ -138,31 +146,37 @@ std::string read_pem(const std::string& flag, const std::string& path) {
   return text;
 }
 
-void read_grpc_tls(const GrpcTlsFiles& files, GrpcTls& tls) {
+// `endpoint` names the flags: "grpc" or "http".
+void read_tls(const std::string& endpoint, const TlsFiles& files, TlsSettings& tls) {
+  const std::string flags = "--" + endpoint;
+  const std::string shown = endpoint == "grpc" ? "gRPC" : "HTTP";
   if (tls.mutual) tls.enabled = true;  // as tritonserver: mutual TLS takes precedence
   if (!tls.enabled) {
     if (!files.server_cert.empty() || !files.server_key.empty() || !files.root_cert.empty()) {
-      throw OptionError("--grpc-server-cert, --grpc-server-key and --grpc-root-cert need --grpc-use-ssl true "
-                        "(or --grpc-use-ssl-mutual true); without it gRPC would be served in plain text");
+      throw OptionError(flags + "-server-cert, " + flags + "-server-key and " + flags + "-root-cert need " + flags +
+                        "-use-ssl true (or " + flags + "-use-ssl-mutual true); without it " + shown +
+                        " would be served in plain text");
     }
     return;
   }
   if (files.server_cert.empty() || files.server_key.empty()) {
-    throw OptionError("--grpc-use-ssl needs --grpc-server-cert FILE and --grpc-server-key FILE (PEM)");
+    throw OptionError(flags + "-use-ssl needs " + flags + "-server-cert FILE and " + flags + "-server-key FILE (PEM)");
   }
   if (tls.mutual && files.root_cert.empty()) {
-    throw OptionError("--grpc-use-ssl-mutual needs --grpc-root-cert FILE: the CA that signs the clients' certificates");
+    throw OptionError(flags + "-use-ssl-mutual needs " + flags +
+                      "-root-cert FILE: the CA that signs the clients' certificates");
   }
-  tls.server_cert = read_pem("--grpc-server-cert", files.server_cert);
-  tls.server_key = read_pem("--grpc-server-key", files.server_key);
-  if (!files.root_cert.empty()) tls.root_cert = read_pem("--grpc-root-cert", files.root_cert);
+  tls.server_cert = read_pem(flags + "-server-cert", files.server_cert);
+  tls.server_key = read_pem(flags + "-server-key", files.server_key);
+  if (!files.root_cert.empty()) tls.root_cert = read_pem(flags + "-root-cert", files.root_cert);
 }
 
 }  // namespace
 
 ServerOptions parse_options(int argc, const char* const* argv) {
   ServerOptions options;
-  GrpcTlsFiles tls_files;
+  TlsFiles grpc_tls_files;
+  TlsFiles http_tls_files;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
     std::optional<std::string> inline_value;
@@ -255,11 +269,21 @@ ServerOptions parse_options(int argc, const char* const* argv) {
     } else if (flag == "--grpc-use-ssl-mutual") {
       options.grpc_tls.mutual = parse_bool(flag, value());
     } else if (flag == "--grpc-server-cert") {
-      tls_files.server_cert = value();
+      grpc_tls_files.server_cert = value();
     } else if (flag == "--grpc-server-key") {
-      tls_files.server_key = value();
+      grpc_tls_files.server_key = value();
     } else if (flag == "--grpc-root-cert") {
-      tls_files.root_cert = value();
+      grpc_tls_files.root_cert = value();
+    } else if (flag == "--http-use-ssl") {
+      options.http_tls.enabled = parse_bool(flag, value());
+    } else if (flag == "--http-use-ssl-mutual") {
+      options.http_tls.mutual = parse_bool(flag, value());
+    } else if (flag == "--http-server-cert") {
+      http_tls_files.server_cert = value();
+    } else if (flag == "--http-server-key") {
+      http_tls_files.server_key = value();
+    } else if (flag == "--http-root-cert") {
+      http_tls_files.root_cert = value();
     } else if (flag == "--grpc-restricted-protocol") {
       options.grpc_restricted.add_group(flag, value());
     } else if (flag == "--http-restricted-api") {
@@ -288,7 +312,8 @@ ServerOptions parse_options(int argc, const char* const* argv) {
   if (!options.allow_grpc && !options.allow_http) {
     throw OptionError("--allow-grpc false and --allow-http false leave no way to reach the models");
   }
-  read_grpc_tls(tls_files, options.grpc_tls);
+  read_tls("grpc", grpc_tls_files, options.grpc_tls);
+  read_tls("http", http_tls_files, options.http_tls);
   return options;
 }
 

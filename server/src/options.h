@@ -11,10 +11,11 @@
 
 namespace llm_server {
 
-// TLS for the gRPC endpoint, as tritonserver's --grpc-use-ssl, --grpc-use-ssl-mutual,
-// --grpc-server-cert, --grpc-server-key and --grpc-root-cert; the PEM files' contents, read when
-// the options are parsed so that a bad path stops the server before any model loads.
-struct GrpcTls {
+// TLS for an endpoint: gRPC's as tritonserver's --grpc-use-ssl, --grpc-use-ssl-mutual,
+// --grpc-server-cert, --grpc-server-key and --grpc-root-cert, HTTP's with the same flags spelled
+// --http-... (tritonserver has none there); the PEM files' contents, read when the options are
+// parsed so that a bad path stops the server before any model loads.
+struct TlsSettings {
   bool enabled = false;
   bool mutual = false;  // clients must present a certificate that root_cert signed
   std::string server_cert;
@@ -31,11 +32,12 @@ struct ServerOptions {
   int grpc_max_pending_response_bytes = 16 << 20;  // per stream, unread by its client
   int grpc_max_concurrent_streams = 1024;          // per connection (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS)
   bool allow_grpc = true;
-  GrpcTls grpc_tls;
+  TlsSettings grpc_tls;
   RestrictedApis grpc_restricted{"triton-grpc-protocol-"};  // --grpc-restricted-protocol
   int http_port = 8000;  // 0: any free port (printed at startup)
   std::string http_address = "127.0.0.1";
   bool allow_http = true;
+  TlsSettings http_tls;
   int64_t http_max_input_size = 64 << 20;  // request body bytes; larger: 413
   RestrictedApis http_restricted{""};       // --http-restricted-api
   int metrics_port = 8002;

@@ -1,6 +1,6 @@
-// gRPC over TLS and mutual TLS on the dev server (tritonserver's --grpc-use-ssl flags), with
+// gRPC and HTTP over TLS and mutual TLS on the dev server (tritonserver's --grpc-use-ssl flags and their --http-* twins), with
 // certificates the test makes with openssl, checked with the SDK's TLS options.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,5 +106,72 @@ describe('gRPC over TLS', () => {
     // A key that is not the certificate's: the server does not start, and says what to check.
     expect(run('--grpc-use-ssl', 'true', '--grpc-server-cert', pki.serverCert, '--grpc-server-key', pki.clientKey))
       .toMatchObject({ status: 1, stderr: expect.stringMatching(/with TLS: check that --grpc-server-cert and --grpc-server-key are a certificate and its private key/) });
+  }, 120_000);
+});
+
+describe('HTTP over TLS', () => {
+  let pki: Pki;
+  let repository: TempRepository;
+  const servers: RunningServer[] = [];
+
+  beforeAll(() => {
+    pki = makePki();
+    repository = new TempRepository().add({ name: 'tiny', checkpointDir: tiny, decoupled: true });
+  });
+
+  afterAll(async () => {
+    for (const server of servers) await server.stop();
+    repository.remove();
+    rmSync(pki.dir, { recursive: true, force: true });
+  });
+
+  /** curl's exit status and output for `path` over https with these extra arguments. */
+  const curl = (server: RunningServer, path: string, ...args: string[]): { status: number | null; body: string } => {
+    const url = `${server.httpUrl!.replace(/^http:/, 'https:')}${path}`;
+    const r = spawnSync('curl', ['-sS', '--max-time', '20', ...args, url], { encoding: 'utf8' });
+    return { status: r.status, body: r.stdout };
+  };
+
+  it('serves HTTPS to clients that trust its CA, and nothing to plain-text or distrusting clients', async () => {
+    const server = await startServer(repository.dir, ['--http-use-ssl', 'true', '--http-server-cert', pki.serverCert, '--http-server-key', pki.serverKey]);
+    servers.push(server);
+    expect(server.output()).toMatch(/HTTP uses TLS\n/);
+    expect(curl(server, '/v2/health/ready', '--cacert', pki.ca, '-o', '/dev/null', '-w', '%{http_code}')).toEqual({ status: 0, body: '200' });
+    const generated = curl(server, '/v2/models/tiny/generate', '--cacert', pki.ca, '-H', 'Content-Type: application/json',
+      '-d', JSON.stringify({ text_input: 'The quick brown fox', max_tokens: 4 }));
+    expect(generated.status).toBe(0);
+    expect(JSON.parse(generated.body)).toMatchObject({ model_name: 'tiny', text_output: expect.any(String) });
+    const streamed = curl(server, '/v2/models/tiny/generate_stream', '--cacert', pki.ca, '-N', '-H', 'Content-Type: application/json',
+      '-d', JSON.stringify({ text_input: 'The quick brown fox', max_tokens: 4 }));
+    const events = streamed.body.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => JSON.parse(e.slice(6)) as { text_output: string });
+    expect(events.map((e) => e.text_output).join('')).toBe((JSON.parse(generated.body) as { text_output: string }).text_output);
+    // Plain HTTP gets no answer; a client that does not trust the CA refuses the handshake (curl 60).
+    await expect(fetch(`${server.httpUrl!}/v2/health/ready`, { signal: AbortSignal.timeout(10_000) })).rejects.toThrow();
+    expect(curl(server, '/v2/health/ready', '--cacert', join(pki.dir, 'other-ca.pem')).status).toBe(60);
+    // None of that disturbed the server.
+    expect(curl(server, '/v2/health/live', '--cacert', pki.ca, '-o', '/dev/null', '-w', '%{http_code}').body).toBe('200');
+  }, 60_000);
+
+  it('with mutual TLS, serves only clients whose certificate its root certificate signed', async () => {
+    const server = await startServer(repository.dir, ['--http-use-ssl-mutual', 'true', '--http-server-cert', pki.serverCert,
+      '--http-server-key', pki.serverKey, '--http-root-cert', pki.ca]);
+    servers.push(server);
+    expect(server.output()).toMatch(/HTTP uses TLS, clients need a certificate/);
+    const ok = ['--cacert', pki.ca, '-o', '/dev/null', '-w', '%{http_code}'];
+    expect(curl(server, '/v2/health/ready', ...ok, '--cert', pki.clientCert, '--key', pki.clientKey)).toEqual({ status: 0, body: '200' });
+    expect(curl(server, '/v2/health/ready', ...ok).status).not.toBe(0);
+    expect(curl(server, '/v2/health/ready', ...ok, '--cert', pki.strangerCert, '--key', pki.strangerKey).status).not.toBe(0);
+    expect(curl(server, '/v2/health/ready', ...ok, '--cert', pki.clientCert, '--key', pki.clientKey).body).toBe('200');
+  }, 60_000);
+
+  it('refuses incomplete or unusable TLS settings at startup, naming the flag', () => {
+    const run = (...args: string[]): { status: number | null; stderr: string } => runRefusedServer(repository.dir, args);
+    expect(run('--http-use-ssl', 'true')).toMatchObject({ status: 2, stderr: expect.stringMatching(/--http-use-ssl needs --http-server-cert FILE and --http-server-key FILE/) });
+    expect(run('--http-server-cert', pki.serverCert, '--http-server-key', pki.serverKey))
+      .toMatchObject({ status: 2, stderr: expect.stringMatching(/need --http-use-ssl true .* plain text/) });
+    expect(run('--http-use-ssl-mutual', 'true', '--http-server-cert', pki.serverCert, '--http-server-key', pki.serverKey))
+      .toMatchObject({ status: 2, stderr: expect.stringMatching(/--http-use-ssl-mutual needs --http-root-cert FILE/) });
+    expect(run('--http-use-ssl', 'true', '--http-server-cert', pki.serverCert, '--http-server-key', pki.clientKey))
+      .toMatchObject({ status: 1, stderr: expect.stringMatching(/HTTP with TLS: check that --http-server-cert and --http-server-key are a certificate and its private key/) });
   }, 120_000);
 });
