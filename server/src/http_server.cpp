@@ -122,6 +122,12 @@ class SocketStream {
     tls_call([this] { return SSL_accept(tls_); }, kHandshakeTimeoutMs, ec);
   }
 
+  // Tells a TLS client the connection ends (close_notify), best effort; OpenSSL forbids it after
+  // a fatal error or before the handshake completed.
+  void close_notify() {
+    if (tls_ != nullptr && !fatal_ && SSL_is_init_finished(tls_)) SSL_shutdown(tls_);
+  }
+
   template <class MutableBuffers>
   size_t read_some(const MutableBuffers& buffers, error_code& ec) {
     for (auto it = net::buffer_sequence_begin(buffers); it != net::buffer_sequence_end(buffers); ++it) {
@@ -213,9 +219,11 @@ class SocketStream {
       } else if (reason == SSL_ERROR_WANT_WRITE) {
         wanted = POLLOUT;
       } else if (reason == SSL_ERROR_SYSCALL && errno != 0) {
+        fatal_ = true;
         ec = error_code(errno, boost::system::system_category());
         return 0;
       } else {
+        fatal_ = reason != SSL_ERROR_ZERO_RETURN;
         // The peer closed (cleanly or not) or broke the protocol: the connection is over.
         if (reason == SSL_ERROR_SSL) log_verbose(1, "TLS: " + openssl_errors());
         ERR_clear_error();
@@ -238,6 +246,7 @@ class SocketStream {
   int fd_;
   SSL* tls_;
   std::chrono::milliseconds write_timeout_;
+  bool fatal_ = false;  // OpenSSL reported a fatal error on this connection
 };
 
 // {"error": "..."}, as tritonserver words its failures; invalid UTF-8 is replaced, not sent.
@@ -589,7 +598,7 @@ void HttpServer::serve(const std::shared_ptr<Connection>& connection) {
   } catch (const std::exception& e) {
     log_error(name_ + ": connection failed: " + e.what());
   }
-  if (tls) SSL_shutdown(tls.get());  // close_notify, best effort: the socket closes next either way
+  stream.close_notify();
   {
     std::lock_guard<std::mutex> lock(connection->mutex);
     close(connection->fd);
