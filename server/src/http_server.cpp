@@ -207,6 +207,7 @@ class SocketStream {
   size_t tls_call(Call call, int timeout_ms, error_code& ec) {
     for (;;) {
       ERR_clear_error();
+      errno = 0;  // SSL_ERROR_SYSCALL with errno 0 is an unexpected EOF
       const int result = call();
       if (result > 0) {
         ec = {};
