@@ -46,22 +46,23 @@ async function live(address: string, tls: boolean | TlsOptions): Promise<boolean
   }
 }
 
+// One PKI and repository for both endpoints; every server a test starts is stopped at the end.
+let pki: Pki;
+let repository: TempRepository;
+const servers: RunningServer[] = [];
+
+beforeAll(() => {
+  pki = makePki();
+  repository = new TempRepository().add({ name: 'tiny', checkpointDir: tiny, decoupled: true });
+});
+
+afterAll(async () => {
+  for (const server of servers) await server.stop();
+  repository.remove();
+  rmSync(pki.dir, { recursive: true, force: true });
+});
+
 describe('gRPC over TLS', () => {
-  let pki: Pki;
-  let repository: TempRepository;
-  const servers: RunningServer[] = [];
-
-  beforeAll(() => {
-    pki = makePki();
-    repository = new TempRepository().add({ name: 'tiny', checkpointDir: tiny, decoupled: true });
-  });
-
-  afterAll(async () => {
-    for (const server of servers) await server.stop();
-    repository.remove();
-    rmSync(pki.dir, { recursive: true, force: true });
-  });
-
   it('serves TLS to clients that trust its CA, and nothing to plain-text clients', async () => {
     const server = await startServer(repository.dir, ['--grpc-use-ssl', 'true', '--grpc-server-cert', pki.serverCert, '--grpc-server-key', pki.serverKey]);
     servers.push(server);
@@ -110,21 +111,6 @@ describe('gRPC over TLS', () => {
 });
 
 describe('HTTP over TLS', () => {
-  let pki: Pki;
-  let repository: TempRepository;
-  const servers: RunningServer[] = [];
-
-  beforeAll(() => {
-    pki = makePki();
-    repository = new TempRepository().add({ name: 'tiny', checkpointDir: tiny, decoupled: true });
-  });
-
-  afterAll(async () => {
-    for (const server of servers) await server.stop();
-    repository.remove();
-    rmSync(pki.dir, { recursive: true, force: true });
-  });
-
   /** curl's exit status and output for `path` over https with these extra arguments. */
   const curl = (server: RunningServer, path: string, ...args: string[]): { status: number | null; body: string } => {
     const url = `${server.httpUrl!.replace(/^http:/, 'https:')}${path}`;
