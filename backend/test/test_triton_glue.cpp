@@ -2,6 +2,7 @@
 // tensor styles, and every bad input named.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 
@@ -245,7 +246,94 @@ TEST(ModelSettings, TensorRtLlmErrorsAreNamed) {
                        "parameter \"engine_dir\" applies only to engine \"tensorrtllm\""));
   EXPECT_TRUE(contains(settings_error(config_with({{"checkpoint_dir", "x"}, {"kv_cache_free_gpu_mem_fraction", "0.9"}})),
                        "set parameter \"engine\" to \"tensorrtllm\""));
-  EXPECT_TRUE(contains(trt({{"gpt_model_path", "/e"}}), "unknown parameter \"gpt_model_path\""));
+  EXPECT_TRUE(contains(trt({{"gpt_model_path", "/e"}}),
+                       "parameters \"gpt_model_path\" (tensorrtllm_backend's name) and \"engine_dir\" are the same setting"));
+  EXPECT_TRUE(contains(trt({{"max_beam_width", "4"}}), "\"max_beam_width\" is 4, but this backend decodes one beam"));
+  EXPECT_TRUE(contains(trt({{"decoding_mode", "beam_search"}}), "\"decoding_mode\" is \"beam_search\""));
+  EXPECT_TRUE(contains(trt({{"gpu_device_ids", "0,1"}}), "\"gpu_device_ids\" is \"0,1\", but this backend runs each model on GPU 0"));
+  EXPECT_TRUE(contains(trt({{"encoder_model_path", "/encoder"}}), "serves decoder-only models"));
+  EXPECT_TRUE(contains(trt({{"lora_cache_gpu_memory_fraxion", "0.1"}}), "unknown parameter \"lora_cache_gpu_memory_fraxion\""));
+}
+
+// NVIDIA's tensorrt_llm model config.pbtxt (tensorrtllm_backend's all_models/inflight_batcher_llm),
+// its parameters filled as fill_template.py leaves them (optional ones unfilled), loads with only
+// `backend` changed: its names map to this backend's, what does not apply is noted, not refused.
+TEST(ModelSettings, TensorrtllmBackendConfigLoadsAsPublished) {
+  json p = {{"max_beam_width", "1"},
+            {"FORCE_CPU_ONLY_INPUT_TENSORS", "no"},
+            {"gpt_model_type", "inflight_fused_batching"},
+            {"gpt_model_path", "/engines/llama"},
+            {"encoder_model_path", "${encoder_engine_dir}"},
+            {"max_tokens_in_paged_kv_cache", "${max_tokens_in_paged_kv_cache}"},
+            {"max_attention_window_size", "${max_attention_window_size}"},
+            {"sink_token_length", "${sink_token_length}"},
+            {"batch_scheduler_policy", "guaranteed_no_evict"},
+            {"kv_cache_free_gpu_mem_fraction", "0.5"},
+            {"cross_kv_cache_fraction", "${cross_kv_cache_fraction}"},
+            {"kv_cache_host_memory_bytes", "${kv_cache_host_memory_bytes}"},
+            {"kv_cache_onboard_blocks", "${kv_cache_onboard_blocks}"},
+            {"enable_trt_overlap", "${enable_trt_overlap}"},
+            {"exclude_input_in_output", "true"},
+            {"cancellation_check_period_ms", "${cancellation_check_period_ms}"},
+            {"stats_check_period_ms", "${stats_check_period_ms}"},
+            {"iter_stats_max_iterations", "${iter_stats_max_iterations}"},
+            {"request_stats_max_iterations", "${request_stats_max_iterations}"},
+            {"enable_kv_cache_reuse", "false"},
+            {"normalize_log_probs", "true"},
+            {"enable_chunked_context", "true"},
+            {"gpu_device_ids", "${gpu_device_ids}"},
+            {"participant_ids", "${participant_ids}"},
+            {"num_nodes", "${num_nodes}"},
+            {"lora_cache_optimal_adapter_size", "${lora_cache_optimal_adapter_size}"},
+            {"lora_cache_max_adapter_size", "${lora_cache_max_adapter_size}"},
+            {"lora_cache_gpu_memory_fraction", "${lora_cache_gpu_memory_fraction}"},
+            {"lora_cache_host_memory_bytes", "${lora_cache_host_memory_bytes}"},
+            {"lora_prefetch_dir", "${lora_prefetch_dir}"},
+            {"decoding_mode", "top_k_top_p"},
+            {"executor_worker_path", "/opt/tritonserver/backends/tensorrtllm/trtllmExecutorWorker"},
+            {"lookahead_window_size", "${lookahead_window_size}"},
+            {"lookahead_ngram_size", "${lookahead_ngram_size}"},
+            {"lookahead_verification_set_size", "${lookahead_verification_set_size}"},
+            {"medusa_choices", "${medusa_choices}"},
+            {"eagle_choices", "${eagle_choices}"},
+            {"gpu_weights_percent", "${gpu_weights_percent}"},
+            {"enable_context_fmha_fp32_acc", "${enable_context_fmha_fp32_acc}"},
+            {"multi_block_mode", "${multi_block_mode}"},
+            {"cuda_graph_mode", "${cuda_graph_mode}"},
+            {"cuda_graph_cache_size", "${cuda_graph_cache_size}"},
+            {"speculative_decoding_fast_logits", "${speculative_decoding_fast_logits}"},
+            {"tokenizer_dir", "/tokenizers/llama"},
+            {"guided_decoding_backend", "${guided_decoding_backend}"},
+            {"xgrammar_tokenizer_info_path", "${xgrammar_tokenizer_info_path}"}};
+  json config = config_with(p);
+  const auto tensor = [](const char* name, const char* type) { return json{{"name", name}, {"data_type", type}}; };
+  config["input"] = {tensor("input_ids", "TYPE_INT32"), tensor("input_lengths", "TYPE_INT32"),
+                     tensor("request_output_len", "TYPE_INT32"), tensor("end_id", "TYPE_INT32"),
+                     tensor("stop_words_list", "TYPE_INT32"), tensor("runtime_top_k", "TYPE_INT32"),
+                     tensor("runtime_top_p", "TYPE_FP32"), tensor("temperature", "TYPE_FP32"),
+                     tensor("random_seed", "TYPE_UINT64"), tensor("return_log_probs", "TYPE_BOOL"),
+                     tensor("stop", "TYPE_BOOL"), tensor("streaming", "TYPE_BOOL")};
+  config["output"] = {tensor("output_ids", "TYPE_INT32"), tensor("sequence_length", "TYPE_INT32"),
+                      tensor("cum_log_probs", "TYPE_FP32"), tensor("output_log_probs", "TYPE_FP32"),
+                      tensor("batch_index", "TYPE_INT32")};
+  const ModelSettings s = ModelSettings::parse(config, "/models/tensorrt_llm/1");
+  EXPECT_EQ(s.engine, "tensorrtllm");
+  EXPECT_EQ(s.tensorrtllm.engine_dir, "/engines/llama");
+  EXPECT_EQ(s.tensorrtllm.batching, TensorRtLlmOptions::Batching::Inflight);
+  EXPECT_EQ(s.tensorrtllm.kv_cache_free_gpu_mem_fraction, 0.5f);
+  EXPECT_FALSE(s.tensorrtllm.max_tokens_in_paged_kv_cache.has_value());  // unfilled: not set
+  EXPECT_TRUE(s.tensorrtllm.enable_chunked_context);
+  EXPECT_EQ(s.tokenizer_dir, "/tokenizers/llama");
+  const auto noted = [&](const std::string& needle) {
+    return std::any_of(s.notes.begin(), s.notes.end(), [&](const std::string& n) { return n.find(needle) != std::string::npos; });
+  };
+  EXPECT_TRUE(noted("parameter \"FORCE_CPU_ONLY_INPUT_TENSORS\" (tensorrtllm_backend) is ignored"));
+  EXPECT_TRUE(noted("parameter \"normalize_log_probs\" (tensorrtllm_backend) is ignored"));
+  EXPECT_TRUE(noted("parameter \"max_tokens_in_paged_kv_cache\" is the unfilled template value \"${max_tokens_in_paged_kv_cache}\""));
+  EXPECT_TRUE(noted("\"decoding_mode\""));
+  // A filled max_tokens_in_paged_kv_cache applies, as in tensorrtllm_backend.
+  config["parameters"]["max_tokens_in_paged_kv_cache"] = {{"string_value", "4096"}};
+  EXPECT_EQ(ModelSettings::parse(config, "/m/1").tensorrtllm.max_tokens_in_paged_kv_cache, 4096);
 }
 
 // A wrong checkpoint_dir is named as such, not as the first file missing from it.

@@ -53,6 +53,51 @@ function trtllmConfig(name: string, engine: string, decoupled: boolean): string 
   return text;
 }
 
+/**
+ * NVIDIA's tensorrt_llm model config (tensorrtllm_backend's all_models/inflight_batcher_llm) as
+ * fill_template.py leaves it: its tensors and parameters by its own names, optional parameters
+ * unfilled, only `backend` changed.
+ */
+function tensorrtllmBackendConfig(engine: string): string {
+  const tensor = (name: string, type: string, dims: string, extra = ''): string =>
+    `  {\n    name: "${name}"\n    data_type: ${type}\n    dims: [ ${dims} ]\n${extra}  }`;
+  const scalar = (name: string, type: string): string => tensor(name, type, '1', '    reshape: { shape: [ ] }\n    optional: true\n');
+  const inputs = [
+    tensor('input_ids', 'TYPE_INT32', '-1', '    allow_ragged_batch: true\n'),
+    tensor('input_lengths', 'TYPE_INT32', '1', '    reshape: { shape: [ ] }\n'),
+    tensor('request_output_len', 'TYPE_INT32', '1'),
+    scalar('end_id', 'TYPE_INT32'), scalar('pad_id', 'TYPE_INT32'),
+    tensor('stop_words_list', 'TYPE_INT32', '2, -1', '    optional: true\n    allow_ragged_batch: true\n'),
+    tensor('bad_words_list', 'TYPE_INT32', '2, -1', '    optional: true\n    allow_ragged_batch: true\n'),
+    scalar('beam_width', 'TYPE_INT32'), scalar('temperature', 'TYPE_FP32'), scalar('runtime_top_k', 'TYPE_INT32'),
+    scalar('runtime_top_p', 'TYPE_FP32'), scalar('len_penalty', 'TYPE_FP32'), scalar('repetition_penalty', 'TYPE_FP32'),
+    scalar('min_length', 'TYPE_INT32'), scalar('presence_penalty', 'TYPE_FP32'), scalar('frequency_penalty', 'TYPE_FP32'),
+    scalar('random_seed', 'TYPE_UINT64'), scalar('return_log_probs', 'TYPE_BOOL'),
+    tensor('stop', 'TYPE_BOOL', '1', '    optional: true\n'), tensor('streaming', 'TYPE_BOOL', '1', '    optional: true\n'),
+  ];
+  const outputs = [
+    tensor('output_ids', 'TYPE_INT32', '-1, -1'), tensor('sequence_length', 'TYPE_INT32', '-1'),
+    tensor('cum_log_probs', 'TYPE_FP32', '-1'), tensor('output_log_probs', 'TYPE_FP32', '-1, -1'),
+  ];
+  const parameters: Record<string, string> = {
+    max_beam_width: '1', FORCE_CPU_ONLY_INPUT_TENSORS: 'no', gpt_model_type: 'inflight_fused_batching', gpt_model_path: engine,
+    encoder_model_path: '${encoder_engine_dir}', max_tokens_in_paged_kv_cache: '${max_tokens_in_paged_kv_cache}',
+    max_attention_window_size: '${max_attention_window_size}', batch_scheduler_policy: 'guaranteed_no_evict',
+    kv_cache_free_gpu_mem_fraction: '0.9', enable_trt_overlap: '${enable_trt_overlap}', exclude_input_in_output: 'true',
+    cancellation_check_period_ms: '${cancellation_check_period_ms}', enable_kv_cache_reuse: 'false', normalize_log_probs: 'true',
+    enable_chunked_context: '${enable_chunked_context}', gpu_device_ids: '${gpu_device_ids}', decoding_mode: 'top_k_top_p',
+    lora_cache_gpu_memory_fraction: '${lora_cache_gpu_memory_fraction}',
+    executor_worker_path: '/opt/tritonserver/backends/tensorrtllm/trtllmExecutorWorker', medusa_choices: '${medusa_choices}',
+    tokenizer_dir: tokenizerDir, guided_decoding_backend: '${guided_decoding_backend}',
+  };
+  return [
+    'name: "tensorrt_llm"', 'backend: "llm_trtllm_double"', 'max_batch_size: 8', 'model_transaction_policy {\n  decoupled: true\n}',
+    'dynamic_batching {\n    preferred_batch_size: [ 8 ]\n    max_queue_delay_microseconds: 0\n}',
+    `input [\n${inputs.join(',\n')}\n]`, `output [\n${outputs.join(',\n')}\n]`, 'instance_group [\n  {\n    count: 1\n    kind : KIND_CPU\n  }\n]',
+    ...Object.entries(parameters).map(([key, value]) => `parameters: {\n  key: "${key}"\n  value: {\n    string_value: "${value}"\n  }\n}`),
+  ].join('\n') + '\n';
+}
+
 function tokenRequest(model: string, ids: number[], maxTokens: number, stream: boolean): InferRequest {
   return {
     model_name: model,
@@ -109,6 +154,7 @@ describe('TensorRT-LLM engine path (executor test double) on the dev server', ()
       .addRaw('trt', trtllmConfig('trt', fast, true))
       .addRaw('trt_unary', trtllmConfig('trt_unary', fast, false))
       .addRaw('trt_slow', trtllmConfig('trt_slow', slow, true))
+      .addRaw('tensorrt_llm', tensorrtllmBackendConfig(fast))
       .addRaw('trt_missing', trtllmConfig('trt_missing', join(scratch, 'no-such-engine'), true));
     server = await startServer(repository.dir, ['--log-verbose', '1']);
     client = new TestClient(server.address);
@@ -132,6 +178,19 @@ describe('TensorRT-LLM engine path (executor test double) on the dev server', ()
     expect(missing?.reason).toContain('parameter engine_dir');
     expect(missing?.reason).toContain('does not exist; point it at a TensorRT-LLM engine');
     expect(server.output()).toMatch(/loaded tensorrtllm engine: .*fast \(LlamaForCausalLM, float16, max_seq_len 1024/);
+  });
+
+  it("serves tensorrtllm_backend's own tensorrt_llm config.pbtxt with only its backend line changed", async () => {
+    const index = await client.call<{ models: { name: string; state: string; reason: string }[] }>('RepositoryIndex', {});
+    expect(index.models.find((m) => m.name === 'tensorrt_llm')).toMatchObject({ state: 'READY' });
+    const request = tokenRequest('tensorrt_llm', [1, 500], 5, true);
+    request.inputs.push({ name: 'input_lengths', datatype: 'INT32', shape: [1, 1], contents: { int_contents: [2] } });
+    const result = await streamOne(client, request);
+    expect(result.errors).toEqual([]);
+    expect(result.responses.flat()).toEqual([300, 301, 302, 303, 304]);
+    // What does not apply is logged once by name; unfilled template values count as not set.
+    expect(server.output()).toMatch(/model tensorrt_llm: config\.pbtxt: parameter "FORCE_CPU_ONLY_INPUT_TENSORS" \(tensorrtllm_backend\) is ignored/);
+    expect(server.output()).toMatch(/parameter "max_tokens_in_paged_kv_cache" is the unfilled template value/);
   });
 
   it('streams partial results (two tokens per executor response) as Triton responses with exactly one final', async () => {

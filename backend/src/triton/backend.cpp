@@ -470,6 +470,7 @@ std::unique_ptr<ModelState> load_model(TRITONBACKEND_Model* triton_model) {
   } catch (const std::exception& e) {
     throw TritonException(TRITONSERVER_ERROR_INVALID_ARG, "model " + state->name + ": config.pbtxt: " + e.what());
   }
+  for (const std::string& note : state->settings.notes) LLM_LOG_INFO("model " + state->name + ": config.pbtxt: " + note);
   const auto tokenizer_file = state->settings.tokenizer_dir / "tokenizer.model";
   const std::string model_name = state->name;
   EngineLog log = [model_name](LogLevel level, const std::string& message) {

@@ -99,6 +99,124 @@ const std::map<std::string, std::string>& known_parameters() {
   return known;
 }
 
+// tensorrtllm_backend's own spellings of parameters this backend takes under its names.
+const std::map<std::string, std::string>& tensorrtllm_backend_aliases() {
+  static const std::map<std::string, std::string> aliases = {
+      {"gpt_model_path", "engine_dir"},
+      {"gpt_model_type", "batching_strategy"},
+  };
+  return aliases;
+}
+
+// tensorrtllm_backend's parameters (its tensorrt_llm model's config.pbtxt) that this backend
+// accepts and does not apply, with why; values that would change results are checked apart.
+const std::map<std::string, std::string>& tensorrtllm_backend_ignored() {
+  static const std::map<std::string, std::string> ignored = {
+      {"FORCE_CPU_ONLY_INPUT_TENSORS", "inputs are always read from CPU memory"},
+      {"max_attention_window_size", "every sequence attends to its whole context"},
+      {"sink_token_length", "every sequence attends to its whole context"},
+      {"cross_kv_cache_fraction", "encoder-decoder models are not served"},
+      {"kv_cache_host_memory_bytes", "the KV cache is not offloaded"},
+      {"kv_cache_onboard_blocks", "the KV cache is not offloaded"},
+      {"enable_trt_overlap", "removed from TensorRT-LLM"},
+      {"iter_stats_max_iterations", "statistics go to the metrics endpoint"},
+      {"request_stats_max_iterations", "statistics go to the metrics endpoint"},
+      {"recv_poll_period_ms", "orchestrator mode is not used"},
+      {"normalize_log_probs", "log probabilities are always those of the normalized distribution"},
+      {"participant_ids", "orchestrator mode is not used"},
+      {"num_nodes", "one node"},
+      {"executor_worker_path", "orchestrator mode is not used"},
+      {"lora_cache_optimal_adapter_size", "LoRA adapters are not served"},
+      {"lora_cache_max_adapter_size", "LoRA adapters are not served"},
+      {"lora_cache_gpu_memory_fraction", "LoRA adapters are not served"},
+      {"lora_cache_host_memory_bytes", "LoRA adapters are not served"},
+      {"lora_prefetch_dir", "LoRA adapters are not served"},
+      {"gpu_weights_percent", "weights are not streamed from host memory"},
+      {"enable_context_fmha_fp32_acc", "a TensorRT-LLM tuning knob"},
+      {"multi_block_mode", "a TensorRT-LLM tuning knob"},
+      {"cuda_graph_mode", "a TensorRT-LLM tuning knob"},
+      {"cuda_graph_cache_size", "a TensorRT-LLM tuning knob"},
+      {"speculative_decoding_fast_logits", "speculative decoding is not served"},
+      {"lookahead_window_size", "speculative decoding is not served"},
+      {"lookahead_ngram_size", "speculative decoding is not served"},
+      {"lookahead_verification_set_size", "speculative decoding is not served"},
+      {"medusa_choices", "speculative decoding is not served"},
+      {"eagle_choices", "speculative decoding is not served"},
+      {"guided_decoding_backend", "guided decoding is not served"},
+      {"xgrammar_tokenizer_info_path", "guided decoding is not served"},
+  };
+  return ignored;
+}
+
+// A value tensorrtllm_backend's fill_template.py left as it was ("${max_beam_width}"): that
+// backend treats such a parameter as not given, and so does this one.
+bool unfilled_template(const std::string& text) {
+  return text.size() >= 3 && text.starts_with("${") && text.ends_with("}");
+}
+
+// A tensorrtllm_backend config.pbtxt's parameters in this backend's terms: unfilled template
+// values dropped, its aliases renamed, the parameters that do not apply dropped after checking
+// that their values change nothing this backend does; each noted once in `notes`.
+json translate_tensorrtllm_backend_parameters(const json& given, std::vector<std::string>& notes) {
+  json parameters = json::object();
+  for (const auto& [key, value] : given.items()) {
+    const bool text = value.is_object() && value.contains("string_value") && value["string_value"].is_string();
+    if (text && unfilled_template(value["string_value"].get<std::string>())) {
+      notes.push_back("parameter \"" + key + "\" is the unfilled template value \"" +
+                      value["string_value"].get<std::string>() + "\": treated as not set");
+      continue;
+    }
+    if (const auto alias = tensorrtllm_backend_aliases().find(key); alias != tensorrtllm_backend_aliases().end()) {
+      if (given.contains(alias->second)) {
+        throw_error("parameters \"", key, "\" (tensorrtllm_backend's name) and \"", alias->second,
+                    "\" are the same setting: set one of them");
+      }
+      parameters[alias->second] = value;
+      continue;
+    }
+    if (const auto ignored = tensorrtllm_backend_ignored().find(key); ignored != tensorrtllm_backend_ignored().end()) {
+      notes.push_back("parameter \"" + key + "\" (tensorrtllm_backend) is ignored: " + ignored->second);
+      continue;
+    }
+    parameters[key] = value;
+  }
+  return parameters;
+}
+
+// tensorrtllm_backend parameters whose values this backend can honour only at their defaults;
+// anything else is refused, naming what is not supported. Read from the translated parameters
+// before the known-parameter check, which does not know them.
+void check_tensorrtllm_backend_values(json& parameters, std::vector<std::string>& notes) {
+  const auto take = [&](const char* key) -> std::optional<std::string> {
+    if (!parameters.contains(key)) return std::nullopt;
+    std::string value = parameter_text(parameters, key);
+    parameters.erase(key);
+    return value;
+  };
+  if (const auto beams = take("max_beam_width")) {
+    if (parse_integer("max_beam_width", *beams, 1) != 1) {
+      throw_error("parameter \"max_beam_width\" is ", *beams, ", but this backend decodes one beam (set it to 1)");
+    }
+  }
+  if (const auto mode = take("decoding_mode")) {
+    if (*mode != "top_k" && *mode != "top_p" && *mode != "top_k_top_p" && !mode->empty()) {
+      throw_error("parameter \"decoding_mode\" is \"", *mode, "\", but this backend samples with top_k and top_p only ",
+                  "(set top_k, top_p or top_k_top_p, or leave it out)");
+    }
+    notes.push_back("parameter \"decoding_mode\" (tensorrtllm_backend): each request's top_k and top_p decide");
+  }
+  if (const auto encoder = take("encoder_model_path"); encoder && !encoder->empty()) {
+    throw_error("parameter \"encoder_model_path\" names an encoder engine, but this backend serves decoder-only ",
+                "models (leave it out)");
+  }
+  if (const auto devices = take("gpu_device_ids"); devices && !devices->empty()) {
+    if (*devices != "0") {
+      throw_error("parameter \"gpu_device_ids\" is \"", *devices, "\", but this backend runs each model on GPU 0 ",
+                  "(choose the GPU with CUDA_VISIBLE_DEVICES, or set it to 0)");
+    }
+  }
+}
+
 // The tensors the backend reads and writes, by the types it handles. A config that declares one
 // with another type (text_input as TYPE_INT32) or lacks the output its prompt style answers with
 // would load and then fail every request, or answer with nothing; it is refused at load instead.
@@ -282,7 +400,13 @@ ModelSettings ModelSettings::parse(const json& config, const std::filesystem::pa
     s.decoupled = config["model_transaction_policy"].value("decoupled", false);
   if (config.contains("max_batch_size")) s.max_batch_size = json_integer(config["max_batch_size"]);
 
-  const json parameters = config.value("parameters", json::object());
+  json parameters = translate_tensorrtllm_backend_parameters(config.value("parameters", json::object()), s.notes);
+  check_tensorrtllm_backend_values(parameters, s.notes);
+  // A tensorrtllm_backend config names its engine with gpt_model_path and has no "engine".
+  const json& given = config.value("parameters", json::object());
+  if (given.contains("gpt_model_path") && parameters.contains("engine_dir") && !parameters.contains("engine")) {
+    parameters["engine"] = {{"string_value", "tensorrtllm"}};
+  }
   const auto& known = known_parameters();
   for (const auto& [key, value] : parameters.items()) {
     if (known.count(key) == 0) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "engine/cpu_engine.h"
 #include "engine/tensorrtllm/options.h"
@@ -30,9 +31,14 @@ struct ModelSettings {
   bool exclude_input_in_output = true;   // default for requests that do not say
   bool decoupled = false;                // model_transaction_policy.decoupled
   int64_t max_batch_size = 0;
+  // What parsing took as given but did not apply (tensorrtllm_backend parameters this backend
+  // ignores, unfilled template values), one line each, for the model's log.
+  std::vector<std::string> notes;
 
   // Parses the model config JSON. Unknown parameters, parameters of the other engine and
   // ill-formed values throw llm::Error naming the parameter; `version_dir` resolves relative paths.
+  // tensorrtllm_backend's parameters are taken by its names (gpt_model_path, gpt_model_type, ...),
+  // so its tensorrt_llm model's config.pbtxt loads with only `backend` changed.
   // Parses the tensorrtllm settings in every build: whether this build can run them is the
   // engine factory's question.
   static ModelSettings parse(const nlohmann::json& config, const std::filesystem::path& version_dir);
