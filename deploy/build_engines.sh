@@ -15,7 +15,9 @@
 # Environment: TRTLLM_EXAMPLES (TensorRT-LLM's examples/ folder; default /opt/TensorRT-LLM/examples),
 # MAX_BATCH_SIZE (1: the reference study measured batch 1; raise it to batch concurrent requests in
 # flight), MAX_INPUT_LEN (2048), MAX_SEQ_LEN (4096, Llama-2's context), CALIB_SIZE (32 samples for AWQ;
-# calibration downloads the cnn_dailymail dataset unless it is cached), PYTHON (python3).
+# calibration downloads the cnn_dailymail dataset unless it is cached), PYTHON (python3),
+# PAGED_CONTEXT_FMHA (enable: what the models' enable_kv_cache_reuse and enable_chunked_context need;
+# disable builds engines that refuse both).
 set -euo pipefail
 
 usage() { echo "usage: $0 HF_DIR OUT_DIR [fp16] [int8] [awq]" >&2; exit 2; }
@@ -32,8 +34,10 @@ max_batch_size=${MAX_BATCH_SIZE:-1}
 max_input_len=${MAX_INPUT_LEN:-2048}
 max_seq_len=${MAX_SEQ_LEN:-4096}
 calib_size=${CALIB_SIZE:-32}
+paged_context_fmha=${PAGED_CONTEXT_FMHA:-enable}
 
 fail() { echo "build_engines: error: $*" >&2; exit 1; }
+[[ $paged_context_fmha == enable || $paged_context_fmha == disable ]] || fail "PAGED_CONTEXT_FMHA must be enable or disable, not '$paged_context_fmha'"
 [[ -f "$hf_dir/config.json" ]] || fail "$hf_dir has no config.json: give a Hugging Face Llama checkpoint folder"
 [[ -f "$hf_dir/tokenizer.model" ]] || fail "$hf_dir has no tokenizer.model (the backend's tokenizer_dir needs it)"
 [[ -f "$examples/llama/convert_checkpoint.py" ]] || fail "$examples/llama/convert_checkpoint.py not found: set TRTLLM_EXAMPLES to TensorRT-LLM 0.13's examples/ folder"
@@ -65,7 +69,8 @@ for variant in "${variants[@]}"; do
   echo "build_engines: $variant: trtllm-build -> $engine"
   trtllm-build --checkpoint_dir "$checkpoint" --output_dir "$engine" \
     --gemm_plugin float16 --gpt_attention_plugin float16 \
-    --max_batch_size "$max_batch_size" --max_input_len "$max_input_len" --max_seq_len "$max_seq_len"
+    --max_batch_size "$max_batch_size" --max_input_len "$max_input_len" --max_seq_len "$max_seq_len" \
+    --use_paged_context_fmha "$paged_context_fmha"
   [[ -f "$engine/config.json" ]] || fail "trtllm-build wrote no $engine/config.json"
 done
 echo "build_engines: done: $(cd "$out_dir" && ls -d llama2-7b-* 2>/dev/null | tr '\n' ' ')"

@@ -53,7 +53,7 @@ while [[ $# -gt 0 ]]; do if [[ "$1" == "--output_dir" ]]; then mkdir -p "$2"; to
     const converter = join(dir, 'examples', 'llama', 'convert_checkpoint.py');
     const quantizer = join(dir, 'examples', 'quantization', 'quantize.py');
     const build = (v: string) =>
-      `trtllm-build --checkpoint_dir ${ckpt(v)} --output_dir ${join(dir, 'engines', `llama2-7b-${v}`)} --gemm_plugin float16 --gpt_attention_plugin float16 --max_batch_size 1 --max_input_len 2048 --max_seq_len 4096`;
+      `trtllm-build --checkpoint_dir ${ckpt(v)} --output_dir ${join(dir, 'engines', `llama2-7b-${v}`)} --gemm_plugin float16 --gpt_attention_plugin float16 --max_batch_size 1 --max_input_len 2048 --max_seq_len 4096 --use_paged_context_fmha enable`;
     expect(calls).toEqual([
       `python ${converter} --model_dir ${hf} --output_dir ${ckpt('fp16')} --dtype float16`,
       build('fp16'),
@@ -71,6 +71,11 @@ while [[ $# -gt 0 ]]; do if [[ "$1" == "--output_dir" ]]; then mkdir -p "$2"; to
     expect(readFileSync(join(dir, 'calls.log'), 'utf8')).toBe('');
     execFileSync('bash', [script, join(dir, 'hf'), join(dir, 'engines'), 'int8'], { env: { ...env, FORCE: '1', MAX_BATCH_SIZE: '8' }, stdio: 'pipe' });
     expect(log()[1]).toContain('--max_batch_size 8');
+    execFileSync('bash', [script, join(dir, 'hf'), join(dir, 'engines'), 'int8'], { env: { ...env, FORCE: '1', PAGED_CONTEXT_FMHA: 'disable' }, stdio: 'pipe' });
+    expect(log().at(-1)).toContain('--use_paged_context_fmha disable');
+    const badFmha = spawnSync('bash', [script, join(dir, 'hf'), join(dir, 'out')], { env: { ...env, PAGED_CONTEXT_FMHA: 'on' }, encoding: 'utf8' });
+    expect(badFmha.status).toBe(1);
+    expect(badFmha.stderr).toContain("PAGED_CONTEXT_FMHA must be enable or disable, not 'on'");
 
     const noTokenizer = join(dir, 'hf-no-tokenizer');
     mkdirSync(noTokenizer);

@@ -36,7 +36,7 @@ function engineDir(root: string, name: string, behaviour: Record<string, unknown
 }
 
 /** The shipped llm_fp16 config with the double's backend and TensorRT-LLM parameters instead of the CPU ones. */
-function trtllmConfig(name: string, engine: string, decoupled: boolean): string {
+function trtllmConfig(name: string, engine: string, decoupled: boolean, extra: Record<string, string> = {}): string {
   let text = readFileSync(join(repoRoot, 'model_repository', 'llama_fp16', 'config.pbtxt'), 'utf8');
   text = text.slice(0, text.indexOf('# Backend settings'));
   text = text.replace(/^name: "llama_fp16"/m, `name: "${name}"`).replace(/^backend: "llm"/m, 'backend: "llm_trtllm_double"');
@@ -48,6 +48,7 @@ function trtllmConfig(name: string, engine: string, decoupled: boolean): string 
     batching_strategy: 'inflight_fused_batching',
     kv_cache_free_gpu_mem_fraction: '0.9',
     cancellation_check_period_ms: '20',
+    ...extra,
   };
   for (const [key, value] of Object.entries(parameters)) text += `parameters {\n  key: "${key}"\n  value: { string_value: "${value}" }\n}\n`;
   return text;
@@ -155,6 +156,7 @@ describe('TensorRT-LLM engine path (executor test double) on the dev server', ()
       .addRaw('trt_unary', trtllmConfig('trt_unary', fast, false))
       .addRaw('trt_slow', trtllmConfig('trt_slow', slow, true))
       .addRaw('tensorrt_llm', tensorrtllmBackendConfig(fast))
+      .addRaw('trt_too_wide', trtllmConfig('trt_too_wide', fast, true, { max_concurrent_requests: '16' }))
       .addRaw('trt_missing', trtllmConfig('trt_missing', join(scratch, 'no-such-engine'), true));
     server = await startServer(repository.dir, ['--log-verbose', '1']);
     client = new TestClient(server.address);
@@ -177,6 +179,10 @@ describe('TensorRT-LLM engine path (executor test double) on the dev server', ()
     expect(missing?.reason).toContain('no-such-engine');
     expect(missing?.reason).toContain('parameter engine_dir');
     expect(missing?.reason).toContain('does not exist; point it at a TensorRT-LLM engine');
+    // More concurrent requests than the engine was built for: refused at load, not by the executor.
+    const tooWide = index.models.find((m) => m.name === 'trt_too_wide');
+    expect(tooWide?.state).toBe('UNAVAILABLE');
+    expect(tooWide?.reason).toContain('"max_concurrent_requests" is 16, more than the engine\'s max_batch_size of 8');
     expect(server.output()).toMatch(/loaded tensorrtllm engine: .*fast \(LlamaForCausalLM, float16, max_seq_len 1024/);
   });
 
@@ -266,6 +272,12 @@ describe('TensorRT-LLM engine path (executor test double) on the dev server', ()
     );
     expect(error?.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(error?.details).toContain('max_input_len of 256');
+    // A top_k TensorRT-LLM would clip without a word.
+    const wide = tokenRequest('trt_unary', [1, 500], 4, false);
+    wide.inputs.push({ name: 'top_k', datatype: 'INT32', shape: [1, 1], contents: { int_contents: [2000] } });
+    const clipped = await client.infer(wide).then(() => null, (e: grpc.ServiceError) => e);
+    expect(clipped?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(clipped?.details).toContain('top_k is 2000, more than the 1024 TensorRT-LLM');
   });
 });
 

@@ -113,6 +113,9 @@ tle::ExecutorConfig executor_config(const TensorRtLlmOptions& o) {
   return config;
 }
 
+// The largest top_k TensorRT-LLM's sampling layers take; larger values are clipped to it.
+constexpr int32_t kMaxTopK = 1024;
+
 // Sampling follows the glue's rules (already TensorRT-LLM's: greedy unless top_k or top_p asks
 // for sampling); greedy is sent as top_k = 1 so no executor default can turn it into sampling.
 tle::SamplingConfig sampling_config(const GenerationRequest& g) {
@@ -405,6 +408,11 @@ TensorRtLlmEngine::TensorRtLlmEngine(const TensorRtLlmOptions& options, const To
                 m.config.vocab_size, " (", (options.engine_dir / "config.json").string(),
                 "): tokenizer_dir must hold the tokenizer of the model the engine was built from");
   }
+  if (options.max_batch_size && m.config.max_batch_size > 0 && *options.max_batch_size > m.config.max_batch_size) {
+    throw_error("parameter \"max_concurrent_requests\" is ", *options.max_batch_size, ", more than the engine's max_batch_size of ",
+                m.config.max_batch_size, " (", (options.engine_dir / "config.json").string(),
+                "): lower it, or rebuild the engine with a larger trtllm-build --max_batch_size");
+  }
   register_plugins_once();
   try {
     m.executor = std::make_unique<tle::Executor>(options.engine_dir, tle::ModelType::kDECODER_ONLY, executor_config(options));
@@ -453,6 +461,11 @@ TensorRtLlmEngine::~TensorRtLlmEngine() {
 void TensorRtLlmEngine::submit(GenerationRequest request, std::shared_ptr<GenerationObserver> observer) {
   Impl& m = *impl_;
   validate_generation_request(request, m.config.vocab_size, m.config.max_seq_len, "the engine's max_seq_len");
+  if (!request.sampling.greedy() && request.sampling.top_k > kMaxTopK) {
+    throw_error("top_k is ", request.sampling.top_k, ", more than the ", kMaxTopK,
+                " TensorRT-LLM's sampling supports (it would lower it silently): send at most ", kMaxTopK,
+                ", or 0 for no limit");
+  }
   const int64_t prompt = static_cast<int64_t>(request.prompt_ids.size());
   if (m.config.max_input_len > 0 && prompt > m.config.max_input_len) {
     throw_error("the prompt is ", prompt, " tokens, more than the engine's max_input_len of ", m.config.max_input_len,
