@@ -474,6 +474,10 @@ TEST_F(TensorRtLlmEngineTest, RequestsBeyondTheEngineAreRefusedBeforeTheExecutor
   GenerationRequest empty_stop = request();
   empty_stop.stop_strings = {""};
   expect_error(empty_stop, "stop strings must not be empty");
+  GenerationRequest wide = request();
+  wide.sampling.temperature = 1;
+  wide.sampling.top_k = 1025;
+  expect_error(wide, "top_k is 1025, more than the 1024 TensorRT-LLM's sampling supports");
   std::lock_guard lock(control->mutex);
   EXPECT_TRUE(control->enqueued.empty());
 }
@@ -506,6 +510,16 @@ TEST_F(TensorRtLlmEngineTest, LoadErrorsNameTheEngineFolder) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing pretrained_config.vocab_size"), std::string::npos) << e.what();
   }
+  write_engine_config(R"({"pretrained_config": {"vocab_size": 32000}, "build_config": {"max_seq_len": 128, "max_batch_size": 8}})");
+  options_.max_batch_size = 9;
+  try {
+    TensorRtLlmEngine engine(options_, *tokenizer_);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"max_concurrent_requests\" is 9, more than the engine's max_batch_size of 8"),
+              std::string::npos) << e.what();
+  }
+  options_.max_batch_size.reset();
   write_engine_config(R"({"pretrained_config": {"vocab_size": 1000}, "build_config": {"max_seq_len": 128}})");
   try {
     TensorRtLlmEngine engine(options_, *tokenizer_);
@@ -517,6 +531,7 @@ TEST_F(TensorRtLlmEngineTest, LoadErrorsNameTheEngineFolder) {
 
 TEST_F(TensorRtLlmEngineTest, IterationStatsBecomeStatsAndLogLines) {
   auto control = start();
+  for (int i = 0; i < 5; ++i) submit(*control, request(), std::make_shared<Recorder>());
   tle::IterationStats s{};
   s.iter = 41;
   s.iterLatencyMS = 12.5;
@@ -533,6 +548,7 @@ TEST_F(TensorRtLlmEngineTest, IterationStatsBecomeStatsAndLogLines) {
   EXPECT_EQ(*stats.iterations, 42u);
   EXPECT_EQ(stats.last_iteration_ms, 12.5);
   EXPECT_EQ(stats.queued, 3u);
+  EXPECT_EQ(stats.active, 2u) << "five requests in the executor, three of them queued: counted once each";
   EXPECT_EQ(stats.kv_cache_max_blocks, 1000);
   EXPECT_EQ(stats.kv_cache_used_blocks, 100);
   EXPECT_EQ(stats.kv_cache_tokens_per_block, 64);

@@ -512,8 +512,10 @@ EngineStats TensorRtLlmEngine::stats() const {
     std::lock_guard lock(m.stats_mutex);
     s = m.published;
   }
+  // Every request this engine has handed the executor and not seen end, less those the executor
+  // last said it queues: those are counted as queued, not twice.
   std::lock_guard lock(m.map_mutex);
-  s.active = m.sequences.size();
+  s.active = m.sequences.size() > s.queued ? m.sequences.size() - s.queued : 0;
   return s;
 }
 
