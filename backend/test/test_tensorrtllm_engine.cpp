@@ -169,7 +169,6 @@ class TensorRtLlmEngineTest : public ::testing::Test {
 };
 
 TEST_F(TensorRtLlmEngineTest, ExecutorGetsTheEngineFolderAndTheKnobs) {
-  options_.batching = TensorRtLlmOptions::Batching::Static;
   options_.scheduler_policy = TensorRtLlmOptions::SchedulerPolicy::MaxUtilization;
   options_.max_tokens_in_paged_kv_cache = 4096;
   options_.kv_cache_free_gpu_mem_fraction = 0.5f;
@@ -186,7 +185,7 @@ TEST_F(TensorRtLlmEngineTest, ExecutorGetsTheEngineFolderAndTheKnobs) {
   ASSERT_TRUE(control->config);
   const tle::ExecutorConfig& c = *control->config;
   EXPECT_EQ(c.getMaxBeamWidth(), 1);
-  EXPECT_EQ(c.getBatchingType(), tle::BatchingType::kSTATIC);
+  EXPECT_EQ(c.getBatchingType(), tle::BatchingType::kINFLIGHT);
   EXPECT_EQ(c.getSchedulerConfig().getCapacitySchedulerPolicy(), tle::CapacitySchedulerPolicy::kMAX_UTILIZATION);
   EXPECT_EQ(c.getKvCacheConfig().getMaxTokens(), 4096);
   EXPECT_EQ(c.getKvCacheConfig().getFreeGpuMemoryFraction(), 0.5f);

@@ -181,7 +181,7 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
   const auto s = ModelSettings::parse(config_with({{"engine", "tensorrtllm"},
                                                    {"engine_dir", "../../engines/llama2-7b-awq"},
                                                    {"tokenizer_dir", "/hf/Llama-2-7b-hf"},
-                                                   {"batching_strategy", "V1"},
+                                                   {"batching_strategy", "inflight_fused_batching"},
                                                    {"batch_scheduler_policy", "max_utilization"},
                                                    {"max_tokens_in_paged_kv_cache", "8192"},
                                                    {"kv_cache_free_gpu_mem_fraction", "0.85"},
@@ -196,7 +196,6 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
   EXPECT_EQ(s.engine, "tensorrtllm");
   EXPECT_EQ(s.tensorrtllm.engine_dir, "/models/engines/llama2-7b-awq");
   EXPECT_EQ(s.tokenizer_dir, "/hf/Llama-2-7b-hf");
-  EXPECT_EQ(s.tensorrtllm.batching, TensorRtLlmOptions::Batching::Static);
   EXPECT_EQ(s.tensorrtllm.scheduler_policy, TensorRtLlmOptions::SchedulerPolicy::MaxUtilization);
   EXPECT_EQ(s.tensorrtllm.max_tokens_in_paged_kv_cache, 8192);
   EXPECT_EQ(s.tensorrtllm.kv_cache_free_gpu_mem_fraction, 0.85f);
@@ -210,7 +209,6 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
 
   const auto defaults = ModelSettings::parse(config_with({{"engine", "tensorrtllm"}, {"engine_dir", "/e"}}), "/m/1");
   EXPECT_EQ(defaults.tokenizer_dir, "/e") << "the tokenizer defaults to the engine folder";
-  EXPECT_EQ(defaults.tensorrtllm.batching, TensorRtLlmOptions::Batching::Inflight);
   EXPECT_EQ(defaults.tensorrtllm.scheduler_policy, TensorRtLlmOptions::SchedulerPolicy::GuaranteedNoEvict);
   EXPECT_FALSE(defaults.tensorrtllm.max_tokens_in_paged_kv_cache);
   EXPECT_FALSE(defaults.tensorrtllm.kv_cache_free_gpu_mem_fraction);
@@ -218,9 +216,9 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
   EXPECT_FALSE(defaults.tensorrtllm.max_batch_size);
   EXPECT_FALSE(defaults.tensorrtllm.max_num_tokens);
   EXPECT_FALSE(defaults.tensorrtllm.enable_chunked_context) << "tensorrtllm_backend's default";
-  EXPECT_EQ(ModelSettings::parse(config_with({{"engine", "tensorrtllm"}, {"engine_dir", "/e"}, {"batching_strategy", "inflight_fused_batching"}}),
-                                 "/m/1").tensorrtllm.batching,
-            TensorRtLlmOptions::Batching::Inflight);
+  EXPECT_NE(settings_error(config_with({{"engine", "tensorrtllm"}, {"engine_dir", "/e"}, {"batching_strategy", "V1"}}))
+                .find("\"batching_strategy\" is \"V1\" (static batching): not supported"),
+            std::string::npos);
 }
 
 TEST(ModelSettings, TensorRtLlmErrorsAreNamed) {
@@ -233,7 +231,7 @@ TEST(ModelSettings, TensorRtLlmErrorsAreNamed) {
     return text.find(needle) != std::string::npos;
   };
   EXPECT_TRUE(contains(settings_error(config_with({{"engine", "tensorrtllm"}})), "missing parameter \"engine_dir\""));
-  EXPECT_TRUE(contains(trt({{"batching_strategy", "dynamic"}}), "\"batching_strategy\" must be \"inflight_fused_batching\""));
+  EXPECT_TRUE(contains(trt({{"batching_strategy", "dynamic"}}), "\"batching_strategy\" must be \"inflight_fused_batching\", got \"dynamic\""));
   EXPECT_TRUE(contains(trt({{"batch_scheduler_policy", "fifo"}}), "\"batch_scheduler_policy\" must be"));
   EXPECT_TRUE(contains(trt({{"kv_cache_free_gpu_mem_fraction", "1.5"}}), "\"kv_cache_free_gpu_mem_fraction\" must be in (0, 1]"));
   EXPECT_TRUE(contains(trt({{"kv_cache_free_gpu_mem_fraction", "most"}}), "must be a number"));
@@ -319,7 +317,6 @@ TEST(ModelSettings, TensorrtllmBackendConfigLoadsAsPublished) {
   const ModelSettings s = ModelSettings::parse(config, "/models/tensorrt_llm/1");
   EXPECT_EQ(s.engine, "tensorrtllm");
   EXPECT_EQ(s.tensorrtllm.engine_dir, "/engines/llama");
-  EXPECT_EQ(s.tensorrtllm.batching, TensorRtLlmOptions::Batching::Inflight);
   EXPECT_EQ(s.tensorrtllm.kv_cache_free_gpu_mem_fraction, 0.5f);
   EXPECT_FALSE(s.tensorrtllm.max_tokens_in_paged_kv_cache.has_value());  // unfilled: not set
   EXPECT_TRUE(s.tensorrtllm.enable_chunked_context);

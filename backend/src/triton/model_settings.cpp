@@ -363,13 +363,12 @@ void parse_tensorrtllm(const json& parameters, const std::filesystem::path& vers
   t.engine_dir = resolve(version_dir, parameter_text(parameters, "engine_dir"));
   if (parameters.contains("batching_strategy")) {
     const std::string v = parameter_text(parameters, "batching_strategy");
-    if (v == "inflight_fused_batching" || v == "inflight_batching") {
-      t.batching = TensorRtLlmOptions::Batching::Inflight;
-    } else if (v == "V1" || v == "v1") {
-      t.batching = TensorRtLlmOptions::Batching::Static;
-    } else {
-      throw_error("parameter \"batching_strategy\" must be \"inflight_fused_batching\" (in-flight batching) or \"V1\" "
-                  "(static batching), got \"", v, "\"");
+    if (v == "V1" || v == "v1") {
+      throw_error("parameter \"batching_strategy\" is \"V1\" (static batching): not supported, as TensorRT-LLM's static ",
+                  "batching (deprecated since 0.10) does not say why a request ended; use \"inflight_fused_batching\"");
+    }
+    if (v != "inflight_fused_batching" && v != "inflight_batching") {
+      throw_error("parameter \"batching_strategy\" must be \"inflight_fused_batching\", got \"", v, "\"");
     }
   }
   if (shared.max_utilization) {

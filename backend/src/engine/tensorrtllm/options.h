@@ -12,9 +12,9 @@ struct TensorRtLlmOptions {
   // trtllm-build's output folder (config.json + rank0.engine), decoder-only.
   std::filesystem::path engine_dir;
 
-  // NVIDIA tensorrtllm_backend's knobs of the same names.
-  enum class Batching { Inflight, Static };  // batching_strategy: inflight_fused_batching | V1
-  Batching batching = Batching::Inflight;
+  // NVIDIA tensorrtllm_backend's knobs of the same names. Batching is in-flight: static batching
+  // (batching_strategy V1, deprecated since TensorRT-LLM 0.10) leaves Result::finishReasons unset,
+  // so the backend could not tell a completed request from one the executor dropped.
   enum class SchedulerPolicy { GuaranteedNoEvict, MaxUtilization };  // batch_scheduler_policy
   SchedulerPolicy scheduler_policy = SchedulerPolicy::GuaranteedNoEvict;
   std::optional<int32_t> max_tokens_in_paged_kv_cache;   // unset: as much as the memory fraction allows

@@ -97,8 +97,7 @@ EngineConfig read_engine_config(const std::filesystem::path& engine_dir) {
 tle::ExecutorConfig executor_config(const TensorRtLlmOptions& o) {
   tle::ExecutorConfig config;
   config.setMaxBeamWidth(1);  // the glue serves one beam
-  config.setBatchingType(o.batching == TensorRtLlmOptions::Batching::Static ? tle::BatchingType::kSTATIC
-                                                                              : tle::BatchingType::kINFLIGHT);
+  config.setBatchingType(tle::BatchingType::kINFLIGHT);
   config.setSchedulerConfig(tle::SchedulerConfig(o.scheduler_policy == TensorRtLlmOptions::SchedulerPolicy::MaxUtilization
                                                      ? tle::CapacitySchedulerPolicy::kMAX_UTILIZATION
                                                      : tle::CapacitySchedulerPolicy::kGUARANTEED_NO_EVICT));
@@ -537,7 +536,7 @@ std::string TensorRtLlmEngine::describe() const {
   if (c.max_batch_size > 0) text += ", max_batch_size " + std::to_string(c.max_batch_size);
   text += ", built by TensorRT-LLM " + (c.version.empty() ? std::string("?") : c.version);
   text += ", run by TensorRT-LLM " + std::string(tle::version()) + " on " + m.gpu;
-  text += std::string(", ") + (m.options.batching == TensorRtLlmOptions::Batching::Static ? "static" : "in-flight") + " batching";
+  text += ", in-flight batching";
   text += ", cancellation checked every " + std::to_string(m.options.cancellation_check_period.count()) + " ms)";
   return text;
 }
