@@ -224,7 +224,7 @@ TEST_F(TensorRtLlmEngineTest, DefaultKnobsAreTensorRtLlmDefaults) {
 TEST_F(TensorRtLlmEngineTest, RequestMapping) {
   auto control = start();
   GenerationRequest r = request({1, 300, 301}, 5);
-  r.end_ids = {2, 7};  // the executor takes one; the other becomes a single-token stop word
+  r.end_ids = {2, 7};  // the executor takes one; the other, with min_tokens, the engine watches
   r.min_tokens = 2;
   r.return_log_probs = true;
   r.stop_token_sequences = {{400, 401}};
@@ -251,7 +251,7 @@ TEST_F(TensorRtLlmEngineTest, RequestMapping) {
   EXPECT_TRUE(a.getOutputConfig().returnLogProbs);
   EXPECT_EQ(a.getEndId(), 2);
   ASSERT_TRUE(a.getStopWords());
-  EXPECT_EQ(*a.getStopWords(), (std::list<tle::VecTokens>{{400, 401}, {7}}));
+  EXPECT_EQ(*a.getStopWords(), (std::list<tle::VecTokens>{{400, 401}}));
   ASSERT_TRUE(a.getBadWords());
   EXPECT_EQ(*a.getBadWords(), (std::list<tle::VecTokens>{{500}, {501, 502}}));
   EXPECT_EQ(a.getSamplingConfig().getTopK(), 1) << "greedy is explicit";
@@ -341,6 +341,42 @@ TEST_F(TensorRtLlmEngineTest, EndIdsAreNotOutputAndStopWordsAre) {
   control->push(tle::Response(d, result({}, true, tle::FinishReason::kEND_ID)));
   EXPECT_EQ(on_end_without_token->wait(), "finished:stop");
   EXPECT_EQ(on_end_without_token->ids(), (std::vector<int32_t>{301}));
+}
+
+// With min_tokens the executor holds back its end id but not stop words, so the other end ids are
+// not sent as stop words: the engine watches them and ends the request at the first one past
+// min_tokens, stopping the executor.
+TEST_F(TensorRtLlmEngineTest, OtherEndIdsWaitForMinTokens) {
+  auto control = start();
+  GenerationRequest r = request();
+  r.end_ids = {2, 7};
+  r.min_tokens = 3;
+  auto recorder = std::make_shared<Recorder>();
+  const tle::IdType id = submit(*control, r, recorder);
+  {
+    std::lock_guard lock(control->mutex);
+    const tle::Request& sent = control->enqueued.back().second;
+    EXPECT_EQ(sent.getEndId(), 2);
+    EXPECT_FALSE(sent.getStopWords().has_value() && !sent.getStopWords()->empty()) << "7 is not a stop word here";
+  }
+  control->push(tle::Response(id, result({7, 300}, false)));   // tokens 1-2: 7 is an ordinary token
+  control->push(tle::Response(id, result({301, 7, 302}, false)));  // token 4 is past min_tokens: the end
+  EXPECT_EQ(recorder->wait(), "finished:stop");
+  EXPECT_EQ(recorder->ids(), (std::vector<int32_t>{7, 300, 301}));
+  EXPECT_EQ(recorder->steps().back().finish, FinishReason::EndId);
+  ASSERT_TRUE(control->wait_for([&] { return !control->cancelled.empty(); }));
+  {
+    std::lock_guard lock(control->mutex);
+    EXPECT_EQ(control->cancelled.back().first, id);
+  }
+
+  // Without min_tokens they go to the executor as stop words.
+  r.min_tokens = 0;
+  submit(*control, r, std::make_shared<Recorder>());
+  std::lock_guard lock(control->mutex);
+  const auto stop_words = control->enqueued.back().second.getStopWords();
+  ASSERT_TRUE(stop_words.has_value());
+  EXPECT_EQ(stop_words->back(), (tle::VecTokens{7}));
 }
 
 TEST_F(TensorRtLlmEngineTest, StopStringsEndTheTextAndStopTheExecutor) {

@@ -171,7 +171,9 @@ struct TensorRtLlmEngine::Impl {
   struct Sequence {
     Sequence(std::shared_ptr<GenerationObserver> o, const Tokenizer& tokenizer, const GenerationRequest& g)
         : observer(std::move(o)), decoder(tokenizer), filter(g.stop_strings), end_ids(g.ignore_eos ? std::vector<int32_t>{} : g.end_ids),
-          return_log_probs(g.return_log_probs) {}
+          return_log_probs(g.return_log_probs), min_tokens(g.min_tokens) {
+      if (glue_watches_end_ids(g)) watched_end_ids.assign(g.end_ids.begin() + 1, g.end_ids.end());
+    }
     std::mutex mutex;
     bool done = false;
     std::shared_ptr<GenerationObserver> observer;
@@ -179,7 +181,17 @@ struct TensorRtLlmEngine::Impl {
     StopStringFilter filter;
     std::vector<int32_t> end_ids;
     bool return_log_probs;
+    int32_t min_tokens;
+    std::vector<int32_t> watched_end_ids;  // see glue_watches_end_ids
+    size_t generated = 0;                  // tokens received so far
   };
+
+  // The executor takes one end id, which min_tokens holds back; the others could only go as stop
+  // words, which it does not hold back. With min_tokens set, the glue watches them itself: the
+  // first one past min_tokens ends the request (an earlier one is an ordinary token).
+  static bool glue_watches_end_ids(const GenerationRequest& g) {
+    return !g.ignore_eos && g.end_ids.size() > 1 && g.min_tokens > 0;
+  }
 
   Impl(const TensorRtLlmOptions& o, const Tokenizer& t, EngineLog l)
       : options(o), tokenizer(t), log(std::move(l)), config(read_engine_config(o.engine_dir)) {}
@@ -244,8 +256,30 @@ struct TensorRtLlmEngine::Impl {
       log_probs.assign(beam.end() - static_cast<std::ptrdiff_t>(n), beam.end());
     }
 
+    bool watched_end = false;
+    for (size_t k = 0; k < ids.size() && !sequence->watched_end_ids.empty(); ++k) {
+      const bool past_min_tokens = sequence->generated + k + 1 > static_cast<size_t>(sequence->min_tokens);
+      if (past_min_tokens && std::find(sequence->watched_end_ids.begin(), sequence->watched_end_ids.end(), ids[k]) !=
+                                 sequence->watched_end_ids.end()) {
+        ids.resize(k);  // end ids are not part of the output
+        if (log_probs.size() > k) log_probs.resize(k);
+        watched_end = true;
+        break;
+      }
+    }
+    sequence->generated += ids.size();
+
     FinishReason finish = FinishReason::None;
-    if (result.isFinal) {
+    if (watched_end) {
+      finish = FinishReason::EndId;
+      if (!result.isFinal) {
+        try {
+          executor->cancelRequest(id);  // it would go on generating
+        } catch (const std::exception& e) {
+          say(LogLevel::Warning, "cancelRequest(" + std::to_string(id) + ") after an end id failed: " + e.what());
+        }
+      }
+    } else if (result.isFinal) {
       const tle::FinishReason reason = result.finishReasons.empty() ? tle::FinishReason::kNOT_FINISHED : result.finishReasons.front();
       switch (reason) {
         case tle::FinishReason::kEND_ID: finish = FinishReason::EndId; break;
@@ -484,8 +518,11 @@ void TensorRtLlmEngine::submit(GenerationRequest request, std::shared_ptr<Genera
   } else {
     executor_request.setEndId(request.end_ids.front());
     executor_request.setPadId(request.end_ids.front());
-    // The executor takes one end id; the others end generation as single-token stop words.
-    for (size_t i = 1; i < request.end_ids.size(); ++i) stop_words.push_back({request.end_ids[i]});
+    // The executor takes one end id; the others end generation as single-token stop words, or,
+    // with min_tokens, are watched by the glue (Impl::glue_watches_end_ids).
+    if (!Impl::glue_watches_end_ids(request)) {
+      for (size_t i = 1; i < request.end_ids.size(); ++i) stop_words.push_back({request.end_ids[i]});
+    }
   }
   if (!stop_words.empty()) executor_request.setStopWords(stop_words);
   if (!request.bad_token_sequences.empty()) {
