@@ -55,10 +55,16 @@ class SamplingConfig {
                           std::optional<FloatType> const& lengthPenalty = std::nullopt,
                           std::optional<SizeType32> const& earlyStopping = std::nullopt,
                           std::optional<SizeType32> const& noRepeatNgramSize = std::nullopt)
-      : mBeamWidth(beamWidth), mTopK(topK), mTopP(topP), mSeed(seed), mTemperature(temperature), mMinTokens(minTokens),
-        mRepetitionPenalty(repetitionPenalty), mPresencePenalty(presencePenalty), mFrequencyPenalty(frequencyPenalty) {
+      : mBeamWidth(beamWidth), mPresencePenalty(presencePenalty), mFrequencyPenalty(frequencyPenalty) {
     (void)topPMin, (void)topPResetIds, (void)topPDecay, (void)beamSearchDiversityRate, (void)lengthPenalty,
         (void)earlyStopping, (void)noRepeatNgramSize;
+    check(beamWidth > 0, "beamWidth > 0");
+    setTopK(topK);
+    setTopP(topP);
+    setSeed(seed);
+    setTemperature(temperature);
+    setMinTokens(minTokens);
+    setRepetitionPenalty(repetitionPenalty);
   }
 
   [[nodiscard]] SizeType32 getBeamWidth() const { return mBeamWidth; }
@@ -71,17 +77,39 @@ class SamplingConfig {
   [[nodiscard]] std::optional<FloatType> getPresencePenalty() const { return mPresencePenalty; }
   [[nodiscard]] std::optional<FloatType> getFrequencyPenalty() const { return mFrequencyPenalty; }
 
-  void setBeamWidth(SizeType32 beamWidth) { mBeamWidth = beamWidth; }
-  void setTopK(std::optional<SizeType32> const& topK) { mTopK = topK; }
-  void setTopP(std::optional<FloatType> const& topP) { mTopP = topP; }
+  // The real setters check their values (TLLM_CHECK, which throws): so does the double.
+  void setBeamWidth(SizeType32 beamWidth) {
+    check(beamWidth > 0, "beamWidth > 0");
+    mBeamWidth = beamWidth;
+  }
+  void setTopK(std::optional<SizeType32> const& topK) {
+    check(!topK || *topK >= 0, "topK.value() >= 0");
+    mTopK = topK;
+  }
+  void setTopP(std::optional<FloatType> const& topP) {
+    check(!topP || (*topP > 0.f && *topP <= 1.f), "topP.value() > 0.f && topP.value() <= 1.f");
+    mTopP = topP;
+  }
   void setSeed(std::optional<RandomSeedType> const& seed) { mSeed = seed; }
-  void setTemperature(std::optional<FloatType> const& temperature) { mTemperature = temperature; }
-  void setMinTokens(std::optional<SizeType32> const& minTokens) { mMinTokens = minTokens; }
-  void setRepetitionPenalty(std::optional<FloatType> const& repetitionPenalty) { mRepetitionPenalty = repetitionPenalty; }
+  void setTemperature(std::optional<FloatType> const& temperature) {
+    check(!temperature || *temperature >= 0.f, "temperature.value() >= 0.f");
+    mTemperature = temperature;
+  }
+  void setMinTokens(std::optional<SizeType32> const& minTokens) {
+    check(!minTokens || *minTokens >= 0, "minTokens.value() >= 0");
+    mMinTokens = minTokens;
+  }
+  void setRepetitionPenalty(std::optional<FloatType> const& repetitionPenalty) {
+    check(!repetitionPenalty || *repetitionPenalty > 0.f, "repetitionPenalty.value() > 0.f");
+    mRepetitionPenalty = repetitionPenalty;
+  }
   void setPresencePenalty(std::optional<FloatType> const& presencePenalty) { mPresencePenalty = presencePenalty; }
   void setFrequencyPenalty(std::optional<FloatType> const& frequencyPenalty) { mFrequencyPenalty = frequencyPenalty; }
 
  private:
+  static void check(bool holds, const char* condition) {
+    if (!holds) throw std::runtime_error(std::string("[TensorRT-LLM][ERROR] Assertion failed: ") + condition);
+  }
   SizeType32 mBeamWidth;
   std::optional<SizeType32> mTopK;
   std::optional<FloatType> mTopP;
@@ -530,11 +558,13 @@ class Executor {
       const bool final = reason != FinishReason::kNOT_FINISHED;
       if (a.request.getStreaming() || final) {
         Result r{final, {a.request.getStreaming() ? fresh : a.gathered}, std::nullopt, std::nullopt, {reason}, a.produced, 0, final};
-        if (!a.request.getOutputConfig().excludeInputFromOutput && (a.produced <= b.tokens_per_response || !a.request.getStreaming()))
+        // As in 0.13: the prompt only in a non-streamed result that asks for it, never streamed.
+        if (!a.request.getOutputConfig().excludeInputFromOutput && !a.request.getStreaming())
           r.outputTokenIds[0].insert(r.outputTokenIds[0].begin(), prompt.begin(), prompt.end());
         if (a.request.getOutputConfig().returnLogProbs) {
+          // The log probabilities of every token generated so far, streamed or not.
           VecLogProbs lp;
-          for (TokenIdType t : r.outputTokenIds[0]) lp.push_back(-0.001f * static_cast<float>(t));
+          for (TokenIdType t : a.gathered) lp.push_back(-0.001f * static_cast<float>(t));
           r.logProbs = std::vector<VecLogProbs>{lp};
         }
         c.pending.push_back(Response(a.id, std::move(r)));
