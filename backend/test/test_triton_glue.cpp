@@ -75,9 +75,16 @@ TEST(ModelSettings, InputsAndOutputsMustHaveTheTypesTheBackendHandles) {
               {text_output, tensor("finish_reason", "TYPE_STRING"), tensor("num_input_tokens", "TYPE_UINT32"),
                tensor("num_output_tokens", "TYPE_UINT32")}),
       "/m/1"));
-  EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING")}, {text_output, tensor("num_input_tokens", "TYPE_INT32")}))
-                .find("output \"num_input_tokens\" is declared with data_type TYPE_INT32, but this backend writes UINT32 "
-                      "to it (set data_type: TYPE_UINT32)"),
+  // ... or as tensorrtllm_backend's tensorrt_llm model does (INT32): written in the declared type.
+  EXPECT_FALSE(ModelSettings::parse(with_io({tensor("text_input", "TYPE_STRING")}, {text_output, tensor("num_input_tokens", "TYPE_UINT32")}),
+                                    "/m/1").token_counts_int32);
+  EXPECT_TRUE(ModelSettings::parse(with_io({tensor("input_ids", "TYPE_INT32")},
+                                           {tensor("output_ids", "TYPE_INT32"), tensor("num_input_tokens", "TYPE_INT32"),
+                                            tensor("num_output_tokens", "TYPE_INT32")}),
+                                   "/m/1").token_counts_int32);
+  EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING")}, {text_output, tensor("num_input_tokens", "TYPE_FP32")}))
+                .find("output \"num_input_tokens\" is declared with data_type TYPE_FP32, but this backend writes a token "
+                      "count to it (set data_type: TYPE_UINT32, or TYPE_INT32)"),
             std::string::npos);
   EXPECT_NE(settings_error(with_io({tensor("text_input", "TYPE_STRING"), tensor("return_finish_reason", "TYPE_INT32")},
                                    {text_output}))

@@ -79,6 +79,7 @@ function tensorrtllmBackendConfig(engine: string): string {
   const outputs = [
     tensor('output_ids', 'TYPE_INT32', '-1, -1'), tensor('sequence_length', 'TYPE_INT32', '-1'),
     tensor('cum_log_probs', 'TYPE_FP32', '-1'), tensor('output_log_probs', 'TYPE_FP32', '-1, -1'),
+    tensor('num_input_tokens', 'TYPE_INT32', '1'), tensor('num_output_tokens', 'TYPE_INT32', '1'),
   ];
   const parameters: Record<string, string> = {
     max_beam_width: '1', FORCE_CPU_ONLY_INPUT_TENSORS: 'no', gpt_model_type: 'inflight_fused_batching', gpt_model_path: engine,
@@ -112,6 +113,7 @@ function tokenRequest(model: string, ids: number[], maxTokens: number, stream: b
 }
 
 interface Collected {
+  messages: StreamResponse[];
   responses: number[][];
   texts: string[];
   finals: number;
@@ -121,9 +123,10 @@ interface Collected {
 /** One request on its own ModelStreamInfer call, collected until Triton's final flag. */
 function streamOne(client: TestClient, request: InferRequest): Promise<Collected> {
   const call = client.stream();
-  const collected: Collected = { responses: [], texts: [], finals: 0, errors: [] };
+  const collected: Collected = { messages: [], responses: [], texts: [], finals: 0, errors: [] };
   return new Promise<Collected>((resolve, reject) => {
     call.on('data', (message: StreamResponse) => {
+      collected.messages.push(message);
       const response = message.infer_response;
       if (message.error_message) collected.errors.push(message.error_message);
       if (response?.outputs.some((o) => o.name === 'output_ids')) collected.responses.push(readInt32s(output(response, 'output_ids')));
@@ -191,9 +194,15 @@ describe('TensorRT-LLM engine path (executor test double) on the dev server', ()
     expect(index.models.find((m) => m.name === 'tensorrt_llm')).toMatchObject({ state: 'READY' });
     const request = tokenRequest('tensorrt_llm', [1, 500], 5, true);
     request.inputs.push({ name: 'input_lengths', datatype: 'INT32', shape: [1, 1], contents: { int_contents: [2] } });
+    request.outputs = [...(request.outputs ?? []), { name: 'num_input_tokens' }, { name: 'num_output_tokens' }];
     const result = await streamOne(client, request);
     expect(result.errors).toEqual([]);
     expect(result.responses.flat()).toEqual([300, 301, 302, 303, 304]);
+    // Token counts in the type this config declares (INT32), sent because the request names them.
+    const counts = result.messages.map((m) => m.infer_response).filter((r) => r?.outputs.some((o) => o.name === 'num_output_tokens'));
+    expect(counts.every((r) => r!.outputs.find((o) => o.name === 'num_input_tokens')?.datatype === 'INT32')).toBe(true);
+    expect(counts.map((r) => readInt32s(output(r!, 'num_input_tokens'))[0])).toEqual(counts.map(() => 2));
+    expect(counts.reduce((sum, r) => sum + readInt32s(output(r!, 'num_output_tokens'))[0]!, 0)).toBe(5);
     // What does not apply is logged once by name; unfilled template values count as not set.
     expect(server.output()).toMatch(/model tensorrt_llm: config\.pbtxt: parameter "FORCE_CPU_ONLY_INPUT_TENSORS" \(tensorrtllm_backend\) is ignored/);
     expect(server.output()).toMatch(/parameter "max_tokens_in_paged_kv_cache" is the unfilled template value/);

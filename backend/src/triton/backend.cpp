@@ -199,13 +199,22 @@ class ResponseSender : public GenerationObserver {
       if (parsed_.return_finish_reason && wants("finish_reason")) {
         add_string_output(response, "finish_reason", {1, 1}, finish == FinishReason::None ? "" : finish_reason_name(finish));
       }
-      if (parsed_.return_num_input_tokens && wants("num_input_tokens")) {
-        const auto count = static_cast<uint32_t>(parsed_.generation.prompt_ids.size());
-        add_output(response, "num_input_tokens", TRITONSERVER_TYPE_UINT32, {1, 1}, &count, 4);
+      // In the type the model declares (UINT32, or tensorrtllm_backend's INT32): both fit 4 bytes.
+      const auto add_count = [&](const char* name, size_t value) {
+        if (instance_.model->settings.token_counts_int32) {
+          const auto count = static_cast<int32_t>(value);
+          add_output(response, name, TRITONSERVER_TYPE_INT32, {1, 1}, &count, 4);
+        } else {
+          const auto count = static_cast<uint32_t>(value);
+          add_output(response, name, TRITONSERVER_TYPE_UINT32, {1, 1}, &count, 4);
+        }
+      };
+      // Sent when the flag asks (vLLM's way) or the request names the output (tensorrtllm_backend's).
+      if ((parsed_.return_num_input_tokens && wants("num_input_tokens")) || requested_.count("num_input_tokens") != 0) {
+        add_count("num_input_tokens", parsed_.generation.prompt_ids.size());
       }
-      if (parsed_.return_num_output_tokens && wants("num_output_tokens")) {
-        const auto count = static_cast<uint32_t>(new_tokens);
-        add_output(response, "num_output_tokens", TRITONSERVER_TYPE_UINT32, {1, 1}, &count, 4);
+      if ((parsed_.return_num_output_tokens && wants("num_output_tokens")) || requested_.count("num_output_tokens") != 0) {
+        add_count("num_output_tokens", new_tokens);
       }
     } catch (const std::exception& e) {
       error = new_error(TRITONSERVER_ERROR_INTERNAL, e.what());

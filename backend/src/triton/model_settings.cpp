@@ -220,7 +220,7 @@ void check_tensorrtllm_backend_values(json& parameters, std::vector<std::string>
 // The tensors the backend reads and writes, by the types it handles. A config that declares one
 // with another type (text_input as TYPE_INT32) or lacks the output its prompt style answers with
 // would load and then fail every request, or answer with nothing; it is refused at load instead.
-void check_inputs_and_outputs(const json& config) {
+void check_inputs_and_outputs(const json& config, ModelSettings& s) {
   const auto declared = [&](const char* list) {
     std::map<std::string, std::string> types;  // name -> data_type
     if (!config.contains(list) || !config[list].is_array()) return types;
@@ -231,6 +231,9 @@ void check_inputs_and_outputs(const json& config) {
   };
   const auto inputs = declared("input");
   const auto outputs = declared("output");
+  for (const char* name : {"num_input_tokens", "num_output_tokens"}) {
+    if (const auto it = outputs.find(name); it != outputs.end() && it->second == "TYPE_INT32") s.token_counts_int32 = true;
+  }
   if (inputs.empty()) return;  // nothing declared (yet): Triton refuses such a model itself
   const auto expect = [](const std::map<std::string, std::string>& tensors, const char* kind,
                          const std::vector<std::string>& names, const std::string& type, const char* what) {
@@ -255,7 +258,15 @@ void check_inputs_and_outputs(const json& config) {
   expect(inputs, "input", {"input_ids", "input_lengths", "stop_words_list", "bad_words_list"}, "TYPE_INT*",
          "reads it as token ids");
   expect(outputs, "output", {"text_output", "finish_reason"}, "TYPE_STRING", "writes text to it");
-  expect(outputs, "output", {"num_input_tokens", "num_output_tokens"}, "TYPE_UINT32", "writes UINT32 to it");
+  // Token counts: TYPE_UINT32 as Triton's vLLM backend declares them, or TYPE_INT32 as
+  // tensorrtllm_backend's tensorrt_llm model does; written in the type declared.
+  for (const char* name : {"num_input_tokens", "num_output_tokens"}) {
+    const auto it = outputs.find(name);
+    if (it != outputs.end() && it->second != "TYPE_UINT32" && it->second != "TYPE_INT32") {
+      throw_error("config.pbtxt: output \"", name, "\" is declared with data_type ", it->second,
+                  ", but this backend writes a token count to it (set data_type: TYPE_UINT32, or TYPE_INT32)");
+    }
+  }
   expect(outputs, "output", {"output_ids", "sequence_length", "batch_index"}, "TYPE_INT32", "writes INT32 to it");
   expect(outputs, "output", {"cum_log_probs", "output_log_probs"}, "TYPE_FP32", "writes FP32 to it");
 
@@ -444,7 +455,7 @@ ModelSettings ModelSettings::parse(const json& config, const std::filesystem::pa
   }
   s.tokenizer_dir = parameters.contains("tokenizer_dir") ? resolve(version_dir, parameter_text(parameters, "tokenizer_dir"))
                                                          : model_dir;
-  check_inputs_and_outputs(config);
+  check_inputs_and_outputs(config, s);
   return s;
 }
 

@@ -30,6 +30,7 @@ struct ModelSettings {
   TensorRtLlmOptions tensorrtllm;        // tensorrtllm: engine_dir and tensorrtllm_backend's knobs
   bool exclude_input_in_output = true;   // default for requests that do not say
   bool decoupled = false;                // model_transaction_policy.decoupled
+  bool token_counts_int32 = false;       // num_input/output_tokens declared TYPE_INT32 (else UINT32)
   int64_t max_batch_size = 0;
   // What parsing took as given but did not apply (tensorrtllm_backend parameters this backend
   // ignores, unfilled template values), one line each, for the model's log.
