@@ -209,13 +209,15 @@ class ResponseSender : public GenerationObserver {
           add_output(response, name, TRITONSERVER_TYPE_UINT32, {1, 1}, &count, 4);
         }
       };
-      // Sent when the flag asks (vLLM's way) or the request names the output (tensorrtllm_backend's).
-      if ((parsed_.return_num_input_tokens && wants("num_input_tokens")) || requested_.count("num_input_tokens") != 0) {
+      // Sent when the flag asks (Triton's vLLM backend's way), or, for token-style requests, when
+      // the request names the output (tensorrtllm_backend's tensorrt_llm model has no flag).
+      const auto counted = [&](bool flag, const char* name) {
+        return (flag && wants(name)) || (!parsed_.text_style && requested_.count(name) != 0);
+      };
+      if (counted(parsed_.return_num_input_tokens, "num_input_tokens")) {
         add_count("num_input_tokens", parsed_.generation.prompt_ids.size());
       }
-      if ((parsed_.return_num_output_tokens && wants("num_output_tokens")) || requested_.count("num_output_tokens") != 0) {
-        add_count("num_output_tokens", new_tokens);
-      }
+      if (counted(parsed_.return_num_output_tokens, "num_output_tokens")) add_count("num_output_tokens", new_tokens);
     } catch (const std::exception& e) {
       error = new_error(TRITONSERVER_ERROR_INTERNAL, e.what());
     }
