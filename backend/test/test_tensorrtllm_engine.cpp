@@ -517,6 +517,30 @@ TEST_F(TensorRtLlmEngineTest, RequestsBeyondTheEngineAreRefusedBeforeTheExecutor
   EXPECT_TRUE(control->enqueued.empty());
 }
 
+TEST_F(TensorRtLlmEngineTest, RequestsBeyondMaxQueueSizeAreRefusedAsQueueFull) {
+  options_.max_batch_size = 1;
+  options_.max_queue_size = 2;
+  auto control = start();
+  for (int i = 0; i < 3; ++i) submit(*control, request(), std::make_shared<Recorder>());  // one running, two waiting
+  auto refused = std::make_shared<Recorder>();
+  EXPECT_THROW(engine_->submit(request(), refused), QueueFullError);
+  EXPECT_EQ(refused->endings(), 0u) << "a refused request is never called back";
+  {
+    std::lock_guard lock(control->mutex);
+    EXPECT_EQ(control->enqueued.size(), 3u);
+  }
+  // One ends: there is room again.
+  tle::IdType first = 0;
+  {
+    std::lock_guard lock(control->mutex);
+    first = control->enqueued.front().first;
+  }
+  auto recorder = std::make_shared<Recorder>();
+  control->push(tle::Response(first, result({300}, true, tle::FinishReason::kLENGTH)));
+  for (int i = 0; i < 500 && engine_->stats().active + engine_->stats().queued > 2; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_NO_THROW(engine_->submit(request(), recorder));
+}
+
 TEST_F(TensorRtLlmEngineTest, LoadErrorsNameTheEngineFolder) {
   tle::testing::Behaviour b = scripted();
   b.construct_error = "[TensorRT-LLM][ERROR] Assertion failed: Failed to deserialize cuda engine";

@@ -198,6 +198,7 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
                                                    {"stats_check_period_ms", "1000"},
                                                    {"max_concurrent_requests", "16"},
                                                    {"max_num_tokens", "4096"},
+                                                   {"max_queue_size", "32"},
                                                    {"max_context_tokens", "2048"}}),
                                       "/models/m/1");
   EXPECT_EQ(s.engine, "tensorrtllm");
@@ -212,6 +213,7 @@ TEST(ModelSettings, TensorRtLlmEngineAndTensorrtllmBackendKnobs) {
   EXPECT_EQ(s.tensorrtllm.stats_check_period, std::chrono::milliseconds(1000));
   EXPECT_EQ(s.tensorrtllm.max_batch_size, 16);
   EXPECT_EQ(s.tensorrtllm.max_num_tokens, 4096);
+  EXPECT_EQ(s.tensorrtllm.max_queue_size, 32u);
   EXPECT_EQ(s.max_context_tokens, 2048);
 
   const auto defaults = ModelSettings::parse(config_with({{"engine", "tensorrtllm"}, {"engine_dir", "/e"}}), "/m/1");

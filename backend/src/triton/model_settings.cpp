@@ -90,7 +90,7 @@ const std::map<std::string, std::string>& known_parameters() {
       {"threads", "cpu"},
       {"tokens_per_block", "cpu"},
       {"kv_cache_memory_bytes", "cpu"},
-      {"max_queue_size", "cpu"},
+      {"max_queue_size", ""},
       {"engine_dir", "tensorrtllm"},
       {"batching_strategy", "tensorrtllm"},
       {"kv_cache_free_gpu_mem_fraction", "tensorrtllm"},
@@ -400,6 +400,10 @@ void parse_tensorrtllm(const json& parameters, const std::filesystem::path& vers
   if (shared.stats_check_period) t.stats_check_period = *shared.stats_check_period;
   if (shared.max_concurrent_requests > 0) t.max_batch_size = static_cast<int32_t>(shared.max_concurrent_requests);
   if (shared.max_num_tokens) t.max_num_tokens = static_cast<int32_t>(*shared.max_num_tokens);
+  if (parameters.contains("max_queue_size")) {
+    t.max_queue_size =
+        static_cast<size_t>(parse_integer("max_queue_size", parameter_text(parameters, "max_queue_size"), 0, INT32_MAX));
+  }
 }
 
 }  // namespace

@@ -29,6 +29,9 @@ struct TensorRtLlmOptions {
   // max_num_tokens: a runtime cap on the tokens of one iteration (at most the engine's build-time
   // max_num_tokens); unset = the engine's.
   std::optional<int32_t> max_num_tokens;
+  // max_queue_size: requests waiting to start (as the executor last reported them, or those beyond
+  // the batch size) beyond which submit refuses with QueueFullError; 0 = unbounded.
+  size_t max_queue_size = 0;
 };
 
 }  // namespace llm

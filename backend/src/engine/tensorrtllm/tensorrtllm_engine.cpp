@@ -532,6 +532,19 @@ void TensorRtLlmEngine::submit(GenerationRequest request, std::shared_ptr<Genera
   auto sequence = std::make_shared<Impl::Sequence>(std::move(observer), m.tokenizer, request);
   // Enqueue and register under one lock: the response thread cannot see the id before it is known.
   std::lock_guard lock(m.map_mutex);
+  if (m.options.max_queue_size > 0) {
+    size_t reported_queued = 0;
+    {
+      std::lock_guard stats_lock(m.stats_mutex);
+      reported_queued = m.published.queued;
+    }
+    const size_t batch = static_cast<size_t>(m.options.max_batch_size.value_or(static_cast<int32_t>(m.config.max_batch_size)));
+    const size_t beyond_batch = batch > 0 && m.sequences.size() > batch ? m.sequences.size() - batch : 0;
+    if (std::max(reported_queued, beyond_batch) >= m.options.max_queue_size) {
+      throw QueueFullError("the request queue is full (max_queue_size " + std::to_string(m.options.max_queue_size) +
+                           " requests waiting to start): retry later");
+    }
+  }
   tle::IdType id = 0;
   try {
     id = m.executor->enqueueRequest(executor_request);
