@@ -517,6 +517,20 @@ TEST_F(TensorRtLlmEngineTest, RequestsBeyondTheEngineAreRefusedBeforeTheExecutor
   EXPECT_TRUE(control->enqueued.empty());
 }
 
+TEST_F(TensorRtLlmEngineTest, AProcessThatCannotEnqueueSaysSo) {
+  tle::testing::Behaviour b = scripted();
+  b.can_enqueue = false;
+  auto control = start(b);
+  try {
+    engine_->submit(request(), std::make_shared<Recorder>());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("does not take requests in this process"), std::string::npos) << e.what();
+  }
+  std::lock_guard lock(control->mutex);
+  EXPECT_TRUE(control->enqueued.empty());
+}
+
 TEST_F(TensorRtLlmEngineTest, RequestsBeyondMaxQueueSizeAreRefusedAsQueueFull) {
   options_.max_batch_size = 1;
   options_.max_queue_size = 2;
@@ -579,6 +593,16 @@ TEST_F(TensorRtLlmEngineTest, LoadErrorsNameTheEngineFolder) {
               std::string::npos) << e.what();
   }
   options_.max_batch_size.reset();
+  write_engine_config(R"({"pretrained_config": {"vocab_size": 32000, "mapping": {"world_size": 2, "tp_size": 2, "pp_size": 1}},
+                          "build_config": {"max_seq_len": 128}})");
+  try {
+    TensorRtLlmEngine engine(options_, *tokenizer_);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the engine was built for 2 GPUs (tp_size 2, pp_size 1), but this backend runs "
+                                         "single-GPU engines"),
+              std::string::npos) << e.what();
+  }
   write_engine_config(R"({"pretrained_config": {"vocab_size": 1000}, "build_config": {"max_seq_len": 128}})");
   try {
     TensorRtLlmEngine engine(options_, *tokenizer_);

@@ -91,6 +91,19 @@ EngineConfig read_engine_config(const std::filesystem::path& engine_dir) {
     if (q.contains("quant_algo") && q["quant_algo"].is_string()) c.quantization = q["quant_algo"].get<std::string>();
   }
   if (j.contains("version") && j["version"].is_string()) c.version = j["version"].get<std::string>();
+  // A tensor- or pipeline-parallel engine needs one process per GPU rank (or the executor's
+  // orchestrator mode): refused here, rather than failing deep inside TensorRT-LLM.
+  if (pretrained.contains("mapping") && pretrained["mapping"].is_object()) {
+    const nlohmann::json& mapping = pretrained["mapping"];
+    const int64_t tp = integer(mapping, "pretrained_config.mapping", "tp_size", false);
+    const int64_t pp = integer(mapping, "pretrained_config.mapping", "pp_size", false);
+    const int64_t world = integer(mapping, "pretrained_config.mapping", "world_size", false);
+    if (std::max({tp, pp, world}) > 1) {
+      throw_error(where, ": the engine was built for ", std::max({world, tp * pp}), " GPUs (tp_size ", std::max<int64_t>(tp, 1),
+                  ", pp_size ", std::max<int64_t>(pp, 1), "), but this backend runs single-GPU engines: rebuild it with ",
+                  "convert_checkpoint.py --tp_size 1 --pp_size 1, or serve it with tensorrtllm_backend");
+    }
+  }
   return c;
 }
 
@@ -532,6 +545,9 @@ void TensorRtLlmEngine::submit(GenerationRequest request, std::shared_ptr<Genera
   auto sequence = std::make_shared<Impl::Sequence>(std::move(observer), m.tokenizer, request);
   // Enqueue and register under one lock: the response thread cannot see the id before it is known.
   std::lock_guard lock(m.map_mutex);
+  if (!m.executor->canEnqueueRequests()) {
+    throw_error("the TensorRT-LLM executor does not take requests in this process (not its leader)");
+  }
   if (m.options.max_queue_size > 0) {
     size_t reported_queued = 0;
     {

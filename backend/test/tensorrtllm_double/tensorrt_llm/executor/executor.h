@@ -337,6 +337,7 @@ struct Behaviour {
   std::string failure_message = "injected executor failure";
   std::optional<std::string> construct_error;  // the Executor constructor throws this
   std::optional<std::string> enqueue_error;    // enqueueRequest throws this
+  bool can_enqueue = true;                     // canEnqueueRequests() (false: not the leader process)
   bool log = false;                        // print enqueue/cancel calls on stderr (end-to-end tests read them)
 };
 
@@ -501,7 +502,10 @@ class Executor {
     return out;
   }
 
-  [[nodiscard]] bool canEnqueueRequests() const { return true; }
+  [[nodiscard]] bool canEnqueueRequests() const {
+    std::lock_guard lock(mControl->mutex);
+    return mControl->behaviour.can_enqueue;
+  }
 
  private:
   struct Active {
