@@ -155,15 +155,15 @@ bool unfilled_template(const std::string& text) {
 }
 
 // A tensorrtllm_backend config.pbtxt's parameters in this backend's terms: unfilled template
-// values dropped, its aliases renamed, the parameters that do not apply dropped after checking
-// that their values change nothing this backend does; each noted once in `notes`.
+// values dropped, its aliases renamed, the parameters that do not apply dropped (the few whose
+// values could matter are left to check_tensorrtllm_backend_values); each noted in `notes`.
 json translate_tensorrtllm_backend_parameters(const json& given, std::vector<std::string>& notes) {
   json parameters = json::object();
+  std::string unfilled;
   for (const auto& [key, value] : given.items()) {
     const bool text = value.is_object() && value.contains("string_value") && value["string_value"].is_string();
     if (text && unfilled_template(value["string_value"].get<std::string>())) {
-      notes.push_back("parameter \"" + key + "\" is the unfilled template value \"" +
-                      value["string_value"].get<std::string>() + "\": treated as not set");
+      unfilled += (unfilled.empty() ? "" : ", ") + key;
       continue;
     }
     if (const auto alias = tensorrtllm_backend_aliases().find(key); alias != tensorrtllm_backend_aliases().end()) {
@@ -180,6 +180,7 @@ json translate_tensorrtllm_backend_parameters(const json& given, std::vector<std
     }
     parameters[key] = value;
   }
+  if (!unfilled.empty()) notes.push_back("parameters left as unfilled template values (\"${...}\"), so not set: " + unfilled);
   return parameters;
 }
 
