@@ -296,6 +296,7 @@ struct SharedSettings {
   std::optional<bool> enable_kv_cache_reuse;
   std::optional<bool> enable_chunked_context;
   std::optional<std::chrono::milliseconds> stats_check_period;
+  size_t max_queue_size = 0;  // 0: unbounded
 };
 
 SharedSettings parse_shared(const json& parameters) {
@@ -321,6 +322,8 @@ SharedSettings parse_shared(const json& parameters) {
     shared.enable_kv_cache_reuse = parse_bool("enable_kv_cache_reuse", text("enable_kv_cache_reuse"));
   if (parameters.contains("enable_chunked_context"))
     shared.enable_chunked_context = parse_bool("enable_chunked_context", text("enable_chunked_context"));
+  if (parameters.contains("max_queue_size"))
+    shared.max_queue_size = static_cast<size_t>(parse_integer("max_queue_size", text("max_queue_size"), 0, INT32_MAX));
   if (parameters.contains("stats_check_period_ms")) {
     shared.stats_check_period =
         std::chrono::milliseconds(parse_integer("stats_check_period_ms", text("stats_check_period_ms"), 1, 3'600'000));
@@ -348,8 +351,7 @@ void parse_cpu(const json& parameters, const std::filesystem::path& version_dir,
   if (shared.stats_check_period) c.stats_period = *shared.stats_check_period;
   if (parameters.contains("tokens_per_block"))
     b.tokens_per_block = static_cast<size_t>(parse_integer("tokens_per_block", text("tokens_per_block"), 1, 4096));
-  if (parameters.contains("max_queue_size"))
-    b.max_queue_size = static_cast<size_t>(parse_integer("max_queue_size", text("max_queue_size"), 0, INT32_MAX));
+  b.max_queue_size = shared.max_queue_size;
   if (shared.max_tokens_in_paged_kv_cache) c.max_tokens_in_paged_kv_cache = static_cast<size_t>(*shared.max_tokens_in_paged_kv_cache);
   if (parameters.contains("kv_cache_memory_bytes")) {
     if (c.max_tokens_in_paged_kv_cache) {
@@ -401,10 +403,7 @@ void parse_tensorrtllm(const json& parameters, const std::filesystem::path& vers
   if (shared.stats_check_period) t.stats_check_period = *shared.stats_check_period;
   if (shared.max_concurrent_requests > 0) t.max_batch_size = static_cast<int32_t>(shared.max_concurrent_requests);
   if (shared.max_num_tokens) t.max_num_tokens = static_cast<int32_t>(*shared.max_num_tokens);
-  if (parameters.contains("max_queue_size")) {
-    t.max_queue_size =
-        static_cast<size_t>(parse_integer("max_queue_size", parameter_text(parameters, "max_queue_size"), 0, INT32_MAX));
-  }
+  t.max_queue_size = shared.max_queue_size;
 }
 
 }  // namespace

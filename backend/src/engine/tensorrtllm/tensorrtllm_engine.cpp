@@ -224,15 +224,21 @@ struct TensorRtLlmEngine::Impl {
     sequences.erase(id);
   }
 
+  // Asks the executor to stop a request; a failure is logged (`when` says at what point), since
+  // the request has already ended for its client.
+  void stop_in_executor(tle::IdType id, const std::string& when) {
+    try {
+      executor->cancelRequest(id);
+    } catch (const std::exception& e) {
+      say(LogLevel::Warning, "cancelRequest(" + std::to_string(id) + ")" + when + " failed: " + e.what());
+    }
+  }
+
   // Ends a sequence as cancelled: the executor stops it, the observer hears at once. Called with
   // the sequence's mutex held.
   void cancel_locked(tle::IdType id, Sequence& sequence) {
     sequence.done = true;
-    try {
-      executor->cancelRequest(id);
-    } catch (const std::exception& e) {
-      say(LogLevel::Warning, "cancelRequest(" + std::to_string(id) + ") failed: " + e.what());
-    }
+    stop_in_executor(id, "");
     forget(id);
     sequence.observer->on_cancelled();
   }
@@ -285,13 +291,7 @@ struct TensorRtLlmEngine::Impl {
     FinishReason finish = FinishReason::None;
     if (watched_end) {
       finish = FinishReason::EndId;
-      if (!result.isFinal) {
-        try {
-          executor->cancelRequest(id);  // it would go on generating
-        } catch (const std::exception& e) {
-          say(LogLevel::Warning, "cancelRequest(" + std::to_string(id) + ") after an end id failed: " + e.what());
-        }
-      }
+      if (!result.isFinal) stop_in_executor(id, " after an end id");  // it would go on generating
     } else if (result.isFinal) {
       const tle::FinishReason reason = result.finishReasons.empty() ? tle::FinishReason::kNOT_FINISHED : result.finishReasons.front();
       switch (reason) {
@@ -329,11 +329,7 @@ struct TensorRtLlmEngine::Impl {
     if (sequence->filter.stopped() && finish == FinishReason::None) {
       // A stop string, matched on the text: TensorRT-LLM would go on generating, so stop it.
       finish = FinishReason::StopString;
-      try {
-        executor->cancelRequest(id);
-      } catch (const std::exception& e) {
-        say(LogLevel::Warning, "cancelRequest(" + std::to_string(id) + ") after a stop string failed: " + e.what());
-      }
+      stop_in_executor(id, " after a stop string");
     } else if (sequence->filter.stopped()) {
       finish = FinishReason::StopString;
     }
@@ -488,11 +484,7 @@ TensorRtLlmEngine::~TensorRtLlmEngine() {
     std::lock_guard lock(sequence->mutex);
     if (sequence->done) continue;
     sequence->done = true;
-    try {
-      m.executor->cancelRequest(id);
-    } catch (const std::exception& e) {
-      m.say(LogLevel::Warning, "cancelRequest(" + std::to_string(id) + ") at shutdown failed: " + e.what());
-    }
+    m.stop_in_executor(id, " at shutdown");
     sequence->observer->on_cancelled();
   }
   if (m.executor) {
