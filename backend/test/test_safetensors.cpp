@@ -177,6 +177,12 @@ TEST(ModelConfig, RejectsUnknownArchitectureAndMissingFields) {
   bad.erase("hidden_size");
   expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"missing field \"hidden_size\""});
   bad = j;
+  bad["attn_bias"] = 32;  // found by fuzz_checkpoint_config: a non-boolean flag escaped as a JSON library error
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"cfg.json: field \"attn_bias\" must be true or false, got 32"});
+  bad = j;
+  bad["share_embedding_table"] = "yes";
+  expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"field \"share_embedding_table\" must be true or false"});
+  bad = j;
   bad["num_key_value_heads"] = 3;
   expect_error([&] { ModelConfig::from_json(bad, "cfg.json"); }, {"multiple of num_key_value_heads"});
   bad = j;

@@ -46,6 +46,12 @@ double number_or(const json& j, const char* key, double fallback, const std::str
   return j[key].get<double>();
 }
 
+bool boolean_or(const json& j, const char* key, bool fallback, const std::string& where) {
+  if (!j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_boolean()) throw_error(where, ": field \"", key, "\" must be true or false, got ", j[key].dump());
+  return j[key].get<bool>();
+}
+
 }  // namespace
 
 std::string_view quant_algo_name(QuantAlgo algo) {
@@ -130,8 +136,8 @@ QuantConfig quantization_from_json(const json& q, const std::string& where) {
     if (!q["group_size"].is_number_integer()) throw_error(where, ": quantization.group_size must be an integer");
     c.group_size = q["group_size"].get<int64_t>();
   }
-  c.has_zero_point = q.value("has_zero_point", false);
-  c.pre_quant_scale = q.value("pre_quant_scale", false);
+  c.has_zero_point = boolean_or(q, "has_zero_point", false, where + ": quantization");
+  c.pre_quant_scale = boolean_or(q, "pre_quant_scale", false, where + ": quantization");
   if (q.contains("exclude_modules") && !q["exclude_modules"].is_null()) {
     if (!q["exclude_modules"].is_array()) throw_error(where, ": quantization.exclude_modules must be a list of names");
     for (const auto& name : q["exclude_modules"]) {
@@ -200,7 +206,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   c.max_position_embeddings = required_int(j, "max_position_embeddings", where);
   c.norm_epsilon = number_or(j, "norm_epsilon", 1e-5, where);
   c.rotary_base = number_or(j, "rotary_base", 10000.0, where);
-  c.share_embedding_table = j.value("share_embedding_table", false);
+  c.share_embedding_table = boolean_or(j, "share_embedding_table", false, where);
 
   if (j.contains("hidden_act") && j["hidden_act"] != "silu")
     throw_error(where, ": hidden_act ", j["hidden_act"].dump(), " is not supported (Llama uses \"silu\")");
@@ -210,7 +216,7 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& where) {
   }
   if (j.contains("rotary_scaling") && !j["rotary_scaling"].is_null())
     throw_error(where, ": rotary_scaling ", j["rotary_scaling"].dump(), " is not supported yet");
-  if (j.value("attn_bias", false) || j.value("mlp_bias", false) || j.value("bias", false))
+  if (boolean_or(j, "attn_bias", false, where) || boolean_or(j, "mlp_bias", false, where) || boolean_or(j, "bias", false, where))
     throw_error(where, ": attention/MLP biases are not supported (Llama has none)");
   if (j.contains("mapping") && j["mapping"].is_object()) {
     const json& m = j["mapping"];
